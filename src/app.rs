@@ -1,0 +1,195 @@
+//! Start-up and shutdown: builds the one `Shared` every task receives, binds the
+//! listener, spawns the accept loop and pool maintenance on one `TaskTracker`, reloads
+//! the configuration on demand, and drains on shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Authenticator;
+use crate::config::{Config, ConfigError, Overrides, Upstream};
+use crate::pool::{run_reaper, Pool, PoolKey, PoolParams};
+use crate::session::CancelRegistry;
+
+/// Everything sessions and workers share. Built once in [`App::start`].
+pub struct Shared {
+    config: ArcSwap<Config>,
+    upstream: ArcSwap<Upstream>,
+    pub pools: DashMap<PoolKey, Arc<Pool>>,
+    pub cancel: CancelRegistry,
+    pub auth: Authenticator,
+    /// Clients connected now.
+    pub clients: AtomicUsize,
+    /// Clients ever accepted.
+    pub clients_total: AtomicU64,
+    /// Fired by the first shutdown request: stop accepting, let transactions finish.
+    pub shutdown: CancellationToken,
+    /// Fired when `shutdown_timeout` runs out or on a second request: close everyone.
+    pub force_close: CancellationToken,
+    /// Where the configuration came from, for reloads.
+    source: ConfigSource,
+}
+
+/// The file and command-line overrides the configuration was built from.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    pub path: Option<PathBuf>,
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Shared {
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    pub fn upstream(&self) -> Arc<Upstream> {
+        self.upstream.load_full()
+    }
+
+    /// The pool for (database, user), created on first use.
+    pub fn pool(&self, database: &str, user: &str) -> Arc<Pool> {
+        let key = PoolKey {
+            database: database.to_string(),
+            user: user.to_string(),
+        };
+        if let Some(pool) = self.pools.get(&key) {
+            return pool.clone();
+        }
+        let config = self.config();
+        let settings = config.pool_settings(&self.upstream(), database);
+        let params = PoolParams::new(&config, settings);
+        self.pools
+            .entry(key.clone())
+            .or_insert_with(|| {
+                tracing::info!(pool = %key, mode = ?params.settings.mode, size = params.settings.size, "created pool");
+                Pool::new(key, params)
+            })
+            .clone()
+    }
+
+    /// Re-reads the configuration and applies it to every pool; on error the running
+    /// configuration stays and the error (naming the key) is returned.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let config = Config::load(self.source.path.as_deref(), &self.source.overrides)?;
+        let upstream = Upstream::parse(&config.upstream).map_err(|reason| ConfigError::Invalid {
+            key: "upstream".into(),
+            reason,
+        })?;
+        for pool in self.pools.iter() {
+            let settings = config.pool_settings(&upstream, &pool.key.database);
+            pool.update_params(PoolParams::new(&config, settings));
+        }
+        self.upstream.store(Arc::new(upstream));
+        self.config.store(Arc::new(config));
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// Every pool, for maintenance and reporting.
+    pub fn all_pools(&self) -> Vec<Arc<Pool>> {
+        self.pools.iter().map(|p| p.value().clone()).collect()
+    }
+}
+
+/// A running proxy.
+pub struct App {
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    local_addr: SocketAddr,
+}
+
+impl App {
+    /// Binds the listener and starts serving. The upstream need not be reachable.
+    pub async fn start(config: Config, source: ConfigSource) -> Result<App, AppError> {
+        config.validate()?;
+        let upstream = Upstream::parse(&config.upstream).map_err(|reason| ConfigError::Invalid {
+            key: "upstream".into(),
+            reason,
+        })?;
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                address: config.listen.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| AppError::Bind {
+            address: config.listen.clone(),
+            source,
+        })?;
+        let shared = Arc::new(Shared {
+            config: ArcSwap::from_pointee(config),
+            upstream: ArcSwap::from_pointee(upstream),
+            pools: DashMap::new(),
+            cancel: CancelRegistry::default(),
+            auth: Authenticator::default(),
+            clients: AtomicUsize::new(0),
+            clients_total: AtomicU64::new(0),
+            shutdown: CancellationToken::new(),
+            force_close: CancellationToken::new(),
+            source,
+        });
+        let tracker = TaskTracker::new();
+        tracker.spawn(crate::listener::run(listener, shared.clone(), tracker.clone()));
+        let reaper_shared = shared.clone();
+        tracker.spawn(run_reaper(
+            move || reaper_shared.all_pools(),
+            shared.shutdown.clone(),
+        ));
+        tracing::info!(listen = %local_addr, upstream = %shared.upstream().address(), "pgsidecar listening");
+        Ok(App {
+            shared,
+            tracker,
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Starts a graceful shutdown: no new clients, open transactions may finish.
+    pub fn begin_shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    /// Closes every client at once.
+    pub fn force_shutdown(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.force_close.cancel();
+    }
+
+    /// Waits for every task to end, forcing them after `shutdown_timeout`.
+    pub async fn wait(self) {
+        self.tracker.close();
+        let limit = self.shared.config().shutdown_timeout;
+        if tokio::time::timeout(limit, self.tracker.wait()).await.is_err() {
+            tracing::warn!(timeout_ms = limit.as_millis() as u64, "shutdown timeout reached; closing remaining clients");
+            self.force_shutdown();
+            self.tracker.wait().await;
+        }
+        tracing::info!("pgsidecar stopped");
+    }
+}

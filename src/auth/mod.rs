@@ -1,0 +1,194 @@
+//! Who may log in, and with what proof: the secrets of `[[users]]` and `auth_query`, the
+//! exchanges with clients (SCRAM-SHA-256, md5, trust), and what that lets the proxy prove
+//! to the server in turn.
+
+mod client;
+pub mod md5;
+pub mod scram;
+
+use std::time::Duration;
+
+use dashmap::DashMap;
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
+use rand::RngCore;
+
+pub use client::authenticate;
+
+use crate::config::{Config, PoolSettings, Upstream};
+use crate::pool::ServerAuth;
+use crate::protocol::ProtocolError;
+use scram::ScramVerifier;
+
+/// Failures while authenticating a client.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong password, unknown user, or a secret that cannot serve the method: the client
+    /// is told exactly what PostgreSQL would tell it.
+    #[error("password authentication failed for user \"{0}\"")]
+    Failed(String),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("client connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("pgsidecar: auth_query for user \"{user}\" failed: {reason}")]
+    Query { user: String, reason: String },
+}
+
+/// A user's stored secret.
+#[derive(Clone)]
+pub enum Secret {
+    Plain(String),
+    Md5(String),
+    Scram(ScramVerifier),
+}
+
+impl Secret {
+    /// Classifies a stored password the way PostgreSQL does.
+    pub fn from_stored(stored: &str) -> Secret {
+        if let Some(v) = ScramVerifier::parse(stored) {
+            Secret::Scram(v)
+        } else if stored.len() == 35 && stored.starts_with("md5") {
+            Secret::Md5(stored.to_string())
+        } else {
+            Secret::Plain(stored.to_string())
+        }
+    }
+
+    /// What this secret alone lets the proxy prove to the server.
+    fn server_auth(&self) -> ServerAuth {
+        match self {
+            Secret::Plain(p) => ServerAuth::Password(p.clone()),
+            Secret::Md5(h) => ServerAuth::Md5Hash(h.clone()),
+            Secret::Scram(_) => ServerAuth::None,
+        }
+    }
+}
+
+/// Looks up secrets and keeps what is costly to recompute.
+pub struct Authenticator {
+    /// Key for mock SCRAM salts, so unknown users look like known ones.
+    mock_key: [u8; 32],
+    /// Verifiers derived from plaintext passwords (4096 PBKDF2 rounds are too slow to
+    /// repeat per login), keyed by user and password.
+    derived: DashMap<(String, String), ScramVerifier>,
+    /// Side connections for `auth_query`, one small pool per server database.
+    side_pools: DashMap<String, deadpool_postgres::Pool>,
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        let mut mock_key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut mock_key);
+        Authenticator {
+            mock_key,
+            derived: DashMap::new(),
+            side_pools: DashMap::new(),
+        }
+    }
+}
+
+impl Authenticator {
+    /// The secret for `user`: from `[[users]]`, else from `auth_query`. `None` for an
+    /// unknown user.
+    pub async fn lookup(
+        &self,
+        config: &Config,
+        upstream: &Upstream,
+        settings: &PoolSettings,
+        user: &str,
+    ) -> Result<Option<Secret>, AuthError> {
+        if let Some(entry) = config.user(user) {
+            return Ok(entry.password.as_deref().map(Secret::from_stored));
+        }
+        match &config.auth_query {
+            Some(query) => self.query_secret(config, upstream, settings, query, user).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn query_secret(
+        &self,
+        config: &Config,
+        upstream: &Upstream,
+        settings: &PoolSettings,
+        query: &str,
+        user: &str,
+    ) -> Result<Option<Secret>, AuthError> {
+        let fail = |reason: String| AuthError::Query {
+            user: user.to_string(),
+            reason,
+        };
+        let pool = self.side_pool(config, upstream, settings);
+        let limit = config.server_connect_timeout;
+        let work = async {
+            let client = pool.get().await.map_err(|e| fail(e.to_string()))?;
+            client
+                .query_opt(query, &[&user])
+                .await
+                .map_err(|e| fail(e.to_string()))
+        };
+        let row = tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| fail(format!("no answer within {} ms", limit.as_millis())))??;
+        let Some(row) = row else { return Ok(None) };
+        let stored: Option<String> = row.try_get(1).map_err(|e| fail(e.to_string()))?;
+        Ok(stored.map(|s| Secret::from_stored(&s)))
+    }
+
+    fn side_pool(
+        &self,
+        config: &Config,
+        upstream: &Upstream,
+        settings: &PoolSettings,
+    ) -> deadpool_postgres::Pool {
+        if let Some(pool) = self.side_pools.get(&settings.server_dbname) {
+            return pool.clone();
+        }
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&settings.host)
+            .port(settings.port)
+            .dbname(&settings.server_dbname)
+            .user(config.auth_user.as_deref().unwrap_or(&upstream.user))
+            .application_name("pgsidecar auth_query")
+            .connect_timeout(config.server_connect_timeout);
+        if let Some(p) = &upstream.password {
+            pg.password(p);
+        }
+        let manager = Manager::from_config(
+            pg,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(2)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .unwrap_or_else(|e| unreachable!("pool with a runtime and timeouts builds: {e}"));
+        self.side_pools
+            .insert(settings.server_dbname.clone(), pool.clone());
+        pool
+    }
+
+    /// A SCRAM verifier for `secret`, derived once per plaintext password.
+    fn verifier_for(&self, user: &str, secret: &Secret) -> Option<ScramVerifier> {
+        match secret {
+            Secret::Scram(v) => Some(v.clone()),
+            Secret::Plain(p) => {
+                let key = (user.to_string(), p.clone());
+                let entry = self
+                    .derived
+                    .entry(key)
+                    .or_insert_with(|| ScramVerifier::from_password(p));
+                Some(entry.clone())
+            }
+            Secret::Md5(_) => None,
+        }
+    }
+
+    fn mock_verifier(&self, user: &str) -> ScramVerifier {
+        ScramVerifier::mock(user, &self.mock_key)
+    }
+}

@@ -1,0 +1,246 @@
+//! Reading `proxy.toml`, applying command-line and environment overrides, and validation.
+//!
+//! Every failure is one line that names the key, so an operator can fix it without
+//! reading a stack of parser output.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::{Config, LogFormat, PoolMode, Upstream};
+use crate::auth::scram::ScramVerifier;
+
+/// A configuration problem, rendered as one line naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}: {reason}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        reason: String,
+    },
+    #[error("config key {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+/// Values from the command line or environment; each one set wins over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub pool_mode: Option<PoolMode>,
+    pub pool_size: Option<usize>,
+    pub admin_listen: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Reads and validates a file (or the defaults when `path` is `None`), then applies
+    /// the overrides and validates the result.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(p) => Self::from_file(p)?,
+            None => Config::default(),
+        };
+        overrides.apply(&mut config);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses TOML text; `path` only labels errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| parse_error(text, path, &e))
+    }
+
+    /// Checks the values serde cannot: addresses, ranges, URLs, user entries.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: key.to_string(),
+            reason,
+        };
+        for (key, addr) in [("listen", &self.listen), ("admin_listen", &self.admin_listen)] {
+            addr.parse::<SocketAddr>()
+                .map_err(|e| invalid(key, format!("{addr:?} is not ADDR:PORT ({e})")))?;
+        }
+        Upstream::parse(&self.upstream).map_err(|e| invalid("upstream", e))?;
+        check_pool_sizes("", self.pool_size, self.min_pool_size)?;
+        for (name, db) in &self.databases {
+            let size = db.pool_size.unwrap_or(self.pool_size);
+            let min = db.min_pool_size.unwrap_or(self.min_pool_size);
+            check_pool_sizes(&format!("databases.{name}."), size, min)?;
+        }
+        if self.max_client_conn == 0 {
+            return Err(invalid("max_client_conn", "must be at least 1".into()));
+        }
+        if self.max_message_size < 1024 {
+            return Err(invalid("max_message_size", "must be at least 1024".into()));
+        }
+        if self.checkout_timeout.is_zero() {
+            return Err(invalid("checkout_timeout", "must be more than 0".into()));
+        }
+        if self.server_connect_timeout.is_zero() {
+            return Err(invalid("server_connect_timeout", "must be more than 0".into()));
+        }
+        self.validate_users()
+    }
+
+    fn validate_users(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for user in &self.users {
+            let key = format!("users.{}", user.name);
+            if user.name.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "users.name".into(),
+                    reason: "must not be empty".into(),
+                });
+            }
+            if !seen.insert(&user.name) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "listed twice".into(),
+                });
+            }
+            if let Some(p) = &user.password {
+                if p.starts_with("SCRAM-SHA-256$") && ScramVerifier::parse(p).is_none() {
+                    return Err(ConfigError::Invalid {
+                        key: format!("{key}.password"),
+                        reason: "looks like a SCRAM verifier but does not parse".into(),
+                    });
+                }
+            }
+        }
+        if self.auth_query.is_some() && self.auth_type == super::AuthType::Trust {
+            return Err(ConfigError::Invalid {
+                key: "auth_query".into(),
+                reason: "has no use with auth_type = \"trust\"".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_pool_sizes(prefix: &str, size: usize, min: usize) -> Result<(), ConfigError> {
+    if size == 0 {
+        return Err(ConfigError::Invalid {
+            key: format!("{prefix}pool_size"),
+            reason: "must be at least 1".into(),
+        });
+    }
+    if min > size {
+        return Err(ConfigError::Invalid {
+            key: format!("{prefix}min_pool_size"),
+            reason: format!("{min} is larger than pool_size {size}"),
+        });
+    }
+    Ok(())
+}
+
+impl Overrides {
+    fn apply(&self, config: &mut Config) {
+        if let Some(v) = &self.listen {
+            config.listen = v.clone();
+        }
+        if let Some(v) = &self.upstream {
+            config.upstream = v.clone();
+        }
+        if let Some(v) = self.pool_mode {
+            config.pool_mode = v;
+        }
+        if let Some(v) = self.pool_size {
+            config.pool_size = v;
+        }
+        if let Some(v) = &self.admin_listen {
+            config.admin_listen = v.clone();
+        }
+        if let Some(v) = self.log_format {
+            config.log_format = v;
+        }
+    }
+}
+
+/// Turns toml's multi-line report into one line: file, line, the key on that line, reason.
+fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> ConfigError {
+    let offset = err.span().map(|s| s.start).unwrap_or(0).min(text.len());
+    let line = text[..offset].matches('\n').count() + 1;
+    let line_text = text.lines().nth(line - 1).unwrap_or("");
+    let key = line_text
+        .split('=')
+        .next()
+        .map(|k| k.trim().trim_matches(|c| c == '[' || c == ']').trim())
+        .filter(|k| !k.is_empty())
+        .unwrap_or("(top level)")
+        .to_string();
+    ConfigError::Parse {
+        path: path.to_path_buf(),
+        line,
+        key,
+        reason: err.message().replace('\n', " "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let c = Config::from_toml(text, Path::new("proxy.toml"))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:6432");
+        assert_eq!(c.pool_size, 20);
+        assert_eq!(c.pool_mode, PoolMode::Transaction);
+        assert_eq!(c.checkout_timeout.as_secs(), 5);
+        assert_eq!(c.server_idle_timeout.as_secs(), 600);
+    }
+
+    #[test]
+    fn unknown_key_is_one_line_naming_it() {
+        let err = parse("pool_size = 3\npool_sise = 4\n").unwrap_err().to_string();
+        assert!(err.starts_with("proxy.toml:2: pool_sise:"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let err = parse("pool_mode = \"statement\"\n").unwrap_err().to_string();
+        assert!(err.contains("pool_mode"), "{err}");
+        let err = parse("checkout_timeout = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.contains("checkout_timeout"), "{err}");
+        let err = parse("min_pool_size = 30\n").unwrap_err().to_string();
+        assert_eq!(err, "config key min_pool_size: 30 is larger than pool_size 20");
+        let err = parse("[databases.app]\npool_size = 0\n").unwrap_err().to_string();
+        assert!(err.contains("databases.app.pool_size"), "{err}");
+        let err = parse("listen = \"nowhere\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("config key listen:"), "{err}");
+    }
+
+    #[test]
+    fn per_database_overrides() {
+        let c = parse("[databases.app]\npool_mode = \"session\"\npool_size = 3\ndbname = \"real\"\n")
+            .unwrap();
+        let up = Upstream::parse(&c.upstream).unwrap();
+        let s = c.pool_settings(&up, "app");
+        assert_eq!((s.mode, s.size, s.server_dbname.as_str()), (PoolMode::Session, 3, "real"));
+        let other = c.pool_settings(&up, "other");
+        assert_eq!((other.mode, other.size), (PoolMode::Transaction, 20));
+    }
+}

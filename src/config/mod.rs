@@ -1,0 +1,203 @@
+//! The configuration: every option with its documented default, as read from `proxy.toml`.
+//!
+//! `proxy.toml` at the repository root is the annotated sample; keep the two in step.
+//! Loading, command-line overrides and validation live in [`load`].
+
+mod load;
+mod upstream;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, Overrides};
+pub use upstream::Upstream;
+
+/// The whole configuration. Unknown keys are rejected so that a typo never silently falls
+/// back to a default.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address clients connect to (`ADDR:PORT`).
+    pub listen: String,
+    /// Address of the admin HTTP server (metrics, API).
+    pub admin_listen: String,
+    /// The PostgreSQL server, as a URL: `postgres://user[:password]@host[:port]/dbname`.
+    /// Its host and port are where every pool connects; its user and password are the
+    /// proxy's own identity (for `auth_query`) and the fallback server password for that user.
+    pub upstream: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// How clients authenticate to the proxy: `scram-sha-256`, `md5` or `trust`.
+    pub auth_type: AuthType,
+    /// Query that fetches `(user name, password or verifier)` for a user not listed in
+    /// `[[users]]`; `$1` is the user name. Unset means only `[[users]]` can log in.
+    pub auth_query: Option<String>,
+    /// The user `auth_query` runs as; defaults to the upstream URL's user.
+    pub auth_user: Option<String>,
+    /// `transaction` (a server per transaction) or `session` (a server per client).
+    pub pool_mode: PoolMode,
+    /// Maximum server connections per (database, user) pool.
+    pub pool_size: usize,
+    /// Server connections kept open per pool even when idle.
+    pub min_pool_size: usize,
+    /// Maximum client connections to the proxy.
+    pub max_client_conn: usize,
+    /// How long a client waits for a free server connection before it gets SQLSTATE 53300.
+    #[serde(with = "humantime_serde")]
+    pub checkout_timeout: Duration,
+    /// How long opening a server connection (TCP plus authentication) may take.
+    #[serde(with = "humantime_serde")]
+    pub server_connect_timeout: Duration,
+    /// Idle server connections are closed after this long.
+    #[serde(with = "humantime_serde")]
+    pub server_idle_timeout: Duration,
+    /// Every server connection is closed once idle after this long.
+    #[serde(with = "humantime_serde")]
+    pub server_lifetime: Duration,
+    /// A server idle for longer than this is checked with a round trip before reuse.
+    #[serde(with = "humantime_serde")]
+    pub server_check_delay: Duration,
+    /// Run on a session-mode server before another client gets it.
+    pub server_reset_query: String,
+    /// A client must finish startup and authentication within this time.
+    #[serde(with = "humantime_serde")]
+    pub client_login_timeout: Duration,
+    /// Largest protocol message accepted from a client, in bytes.
+    pub max_message_size: usize,
+    /// How long SIGTERM waits for open transactions before closing every client.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Users that may log in, with their passwords.
+    pub users: Vec<UserConfig>,
+    /// Per-database overrides, keyed by the database name clients use.
+    pub databases: BTreeMap<String, DatabaseConfig>,
+}
+
+/// A user known to the proxy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// A plain password, an `md5…` hash or a `SCRAM-SHA-256$…` verifier. With a plain
+    /// password the proxy can answer any server challenge; with a verifier it logs in to the
+    /// server with the keys the client proved (SCRAM pass-through, as PgBouncer does).
+    pub password: Option<String>,
+}
+
+/// Per-database settings; anything unset follows the global value.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// The database's name on the server, when it differs from the name clients use.
+    pub dbname: Option<String>,
+    /// A different server host for this database.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub pool_mode: Option<PoolMode>,
+    pub pool_size: Option<usize>,
+    pub min_pool_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    Session,
+    Transaction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AuthType {
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    #[serde(rename = "md5")]
+    Md5,
+    #[serde(rename = "trust")]
+    Trust,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:6432".into(),
+            admin_listen: "127.0.0.1:9930".into(),
+            upstream: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            log_format: LogFormat::Text,
+            auth_type: AuthType::ScramSha256,
+            auth_query: None,
+            auth_user: None,
+            pool_mode: PoolMode::Transaction,
+            pool_size: 20,
+            min_pool_size: 0,
+            max_client_conn: 10_000,
+            checkout_timeout: Duration::from_secs(5),
+            server_connect_timeout: Duration::from_secs(5),
+            server_idle_timeout: Duration::from_secs(600),
+            server_lifetime: Duration::from_secs(3600),
+            server_check_delay: Duration::from_secs(30),
+            server_reset_query: "DISCARD ALL".into(),
+            client_login_timeout: Duration::from_secs(15),
+            max_message_size: 256 * 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            users: Vec::new(),
+            databases: BTreeMap::new(),
+        }
+    }
+}
+
+/// The settings one pool runs with, after per-database overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub mode: PoolMode,
+    pub size: usize,
+    pub min_size: usize,
+    /// The database name on the server.
+    pub server_dbname: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Config {
+    /// The effective pool settings for a database as clients name it.
+    pub fn pool_settings(&self, upstream: &Upstream, database: &str) -> PoolSettings {
+        let db = self.databases.get(database).cloned().unwrap_or_default();
+        PoolSettings {
+            mode: db.pool_mode.unwrap_or(self.pool_mode),
+            size: db.pool_size.unwrap_or(self.pool_size),
+            min_size: db.min_pool_size.unwrap_or(self.min_pool_size),
+            server_dbname: db.dbname.unwrap_or_else(|| database.to_string()),
+            host: db.host.unwrap_or_else(|| upstream.host.clone()),
+            port: db.port.unwrap_or(upstream.port),
+        }
+    }
+
+    /// The configured user entry, if any.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// The configuration rendered as TOML with passwords masked, for `check-config`.
+    pub fn to_display_toml(&self) -> String {
+        let mut shown = self.clone();
+        for user in &mut shown.users {
+            if user.password.is_some() {
+                user.password = Some("********".into());
+            }
+        }
+        if let Ok(mut url) = Upstream::parse(&shown.upstream) {
+            if url.password.is_some() {
+                url.password = Some("********".into());
+                shown.upstream = url.to_url();
+            }
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}

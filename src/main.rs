@@ -1,0 +1,145 @@
+//! The `pgsidecar` binary: command line, logging, start, signals, drain.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pgsidecar::config::{Config, LogFormat, Overrides, PoolMode};
+use pgsidecar::{App, ConfigSource};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// A transparent PostgreSQL proxy: pooling, per-query statistics, slow-query capture.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Opts {
+    /// Configuration file (TOML); flags below override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Address clients connect to [default: 127.0.0.1:6432].
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// The PostgreSQL server URL; also read from PGSIDECAR_UPSTREAM or DATABASE_URL.
+    #[arg(long, global = true, env = "PGSIDECAR_UPSTREAM")]
+    upstream: Option<String>,
+    /// Pool mode [default: transaction].
+    #[arg(long, global = true, value_enum)]
+    pool_mode: Option<PoolMode>,
+    /// Server connections per (database, user) pool [default: 20].
+    #[arg(long, global = true)]
+    pool_size: Option<usize>,
+    /// Admin HTTP address [default: 127.0.0.1:9930].
+    #[arg(long, global = true)]
+    admin_listen: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    log_format: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the configuration and print the effective settings.
+    CheckConfig,
+}
+
+impl Opts {
+    fn overrides(&self) -> Overrides {
+        let upstream = self
+            .upstream
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
+        Overrides {
+            listen: self.listen.clone(),
+            upstream,
+            pool_mode: self.pool_mode,
+            pool_size: self.pool_size,
+            admin_listen: self.admin_listen.clone(),
+            log_format: self.log_format.as_deref().map(|f| match f {
+                "json" => LogFormat::Json,
+                _ => LogFormat::Text,
+            }),
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let source = ConfigSource {
+        path: cli.opts.config.clone(),
+        overrides: cli.opts.overrides(),
+    };
+    let config = match Config::load(source.path.as_deref(), &source.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pgsidecar: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if let Some(Command::CheckConfig) = cli.command {
+        print!("{}", config.to_display_toml());
+        return std::process::ExitCode::SUCCESS;
+    }
+    init_tracing(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(serve(config, source)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("pgsidecar: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Runs until SIGTERM/SIGINT (graceful; a second one forces), reloading on SIGHUP.
+async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
+    let app = App::start(config, source).await.context("start-up failed")?;
+    let shared = app.shared().clone();
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                if let Err(e) = shared.reload() {
+                    tracing::error!(error = %e, "reload failed; keeping the running configuration");
+                }
+            }
+        }
+    }
+    tracing::info!("stop signal: draining, open transactions may finish");
+    app.begin_shutdown();
+    let mut waiter = tokio::spawn(app.wait());
+    tokio::select! {
+        _ = &mut waiter => return Ok(()),
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::warn!("second stop signal: closing all clients now");
+    shared.shutdown.cancel();
+    shared.force_close.cancel();
+    let _ = waiter.await;
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! Opening a server connection: TCP connect, StartupMessage, and answering whichever
+//! authentication the server asks for (SCRAM-SHA-256, md5, cleartext or none).
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::server::{ServerConn, ServerTarget};
+use super::ServerError;
+use crate::auth::md5::md5_response_from_stored;
+use crate::auth::scram::{ScramKeyClient, ScramVerifier};
+use crate::protocol::messages::{parse_error_fields, parse_parameter_status};
+use crate::protocol::{read_cstr, Direction, FrameScanner, Scan};
+
+/// What the proxy can prove to the server on a user's behalf.
+#[derive(Clone, Default)]
+pub enum ServerAuth {
+    /// Nothing: works only when the server trusts the connection.
+    #[default]
+    None,
+    /// A plaintext password answers every method.
+    Password(String),
+    /// An `md5…` hash answers md5.
+    Md5Hash(String),
+    /// The ClientKey a client proved plus the verifier it was checked against: answers
+    /// SCRAM-SHA-256 when the server stores the same verifier (SCRAM pass-through).
+    ScramKeys {
+        client_key: [u8; 32],
+        verifier: ScramVerifier,
+    },
+}
+
+impl ServerAuth {
+    /// True when this carries anything at all to answer a challenge with.
+    pub fn is_some(&self) -> bool {
+        !matches!(self, ServerAuth::None)
+    }
+}
+
+enum Scram {
+    Password(ScramSha256),
+    Keys(ScramKeyClient),
+}
+
+/// Connects and logs in, within `limit` for the whole exchange.
+pub async fn open(
+    target: &ServerTarget,
+    auth: &ServerAuth,
+    limit: Duration,
+    open_count: Arc<AtomicUsize>,
+) -> Result<ServerConn, ServerError> {
+    let address = target.address();
+    let work = async {
+        let stream = TcpStream::connect(&address)
+            .await
+            .map_err(|source| ServerError::Connect {
+                address: address.clone(),
+                source,
+            })?;
+        stream.set_nodelay(true)?;
+        let mut conn = ServerConn::new(stream, address.clone().into(), open_count);
+        startup(&mut conn, target, auth).await?;
+        Ok(conn)
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(ServerError::Timeout {
+            address,
+            after: limit,
+        }),
+    }
+}
+
+async fn startup(
+    conn: &mut ServerConn,
+    target: &ServerTarget,
+    auth: &ServerAuth,
+) -> Result<(), ServerError> {
+    let mut out = BytesMut::new();
+    let params = [
+        ("user", target.user.as_str()),
+        ("database", target.dbname.as_str()),
+    ];
+    frontend::startup_message(params, &mut out)?;
+    conn.stream.write_all(&out).await?;
+
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut scanner = FrameScanner::new(Direction::Backend, usize::MAX);
+    let mut scram = None;
+    loop {
+        let (tag, len) = match scanner.next(&buf) {
+            Ok(Scan::Frame { tag, len }) => (tag, len),
+            Ok(Scan::NeedMore) => {
+                if conn.stream.read_buf(&mut buf).await? == 0 {
+                    return Err(ServerError::Closed);
+                }
+                continue;
+            }
+            Ok(Scan::Partial { .. }) | Err(_) => {
+                return Err(ServerError::Protocol("unexpected message during login".into()))
+            }
+        };
+        let body = &buf[5..len];
+        match tag {
+            b'R' => {
+                out.clear();
+                answer_auth(body, target, auth, &mut scram, &mut out)?;
+                if !out.is_empty() {
+                    conn.stream.write_all(&out).await?;
+                }
+            }
+            b'E' => {
+                return Err(ServerError::Rejected {
+                    fields: parse_error_fields(body),
+                    raw: buf[..len].to_vec().into(),
+                })
+            }
+            b'S' => {
+                if let Some((k, v)) = parse_parameter_status(body) {
+                    let (k, v) = (k.to_string(), v.to_string());
+                    conn.note_parameter(&k, &v);
+                }
+            }
+            b'K' if body.len() >= 8 => {
+                conn.pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                conn.secret = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+            }
+            b'Z' => {
+                conn.defaults = conn
+                    .reported
+                    .iter()
+                    .map(|(k, (_, v))| (k.clone(), v.clone()))
+                    .collect();
+                return Ok(());
+            }
+            _ => {}
+        }
+        buf.advance(len);
+    }
+}
+
+/// Answers one Authentication message, appending the reply (if any) to `out`.
+fn answer_auth(
+    body: &[u8],
+    target: &ServerTarget,
+    auth: &ServerAuth,
+    scram: &mut Option<Scram>,
+    out: &mut BytesMut,
+) -> Result<(), ServerError> {
+    let malformed = || ServerError::Protocol("malformed authentication request".into());
+    let code = body
+        .get(..4)
+        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or_else(malformed)?;
+    let data = &body[4..];
+    let user = &target.user;
+    match (code, auth) {
+        (0, _) => {}
+        (3, ServerAuth::Password(p)) => frontend::password_message(p.as_bytes(), out)?,
+        (5, ServerAuth::Password(p)) | (5, ServerAuth::Md5Hash(p)) => {
+            let salt: [u8; 4] = data.get(..4).ok_or_else(malformed)?.try_into().map_err(|_| malformed())?;
+            let response = match auth {
+                ServerAuth::Password(_) => md5_hash(user.as_bytes(), p.as_bytes(), salt),
+                _ => md5_response_from_stored(p, salt),
+            };
+            frontend::password_message(response.as_bytes(), out)?;
+        }
+        (10, _) => {
+            if !sasl_mechanisms(data).any(|m| m == SCRAM_SHA_256) {
+                return Err(ServerError::Auth(format!(
+                    "server offers no SASL mechanism pgsidecar supports for user \"{user}\""
+                )));
+            }
+            let (state, first) = match auth {
+                ServerAuth::Password(p) => {
+                    let s = ScramSha256::new(p.as_bytes(), ChannelBinding::unsupported());
+                    let first = s.message().to_vec();
+                    (Scram::Password(s), first)
+                }
+                ServerAuth::ScramKeys {
+                    client_key,
+                    verifier,
+                } => {
+                    let mut k = ScramKeyClient::new(*client_key, verifier);
+                    let first = k.client_first();
+                    (Scram::Keys(k), first)
+                }
+                _ => return Err(missing_secret(user, "SCRAM-SHA-256")),
+            };
+            frontend::sasl_initial_response(SCRAM_SHA_256, &first, out)?;
+            *scram = Some(state);
+        }
+        (11, _) => {
+            let reply = match scram.as_mut() {
+                Some(Scram::Password(s)) => {
+                    s.update(data)?;
+                    s.message().to_vec()
+                }
+                Some(Scram::Keys(k)) => k.handle_server_first(data).map_err(scram_error(user))?,
+                None => return Err(malformed()),
+            };
+            frontend::sasl_response(&reply, out)?;
+        }
+        (12, _) => match scram.as_mut() {
+            Some(Scram::Password(s)) => s.finish(data)?,
+            Some(Scram::Keys(k)) => k.handle_server_final(data).map_err(scram_error(user))?,
+            None => return Err(malformed()),
+        },
+        (3, _) => return Err(missing_secret(user, "a cleartext password")),
+        (5, _) => return Err(missing_secret(user, "md5")),
+        (other, _) => {
+            return Err(ServerError::Auth(format!(
+                "server asked for authentication method {other}, which pgsidecar does not support"
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn sasl_mechanisms(data: &[u8]) -> impl Iterator<Item = &str> {
+    let mut pos = 0;
+    std::iter::from_fn(move || read_cstr(data, &mut pos).filter(|m| !m.is_empty()))
+}
+
+fn missing_secret(user: &str, method: &str) -> ServerError {
+    ServerError::Auth(format!(
+        "server asked for {method} for user \"{user}\" but pgsidecar knows no usable password \
+         for that user; set one in [[users]] or in the upstream URL"
+    ))
+}
+
+fn scram_error(user: &str) -> impl Fn(crate::auth::scram::ScramError) -> ServerError + '_ {
+    move |e| ServerError::Auth(format!("SCRAM exchange with server failed for user \"{user}\": {e}"))
+}

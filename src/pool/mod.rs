@@ -1,0 +1,308 @@
+//! Server connection pools, one per (database, user): checkout with a timeout, return,
+//! health checks, and the cleanup that keeps a dirty server from reaching another client.
+//!
+//! Capacity is a semaphore of `pool_size` permits. A checked-out server holds a permit and
+//! an idle one does not; a new connection is opened only when no idle one exists, so open
+//! connections never exceed `pool_size`. The idle list is LIFO so that surplus connections
+//! age out through `server_idle_timeout`.
+
+mod guard;
+pub mod login;
+mod reaper;
+pub mod server;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+pub use guard::PooledServer;
+pub use login::ServerAuth;
+pub use reaper::run_reaper;
+pub use server::{ServerConn, ServerTarget};
+
+use crate::config::{Config, PoolMode, PoolSettings};
+use crate::protocol::messages::ErrorFields;
+
+/// A pool's identity: the database as clients name it, and the user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolKey {
+    pub database: String,
+    pub user: String,
+}
+
+impl std::fmt::Display for PoolKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.database, self.user)
+    }
+}
+
+/// Failures talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("could not connect to server {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server {address} did not answer within {} ms", after.as_millis())]
+    Timeout { address: String, after: Duration },
+    /// The server refused the login; `raw` is its ErrorResponse, relayed as is.
+    #[error("server refused login: {fields}")]
+    Rejected { fields: ErrorFields, raw: Bytes },
+    /// A query the proxy ran itself failed; `raw` is the ErrorResponse.
+    #[error("server error: {fields}")]
+    Query { fields: ErrorFields, raw: Bytes },
+    #[error("{0}")]
+    Auth(String),
+    #[error("server connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("server closed the connection unexpectedly")]
+    Closed,
+    #[error("server protocol error: {0}")]
+    Protocol(String),
+}
+
+/// Failures getting a server from a pool.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error(
+        "pgsidecar: no server connection for {pool} within {waited_ms} ms (pool_size {size}, all busy)"
+    )]
+    Timeout {
+        pool: String,
+        waited_ms: u128,
+        size: usize,
+    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// Everything a pool needs from the configuration, swapped whole on reload.
+#[derive(Debug, Clone)]
+pub struct PoolParams {
+    pub settings: PoolSettings,
+    pub checkout_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub lifetime: Duration,
+    pub check_delay: Duration,
+    pub reset_query: String,
+}
+
+impl PoolParams {
+    pub fn new(config: &Config, settings: PoolSettings) -> PoolParams {
+        PoolParams {
+            settings,
+            checkout_timeout: config.checkout_timeout,
+            connect_timeout: config.server_connect_timeout,
+            idle_timeout: config.server_idle_timeout,
+            lifetime: config.server_lifetime,
+            check_delay: config.server_check_delay,
+            reset_query: config.server_reset_query.clone(),
+        }
+    }
+}
+
+/// Counters a pool keeps about itself (read by SHOW POOLS and /metrics).
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    /// Open server connections, idle or not (maintained by `ServerConn`'s drop).
+    pub open: Arc<AtomicUsize>,
+    pub waiting_clients: AtomicUsize,
+    pub checkouts: AtomicU64,
+    pub checkout_timeouts: AtomicU64,
+    pub connect_errors: AtomicU64,
+    /// Sum of checkout waits in microseconds, for averages.
+    pub wait_us_total: AtomicU64,
+}
+
+pub struct Pool {
+    pub key: PoolKey,
+    params: ArcSwap<PoolParams>,
+    semaphore: Arc<Semaphore>,
+    idle: Mutex<Vec<ServerConn>>,
+    auth: Mutex<ServerAuth>,
+    /// Parameters a fresh server reports at login, for logins that need no server.
+    welcome: Mutex<Option<Arc<Vec<(String, String)>>>>,
+    pub counters: PoolCounters,
+}
+
+impl Pool {
+    pub fn new(key: PoolKey, params: PoolParams) -> Arc<Pool> {
+        let size = params.settings.size;
+        Arc::new(Pool {
+            key,
+            params: ArcSwap::from_pointee(params),
+            semaphore: Arc::new(Semaphore::new(size)),
+            idle: Mutex::new(Vec::new()),
+            auth: Mutex::new(ServerAuth::None),
+            welcome: Mutex::new(None),
+            counters: PoolCounters::default(),
+        })
+    }
+
+    pub fn params(&self) -> Arc<PoolParams> {
+        self.params.load_full()
+    }
+
+    pub fn mode(&self) -> PoolMode {
+        self.params.load().settings.mode
+    }
+
+    /// Applies reloaded settings; a smaller size takes effect as servers come back.
+    pub fn update_params(self: &Arc<Self>, new: PoolParams) {
+        let old = self.params.swap(Arc::new(new.clone()));
+        let (old_size, new_size) = (old.settings.size, new.settings.size);
+        if new_size > old_size {
+            self.semaphore.add_permits(new_size - old_size);
+        } else if new_size < old_size {
+            let surplus = (old_size - new_size) as u32;
+            let semaphore = self.semaphore.clone();
+            tokio::spawn(async move {
+                if let Ok(permits) = semaphore.acquire_many_owned(surplus).await {
+                    permits.forget();
+                }
+            });
+        }
+    }
+
+    /// Remembers credentials that can log in to the server for this pool's user.
+    pub fn offer_auth(&self, auth: ServerAuth) {
+        if auth.is_some() {
+            *lock(&self.auth) = auth;
+        }
+    }
+
+    pub fn welcome(&self) -> Option<Arc<Vec<(String, String)>>> {
+        lock(&self.welcome).clone()
+    }
+
+    pub fn idle_count(&self) -> usize {
+        lock(&self.idle).len()
+    }
+
+    /// Servers currently handed out (including ones being cleaned up).
+    pub fn active_count(&self) -> usize {
+        let open = self.counters.open.load(Ordering::Relaxed);
+        open.saturating_sub(self.idle_count())
+    }
+
+    /// Waits up to `checkout_timeout` for a server; a broken idle server is replaced.
+    pub async fn checkout(self: &Arc<Self>) -> Result<PooledServer, PoolError> {
+        let params = self.params();
+        let started = Instant::now();
+        let permit = match self.semaphore.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => self.wait_for_permit(&params, started).await?,
+        };
+        self.counters.checkouts.fetch_add(1, Ordering::Relaxed);
+        let waited = started.elapsed().as_micros() as u64;
+        self.counters.wait_us_total.fetch_add(waited, Ordering::Relaxed);
+        loop {
+            let candidate = lock(&self.idle).pop();
+            let Some(mut server) = candidate else {
+                let server = self.open_server(&params).await?;
+                return Ok(PooledServer::new(server, permit, self.clone()));
+            };
+            if !self.reusable(&mut server, &params).await {
+                server.terminate();
+                continue;
+            }
+            return Ok(PooledServer::new(server, permit, self.clone()));
+        }
+    }
+
+    async fn wait_for_permit(
+        &self,
+        params: &PoolParams,
+        started: Instant,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, PoolError> {
+        self.counters.waiting_clients.fetch_add(1, Ordering::Relaxed);
+        let acquired =
+            tokio::time::timeout(params.checkout_timeout, self.semaphore.clone().acquire_owned())
+                .await;
+        self.counters.waiting_clients.fetch_sub(1, Ordering::Relaxed);
+        match acquired {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                self.counters.checkout_timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(PoolError::Timeout {
+                    pool: self.key.to_string(),
+                    waited_ms: started.elapsed().as_millis(),
+                    size: params.settings.size,
+                })
+            }
+        }
+    }
+
+    async fn reusable(&self, server: &mut ServerConn, params: &PoolParams) -> bool {
+        if server.created.elapsed() > params.lifetime || !server.still_usable() {
+            return false;
+        }
+        if server.last_used.elapsed() > params.check_delay {
+            if let Err(e) = server.ping(params.connect_timeout).await {
+                tracing::info!(pool = %self.key, error = %e, "idle server failed its check; replacing it");
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Opens a new server connection (the caller holds a permit for it).
+    async fn open_server(&self, params: &PoolParams) -> Result<ServerConn, ServerError> {
+        let target = self.target(params);
+        let auth = lock(&self.auth).clone();
+        let opened = login::open(
+            &target,
+            &auth,
+            params.connect_timeout,
+            self.counters.open.clone(),
+        )
+        .await;
+        match opened {
+            Ok(server) => {
+                tracing::debug!(pool = %self.key, pid = server.pid, "opened server connection");
+                let welcome = server
+                    .reported
+                    .values()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                *lock(&self.welcome) = Some(Arc::new(welcome));
+                Ok(server)
+            }
+            Err(e) => {
+                self.counters.connect_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(pool = %self.key, address = %target.address(), error = %e, "server login failed");
+                Err(e)
+            }
+        }
+    }
+
+    fn target(&self, params: &PoolParams) -> ServerTarget {
+        ServerTarget {
+            host: params.settings.host.clone(),
+            port: params.settings.port,
+            dbname: params.settings.server_dbname.clone(),
+            user: self.key.user.clone(),
+        }
+    }
+
+    /// Puts a clean server on the idle list.
+    fn push_idle(&self, mut server: ServerConn) {
+        server.last_used = Instant::now();
+        lock(&self.idle).push(server);
+    }
+}
+
+/// Locks a std mutex, recovering from poisoning: every critical section here is a few
+/// field updates that leave the data consistent even if a panic interrupted them.
+/// None of these locks is ever held across an `.await`.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,244 @@
+//! One connection to the PostgreSQL server: its socket, identity, reported parameters and
+//! the protocol state the pool needs to decide whether it can be handed to someone else.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::ServerError;
+use crate::protocol::messages::{self, parse_error_fields, parse_parameter_status};
+use crate::protocol::{Direction, FrameScanner, Scan};
+
+/// Where a pool's servers live and who they log in as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTarget {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+}
+
+impl ServerTarget {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// An open, authenticated server connection.
+///
+/// Invariant: when a `ServerConn` sits idle in a pool, `pending == 0`, `tx_status == b'I'`
+/// and `poisoned == false`, so the next client starts from a clean protocol state.
+pub struct ServerConn {
+    pub stream: TcpStream,
+    /// The server's BackendKeyData, used to forward a client's cancel request.
+    pub pid: i32,
+    pub secret: i32,
+    pub address: Arc<str>,
+    /// GUC_REPORT parameters as last reported, keyed by lower-case name; the value keeps
+    /// the server's spelling of the name for relaying.
+    pub reported: HashMap<String, (String, String)>,
+    /// The reported parameters as they were right after login: the server's defaults,
+    /// which a setting left behind by an earlier client is reset to.
+    pub defaults: HashMap<String, String>,
+    /// Session settings the proxy applied for clients (lower-case name to value), so the
+    /// next client can be given its own values, or the defaults back.
+    pub applied: HashMap<String, String>,
+    /// Status byte of the last ReadyForQuery.
+    pub tx_status: u8,
+    /// Query/Sync/FunctionCall messages sent whose ReadyForQuery has not arrived.
+    pub pending: u32,
+    /// Set when the connection's protocol state is unknown (a message half sent or half
+    /// read); such a server is closed, never reused.
+    pub poisoned: bool,
+    pub created: Instant,
+    pub last_used: Instant,
+    /// Decremented on drop: the pool's count of open connections.
+    open_count: Arc<AtomicUsize>,
+}
+
+impl ServerConn {
+    pub(super) fn new(
+        stream: TcpStream,
+        address: Arc<str>,
+        open_count: Arc<AtomicUsize>,
+    ) -> ServerConn {
+        open_count.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        ServerConn {
+            stream,
+            pid: 0,
+            secret: 0,
+            address,
+            reported: HashMap::new(),
+            defaults: HashMap::new(),
+            applied: HashMap::new(),
+            tx_status: b'I',
+            pending: 0,
+            poisoned: false,
+            created: now,
+            last_used: now,
+            open_count,
+        }
+    }
+
+    /// True when the connection can go back to the idle list as it is.
+    pub fn is_clean(&self) -> bool {
+        self.pending == 0 && self.tx_status == b'I' && !self.poisoned
+    }
+
+    /// Records a ParameterStatus the server sent.
+    pub fn note_parameter(&mut self, name: &str, value: &str) {
+        self.reported
+            .insert(name.to_ascii_lowercase(), (name.to_string(), value.to_string()));
+    }
+
+    /// The value of a setting as far as the proxy knows: reported, or applied by us.
+    pub fn setting(&self, lower_name: &str) -> Option<&str> {
+        match self.reported.get(lower_name) {
+            Some((_, v)) => Some(v),
+            None => self.applied.get(lower_name).map(String::as_str),
+        }
+    }
+
+    /// Non-blocking look at an idle connection: an idle server sends nothing unless it is
+    /// going away (FATAL on shutdown, EOF) or a setting changed (ParameterStatus after a
+    /// configuration reload). Returns false when the connection must not be reused.
+    pub fn still_usable(&mut self) -> bool {
+        let mut buf = [0u8; 1024];
+        match self.stream.try_read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            Ok(0) | Err(_) => false,
+            Ok(n) => self.absorb_idle_messages(&buf[..n]),
+        }
+    }
+
+    fn absorb_idle_messages(&mut self, mut bytes: &[u8]) -> bool {
+        let mut scanner = FrameScanner::new(Direction::Backend, usize::MAX);
+        while let Ok(Scan::Frame { tag, len }) = scanner.next(bytes) {
+            match tag {
+                b'S' => {
+                    if let Some((k, v)) = parse_parameter_status(&bytes[5..len]) {
+                        let (k, v) = (k.to_string(), v.to_string());
+                        self.note_parameter(&k, &v);
+                    }
+                }
+                b'N' | b'A' => {}
+                _ => return false,
+            }
+            bytes = &bytes[len..];
+        }
+        bytes.is_empty()
+    }
+
+    /// Runs one simple-protocol query and reads up to its ReadyForQuery, discarding rows
+    /// but keeping ParameterStatus updates. A server error is returned after the
+    /// ReadyForQuery, so the connection stays in a known state.
+    pub async fn simple_query(&mut self, sql: &str, limit: Duration) -> Result<(), ServerError> {
+        let mut out = BytesMut::new();
+        messages::query(&mut out, sql);
+        self.exchange(&out, limit).await
+    }
+
+    /// Cheapest possible round trip: a lone Sync is answered with ReadyForQuery.
+    pub async fn ping(&mut self, limit: Duration) -> Result<(), ServerError> {
+        self.exchange(b"S\0\0\0\x04", limit).await
+    }
+
+    async fn exchange(&mut self, request: &[u8], limit: Duration) -> Result<(), ServerError> {
+        self.pending += 1;
+        let work = async {
+            self.stream.write_all(request).await?;
+            self.read_until_ready().await
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.poisoned = true;
+                Err(ServerError::Timeout {
+                    address: self.address.to_string(),
+                    after: limit,
+                })
+            }
+        }
+    }
+
+    async fn read_until_ready(&mut self) -> Result<(), ServerError> {
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut scanner = FrameScanner::new(Direction::Backend, usize::MAX);
+        let mut first_error = None;
+        loop {
+            match scanner.next(&buf) {
+                Ok(Scan::Frame { tag, len }) => {
+                    let body = &buf[5..len];
+                    match tag {
+                        b'S' => {
+                            if let Some((k, v)) = parse_parameter_status(body) {
+                                let (k, v) = (k.to_string(), v.to_string());
+                                self.note_parameter(&k, &v);
+                            }
+                        }
+                        b'E' if first_error.is_none() => {
+                            first_error = Some((parse_error_fields(body), buf[..len].to_vec()));
+                        }
+                        b'Z' => {
+                            self.tx_status = body.first().copied().unwrap_or(b'I');
+                            self.pending = self.pending.saturating_sub(1);
+                            if self.pending == 0 {
+                                return match first_error {
+                                    None => Ok(()),
+                                    Some((fields, raw)) => Err(ServerError::Query {
+                                        fields,
+                                        raw: raw.into(),
+                                    }),
+                                };
+                            }
+                        }
+                        _ => {}
+                    }
+                    buf.advance(len);
+                }
+                Ok(Scan::Partial { len }) => buf.advance(len),
+                Ok(Scan::NeedMore) => {
+                    if self.stream.read_buf(&mut buf).await? == 0 {
+                        self.poisoned = true;
+                        return Err(ServerError::Closed);
+                    }
+                }
+                Err(e) => return Err(ServerError::Protocol(e.to_string())),
+            }
+        }
+    }
+
+    /// Best-effort polite goodbye; the socket closes when the connection drops.
+    pub fn terminate(&mut self) {
+        let _ = self.stream.try_write(b"X\0\0\0\x04");
+    }
+}
+
+impl Drop for ServerConn {
+    fn drop(&mut self) {
+        self.open_count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends a CancelRequest for `pid`/`secret` to the server at `address`.
+pub async fn send_cancel(address: &str, pid: i32, secret: i32) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect(address).await?;
+    let mut packet = Vec::with_capacity(16);
+    packet.extend_from_slice(&16u32.to_be_bytes());
+    packet.extend_from_slice(&80_877_102i32.to_be_bytes());
+    packet.extend_from_slice(&pid.to_be_bytes());
+    packet.extend_from_slice(&secret.to_be_bytes());
+    stream.write_all(&packet).await?;
+    // The server closes the connection once it has read the request; waiting for that
+    // makes the cancel effective before we report back.
+    let mut sink = [0u8; 16];
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut sink)).await;
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! A client's session settings from its StartupMessage (application_name, client_encoding,
+//! DateStyle, `options=-c …`, …) and how to bring a pooled server in line with them.
+//!
+//! In transaction mode a client meets many servers. Before its first statement on a
+//! server, settings that differ are applied with `set_config`, and settings a previous
+//! client applied that this one did not ask for are `RESET`, so one client's startup
+//! parameters never leak into another's.
+
+use std::fmt::Write;
+
+use crate::pool::ServerConn;
+
+/// Startup keys that are not settings.
+const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
+
+/// Reported parameters a client cannot set with `set_config` (lower case).
+const READ_ONLY: &[&str] = &[
+    "server_version",
+    "server_encoding",
+    "integer_datetimes",
+    "is_superuser",
+    "in_hot_standby",
+    "session_authorization",
+    "scram_iterations",
+];
+
+/// True for a reported parameter the proxy may carry from server to server.
+pub fn is_transferable(lower_name: &str) -> bool {
+    !READ_ONLY.contains(&lower_name)
+}
+
+/// Desired settings, keyed by lower-case name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientParams {
+    settings: Vec<(String, String)>,
+}
+
+impl ClientParams {
+    /// Builds the settings from startup parameters; returns the `_pq_.` protocol options
+    /// the proxy does not support, for NegotiateProtocolVersion.
+    pub fn from_startup(params: &[(String, String)]) -> (ClientParams, Vec<String>) {
+        let mut out = ClientParams::default();
+        let mut unsupported = Vec::new();
+        for (key, value) in params {
+            if key.starts_with("_pq_.") {
+                unsupported.push(key.clone());
+            } else if key == "options" {
+                for (k, v) in parse_options(value) {
+                    out.set(&k, &v);
+                }
+            } else if !NOT_SETTINGS.contains(&key.as_str()) {
+                out.set(key, value);
+            }
+        }
+        (out, unsupported)
+    }
+
+    /// Sets (or replaces) one setting.
+    pub fn set(&mut self, name: &str, value: &str) {
+        let lower = name.to_ascii_lowercase();
+        match self.settings.iter_mut().find(|(k, _)| *k == lower) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => self.settings.push((lower, value.to_string())),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let lower = name.to_ascii_lowercase();
+        self.settings
+            .iter()
+            .find(|(k, _)| *k == lower)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The SQL that makes `server` match these settings, or `None` when it already does.
+    pub fn sync_sql(&self, server: &ServerConn) -> Option<String> {
+        let mut sql = String::new();
+        let changed_defaults = server
+            .reported
+            .iter()
+            .filter(|(k, (_, v))| is_transferable(k) && server.defaults.get(*k) != Some(v))
+            .map(|(k, _)| k);
+        for name in server.applied.keys().chain(changed_defaults) {
+            if self.get(name).is_none() {
+                let _ = write!(sql, "RESET {};", quote_ident(name));
+            }
+        }
+        let mut calls = Vec::new();
+        for (name, value) in &self.settings {
+            if server.setting(name) != Some(value.as_str()) {
+                calls.push(format!(
+                    "pg_catalog.set_config({}, {}, false)",
+                    quote_literal(name),
+                    quote_literal(value)
+                ));
+            }
+        }
+        if !calls.is_empty() {
+            let _ = write!(sql, "SELECT {};", calls.join(", "));
+        }
+        (!sql.is_empty()).then_some(sql)
+    }
+
+    /// After a sync: records on the server what it now has, and adopts the server's
+    /// spelling of reported values (`utf8` becomes `UTF8`) so the next comparison matches.
+    pub fn after_sync(&mut self, server: &mut ServerConn) {
+        server.applied.clear();
+        for (name, value) in &mut self.settings {
+            match server.reported.get(name.as_str()) {
+                Some((_, reported)) => *value = reported.clone(),
+                None => {
+                    server.applied.insert(name.clone(), value.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Splits a libpq `options` string into `-c name=value` / `--name=value` pairs.
+/// Backslash escapes the next character (libpq's way to put a space in a value).
+pub fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut pairs = Vec::new();
+    let mut iter = words.into_iter();
+    while let Some(w) = iter.next() {
+        let setting = if w == "-c" {
+            iter.next()
+        } else if let Some(rest) = w.strip_prefix("--").or_else(|| w.strip_prefix("-c")) {
+            Some(rest.to_string())
+        } else {
+            None
+        };
+        if let Some((k, v)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            pairs.push((k.replace('-', "_"), v.to_string()));
+        }
+    }
+    pairs
+}
+
+/// A string literal safe under either setting of standard_conforming_strings.
+pub fn quote_literal(s: &str) -> String {
+    let body = s.replace('\'', "''");
+    if body.contains('\\') {
+        format!("E'{}'", body.replace('\\', "\\\\"))
+    } else {
+        format!("'{body}'")
+    }
+}
+
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn startup_params_become_settings() {
+        let (p, unsupported) = ClientParams::from_startup(&kv(&[
+            ("user", "u"),
+            ("database", "d"),
+            ("application_name", "app"),
+            ("DateStyle", "ISO"),
+            ("options", "-c statement_timeout=5s --search-path=a\\,\\ b"),
+            ("_pq_.compression", "on"),
+        ]));
+        assert_eq!(p.get("application_name"), Some("app"));
+        assert_eq!(p.get("datestyle"), Some("ISO"));
+        assert_eq!(p.get("statement_timeout"), Some("5s"));
+        assert_eq!(p.get("search_path"), Some("a, b"));
+        assert_eq!(p.get("user"), None);
+        assert_eq!(unsupported, vec!["_pq_.compression".to_string()]);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+    }
+}

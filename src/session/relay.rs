@@ -1,0 +1,392 @@
+//! The byte pump between one client and (at times) one server: reads, frames, forwards,
+//! and reports the moments the session must act on (a request needs a server, the server
+//! can go back to the pool, someone hung up).
+//!
+//! All four directions (client read/write, server read/write) are driven from one poll
+//! function, so a client that pipelines megabytes while the server streams results back
+//! can never deadlock the two against each other. Bytes are forwarded from the buffer they
+//! were read into: `cbuf[..c_fwd]` is framed and ready for the server, `sbuf[..s_fwd]` for
+//! the client; what follows is a frame still arriving.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
+
+use crate::pool::PooledServer;
+use crate::protocol::messages::{self, parse_parameter_status};
+use crate::protocol::{Direction, FrameScanner, ProtocolError, Scan};
+
+/// Reads stop while this much is buffered and not yet written (backpressure).
+const BUFFER_HIGH_WATER: usize = 256 * 1024;
+/// Fresh read buffers start at this size.
+const READ_CHUNK: usize = 8 * 1024;
+/// A request bigger than this is sent on to a server before it is complete.
+const EARLY_CHECKOUT: usize = 64 * 1024;
+/// Steps of progress before yielding to other tasks.
+const STEPS_PER_POLL: usize = 32;
+
+/// What the session must do next.
+#[derive(Debug)]
+pub enum Event {
+    /// Framed client bytes are waiting and no server is attached.
+    NeedServer,
+    /// The attached server finished its last request outside a transaction.
+    ServerIdle,
+    /// The client closed the connection, or sent Terminate and nothing is outstanding.
+    ClientDone,
+}
+
+/// Failures while relaying.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("client connection: {0}")]
+    Client(io::Error),
+    #[error("server connection lost: {0}")]
+    Server(io::Error),
+    #[error("server closed the connection")]
+    ServerClosed,
+}
+
+pub struct Relay {
+    pub client: TcpStream,
+    pub server: Option<PooledServer>,
+    cbuf: BytesMut,
+    c_fwd: usize,
+    cscan: FrameScanner,
+    sbuf: BytesMut,
+    s_fwd: usize,
+    sscan: FrameScanner,
+    /// Requests (Query, Sync, FunctionCall) read from the client whose ReadyForQuery has
+    /// not been relayed yet.
+    pub pending: u32,
+    /// Status of the last ReadyForQuery relayed.
+    pub tx_status: u8,
+    /// A request is ready and wants a server (set when a flush point is framed).
+    wants_server: bool,
+    /// After an error we reported ourselves in extended protocol: drop client messages
+    /// up to the next Sync, as PostgreSQL does.
+    pub discard_until_sync: bool,
+    /// The client sent Terminate.
+    terminating: bool,
+    /// Extended-protocol messages were sent after the last request end (Sync): the
+    /// server is mid-batch and must stay with this client.
+    unsynced: bool,
+    /// ParameterStatus values seen from the server, for the session to adopt.
+    pub reported: Vec<(String, String)>,
+    /// Transaction mode: report `ServerIdle` when the server can go back to the pool.
+    pub release_when_idle: bool,
+}
+
+impl Relay {
+    pub fn new(client: TcpStream, max_message_size: usize) -> Relay {
+        Relay {
+            client,
+            server: None,
+            cbuf: BytesMut::new(),
+            c_fwd: 0,
+            cscan: FrameScanner::new(Direction::Frontend, max_message_size),
+            sbuf: BytesMut::new(),
+            s_fwd: 0,
+            sscan: FrameScanner::new(Direction::Backend, usize::MAX),
+            pending: 0,
+            tx_status: b'I',
+            wants_server: false,
+            discard_until_sync: false,
+            terminating: false,
+            unsynced: false,
+            reported: Vec::new(),
+            release_when_idle: true,
+        }
+    }
+
+    /// Runs the pump until the session has to act.
+    pub async fn next_event(&mut self) -> Result<Event, RelayError> {
+        poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    /// True between requests: nothing outstanding and no transaction open.
+    pub fn at_rest(&self) -> bool {
+        self.pending == 0 && self.tx_status == b'I' && self.c_fwd == 0 && self.cbuf.is_empty()
+    }
+
+    /// Queues a message built by the proxy for the client. Only valid when no server
+    /// frame is half-read (no server attached, or it just failed).
+    pub fn to_client(&mut self) -> &mut BytesMut {
+        self.sbuf.truncate(self.s_fwd);
+        &mut self.sbuf
+    }
+
+    /// Marks everything appended via `to_client` as ready to send.
+    pub fn commit_to_client(&mut self) {
+        self.s_fwd = self.sbuf.len();
+    }
+
+    /// Answers every waiting request with `error` (an ErrorResponse) and drops the
+    /// buffered messages, as PostgreSQL would after a failed request.
+    pub fn fail_waiting_requests(&mut self, error: &[u8]) {
+        self.cbuf.advance(self.c_fwd);
+        self.c_fwd = 0;
+        self.wants_server = false;
+        let requests = self.pending;
+        let buf = self.to_client();
+        for _ in 0..requests.max(1) {
+            buf.extend_from_slice(error);
+            if requests > 0 {
+                messages::ready_for_query(buf, b'I');
+            }
+        }
+        self.discard_until_sync = requests == 0;
+        self.pending = 0;
+        self.commit_to_client();
+    }
+
+    /// Writes everything queued for the client.
+    pub async fn flush_client(&mut self) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.client.write_all(&self.sbuf[..self.s_fwd]).await?;
+        self.sbuf.advance(self.s_fwd);
+        self.s_fwd = 0;
+        Ok(())
+    }
+
+    /// Attaches a server checked out for the waiting request.
+    pub fn attach_server(&mut self, server: PooledServer) {
+        self.wants_server = false;
+        self.server = Some(server);
+    }
+
+    /// Detaches the server, recording for the pool what state it is in.
+    pub fn detach_server(&mut self) -> Option<PooledServer> {
+        let mut server = self.server.take()?;
+        let half_sent = self.c_fwd > 0 || self.cscan.mid_frame() || self.unsynced;
+        let half_read = self.sbuf.len() > self.s_fwd || self.sscan.mid_frame();
+        server.pending = self.pending;
+        server.tx_status = self.tx_status;
+        if half_sent || half_read {
+            server.poisoned = true;
+        }
+        // Bytes after the last whole server frame belong to that server only.
+        self.sbuf.truncate(self.s_fwd);
+        self.sscan = FrameScanner::new(Direction::Backend, usize::MAX);
+        Some(server)
+    }
+
+    /// Releases idle memory: an idle client costs no buffers.
+    pub fn shrink(&mut self) {
+        if self.cbuf.is_empty() {
+            self.cbuf = BytesMut::new();
+        }
+        if self.sbuf.is_empty() {
+            self.sbuf = BytesMut::new();
+        }
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, RelayError>> {
+        for _ in 0..STEPS_PER_POLL {
+            let mut progress = self.poll_writes(cx)?;
+            if let Poll::Ready(r) = self.poll_client_read(cx, &mut progress) {
+                return Poll::Ready(r);
+            }
+            self.poll_server_read(cx, &mut progress)?;
+            if let Some(event) = self.due_event() {
+                return Poll::Ready(Ok(event));
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn due_event(&self) -> Option<Event> {
+        if self.terminating && self.pending == 0 && self.s_fwd == 0 {
+            return Some(Event::ClientDone);
+        }
+        if self.server.is_none() {
+            return self.wants_server.then_some(Event::NeedServer);
+        }
+        let idle = self.pending == 0 && self.tx_status == b'I' && !self.unsynced;
+        let quiet = self.c_fwd == 0
+            && self.sbuf.len() == self.s_fwd
+            && !self.sscan.mid_frame()
+            && !self.cscan.mid_frame();
+        (self.release_when_idle && idle && quiet).then_some(Event::ServerIdle)
+    }
+
+    /// Writes whatever is ready in both directions. Returns whether anything moved.
+    fn poll_writes(&mut self, cx: &mut Context<'_>) -> Result<bool, RelayError> {
+        let mut progress = false;
+        if self.s_fwd > 0 {
+            if let Poll::Ready(r) = Pin::new(&mut self.client).poll_write(cx, &self.sbuf[..self.s_fwd]) {
+                let n = r.map_err(RelayError::Client)?;
+                if n == 0 {
+                    return Err(RelayError::Client(io::ErrorKind::WriteZero.into()));
+                }
+                self.sbuf.advance(n);
+                self.s_fwd -= n;
+                progress = true;
+            }
+        }
+        if let Some(server) = self.server.as_mut() {
+            if self.c_fwd > 0 {
+                if let Poll::Ready(r) = Pin::new(&mut server.stream).poll_write(cx, &self.cbuf[..self.c_fwd]) {
+                    let n = r.map_err(RelayError::Server)?;
+                    if n == 0 {
+                        return Err(RelayError::ServerClosed);
+                    }
+                    self.cbuf.advance(n);
+                    self.c_fwd -= n;
+                    progress = true;
+                }
+            }
+        }
+        Ok(progress)
+    }
+
+    fn poll_client_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        progress: &mut bool,
+    ) -> Poll<Result<Event, RelayError>> {
+        if self.terminating || self.cbuf.len() >= BUFFER_HIGH_WATER {
+            return Poll::Pending;
+        }
+        if self.cbuf.capacity() == 0 {
+            // Idle client: wait for readiness before spending a buffer on it.
+            match self.client.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => self.cbuf.reserve(READ_CHUNK),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(RelayError::Client(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+        } else if self.cbuf.capacity() - self.cbuf.len() < 512 {
+            self.cbuf.reserve(READ_CHUNK);
+        }
+        match poll_read_buf(Pin::new(&mut self.client), cx, &mut self.cbuf) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Ok(Event::ClientDone)),
+            Poll::Ready(Ok(_)) => {
+                *progress = true;
+                match self.scan_client() {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e.into())),
+                }
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(RelayError::Client(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_server_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        progress: &mut bool,
+    ) -> Result<(), RelayError> {
+        let Some(server) = self.server.as_mut() else {
+            return Ok(());
+        };
+        if self.sbuf.len() >= BUFFER_HIGH_WATER {
+            return Ok(());
+        }
+        if self.sbuf.capacity() - self.sbuf.len() < 1024 {
+            self.sbuf.reserve(READ_CHUNK * 2);
+        }
+        match poll_read_buf(Pin::new(&mut server.stream), cx, &mut self.sbuf) {
+            Poll::Ready(Ok(0)) => Err(RelayError::ServerClosed),
+            Poll::Ready(Ok(_)) => {
+                *progress = true;
+                self.scan_server();
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(RelayError::Server(e)),
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Frames newly read client bytes, noting requests and Terminate.
+    fn scan_client(&mut self) -> Result<(), ProtocolError> {
+        loop {
+            let (tag, len) = match self.cscan.next(&self.cbuf[self.c_fwd..])? {
+                Scan::NeedMore => break,
+                Scan::Partial { len } => {
+                    self.c_fwd += len;
+                    continue;
+                }
+                Scan::Frame { tag, len } => (tag, len),
+            };
+            if tag == b'X' {
+                self.terminating = true;
+                self.cbuf.truncate(self.c_fwd);
+                break;
+            }
+            if self.discard_until_sync {
+                self.drop_client_frame(len);
+                if tag == b'S' {
+                    self.discard_until_sync = false;
+                    messages::ready_for_query(self.to_client(), b'I');
+                    self.commit_to_client();
+                }
+                continue;
+            }
+            let request_end = matches!(tag, b'Q' | b'S' | b'F');
+            if request_end {
+                self.pending += 1;
+            }
+            if request_end {
+                self.unsynced = false;
+            } else if matches!(tag, b'P' | b'B' | b'D' | b'E' | b'C' | b'H') {
+                self.unsynced = true;
+            }
+            if request_end || matches!(tag, b'H' | b'd' | b'c' | b'f') {
+                self.wants_server = self.server.is_none();
+            }
+            self.c_fwd += len;
+        }
+        if self.server.is_none() && (self.c_fwd > EARLY_CHECKOUT || self.cscan.mid_frame()) {
+            self.wants_server = true;
+        }
+        Ok(())
+    }
+
+    /// Removes the frame at `c_fwd` from the client buffer.
+    fn drop_client_frame(&mut self, len: usize) {
+        let tail = self.cbuf.split_off(self.c_fwd);
+        let mut tail = tail;
+        tail.advance(len);
+        self.cbuf.unsplit(tail);
+    }
+
+    /// Frames newly read server bytes, tracking ReadyForQuery and ParameterStatus.
+    fn scan_server(&mut self) {
+        // The backend scanner never fails: it accepts any tag and any size.
+        while let Ok(step) = self.sscan.next(&self.sbuf[self.s_fwd..]) {
+            match step {
+                Scan::NeedMore => break,
+                Scan::Partial { len } => self.s_fwd += len,
+                Scan::Frame { tag, len } => {
+                    let body = &self.sbuf[self.s_fwd + 5..self.s_fwd + len];
+                    match tag {
+                        b'Z' => {
+                            self.tx_status = body.first().copied().unwrap_or(b'I');
+                            self.pending = self.pending.saturating_sub(1);
+                        }
+                        b'S' => {
+                            if let Some((k, v)) = parse_parameter_status(body) {
+                                self.reported.push((k.to_string(), v.to_string()));
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.s_fwd += len;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The request loop of a logged-in client: borrow a server when a request is ready, give
+//! it back when the transaction ends (transaction mode), and end cleanly on Terminate,
+//! disconnect, errors or shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use super::cancel::{CancelHandle, CancelTarget};
+use super::error::checkout_error;
+use super::login::{sync_server, Greeted};
+use super::params::{is_transferable, ClientParams};
+use super::relay::{Event, Relay, RelayError};
+use super::{report, SessionError};
+use crate::app::Shared;
+use crate::config::PoolMode;
+use crate::pool::{Pool, PoolError, ServerError};
+
+pub struct Serve {
+    shared: Arc<Shared>,
+    relay: Relay,
+    pool: Arc<Pool>,
+    params: ClientParams,
+    cancel: CancelHandle,
+    peer: SocketAddr,
+}
+
+impl Serve {
+    pub fn new(shared: Arc<Shared>, stream: TcpStream, greeted: Greeted, peer: SocketAddr) -> Serve {
+        let config = shared.config();
+        let mut relay = Relay::new(stream, config.max_message_size);
+        relay.release_when_idle = greeted.pool.mode() == PoolMode::Transaction;
+        if let Some(server) = greeted.server {
+            relay.attach_server(server);
+        }
+        Serve {
+            shared,
+            relay,
+            pool: greeted.pool,
+            params: greeted.params,
+            cancel: greeted.cancel,
+            peer,
+        }
+    }
+
+    /// Serves requests until the client leaves, then returns its server and reports
+    /// any failure to the client.
+    pub async fn run(mut self) {
+        let result = self.serve().await;
+        let server_failed = matches!(
+            result,
+            Err(SessionError::Relay(RelayError::Server(_) | RelayError::ServerClosed))
+        );
+        if server_failed {
+            if let Some(server) = self.relay.server.as_mut() {
+                server.poisoned = true;
+            }
+        }
+        self.release();
+        match result {
+            Ok(()) => tracing::debug!(peer = %self.peer, "client disconnected"),
+            Err(e) => {
+                if !e.client_gone() {
+                    let _ = self.relay.flush_client().await;
+                }
+                report(&mut self.relay.client, self.peer, e).await;
+            }
+        }
+    }
+
+    async fn serve(&mut self) -> Result<(), SessionError> {
+        loop {
+            if self.relay.server.is_none() {
+                self.relay.shrink();
+            }
+            let at_rest = self.relay.at_rest();
+            let event = tokio::select! {
+                biased;
+                _ = self.shared.force_close.cancelled() => return Err(SessionError::ShuttingDown),
+                _ = self.shared.shutdown.cancelled(), if at_rest => {
+                    return Err(SessionError::ShuttingDown)
+                }
+                event = self.relay.next_event() => event?,
+            };
+            match event {
+                Event::NeedServer => self.attach().await?,
+                Event::ServerIdle => self.release(),
+                Event::ClientDone => return Ok(()),
+            }
+        }
+    }
+
+    /// Checks out a server for the waiting request; on failure the request gets the
+    /// error and the client stays connected.
+    async fn attach(&mut self) -> Result<(), SessionError> {
+        let checkout = tokio::select! {
+            r = self.pool.checkout() => r,
+            _ = self.shared.force_close.cancelled() => return Err(SessionError::ShuttingDown),
+        };
+        let mut server = match checkout {
+            Ok(server) => server,
+            Err(e) => {
+                tracing::info!(peer = %self.peer, pool = %self.pool.key, error = %e, "request failed: no server");
+                self.relay.fail_waiting_requests(&checkout_error(&e));
+                return Ok(());
+            }
+        };
+        let limit = self.pool.params().connect_timeout;
+        if let Err(e) = sync_server(&mut server, &mut self.params, limit).await {
+            tracing::info!(peer = %self.peer, pool = %self.pool.key, error = %e, "could not apply client settings");
+            let message = match &e {
+                ServerError::Query { raw, .. } => raw.clone(),
+                _ => checkout_error(&PoolError::Server(e)),
+            };
+            self.relay.fail_waiting_requests(&message);
+            return Ok(());
+        }
+        self.cancel.set_target(Some(CancelTarget {
+            address: server.address.clone(),
+            pid: server.pid,
+            secret: server.secret,
+        }));
+        self.relay.attach_server(server);
+        Ok(())
+    }
+
+    /// Gives the server back (dropping the guard returns or cleans it), after carrying
+    /// any settings the client changed over to its own record.
+    fn release(&mut self) {
+        self.cancel.set_target(None);
+        let Some(mut server) = self.relay.detach_server() else {
+            return;
+        };
+        for (name, value) in self.relay.reported.drain(..) {
+            server.note_parameter(&name, &value);
+            if is_transferable(&name.to_ascii_lowercase()) {
+                self.params.set(&name, &value);
+            }
+        }
+    }
+}

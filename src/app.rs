@@ -90,10 +90,11 @@ impl Shared {
     /// configuration stays and the error (naming the key) is returned.
     pub fn reload(&self) -> Result<(), ConfigError> {
         let config = Config::load(self.source.path.as_deref(), &self.source.overrides)?;
-        let upstream = Upstream::parse(&config.upstream).map_err(|reason| ConfigError::Invalid {
-            key: "upstream".into(),
-            reason,
-        })?;
+        let upstream =
+            Upstream::parse(&config.upstream).map_err(|reason| ConfigError::Invalid {
+                key: "upstream".into(),
+                reason,
+            })?;
         for pool in self.pools.iter() {
             let settings = config.pool_settings(&upstream, &pool.key.database);
             pool.update_params(PoolParams::new(&config, settings));
@@ -121,16 +122,18 @@ impl App {
     /// Binds the listener and starts serving. The upstream need not be reachable.
     pub async fn start(config: Config, source: ConfigSource) -> Result<App, AppError> {
         config.validate()?;
-        let upstream = Upstream::parse(&config.upstream).map_err(|reason| ConfigError::Invalid {
-            key: "upstream".into(),
-            reason,
-        })?;
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                address: config.listen.clone(),
-                source,
+        let upstream =
+            Upstream::parse(&config.upstream).map_err(|reason| ConfigError::Invalid {
+                key: "upstream".into(),
+                reason,
             })?;
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| AppError::Bind {
+                    address: config.listen.clone(),
+                    source,
+                })?;
         let local_addr = listener.local_addr().map_err(|source| AppError::Bind {
             address: config.listen.clone(),
             source,
@@ -148,7 +151,11 @@ impl App {
             source,
         });
         let tracker = TaskTracker::new();
-        tracker.spawn(crate::listener::run(listener, shared.clone(), tracker.clone()));
+        tracker.spawn(crate::listener::run(
+            listener,
+            shared.clone(),
+            tracker.clone(),
+        ));
         let reaper_shared = shared.clone();
         tracker.spawn(run_reaper(
             move || reaper_shared.all_pools(),
@@ -185,8 +192,14 @@ impl App {
     pub async fn wait(self) {
         self.tracker.close();
         let limit = self.shared.config().shutdown_timeout;
-        if tokio::time::timeout(limit, self.tracker.wait()).await.is_err() {
-            tracing::warn!(timeout_ms = limit.as_millis() as u64, "shutdown timeout reached; closing remaining clients");
+        if tokio::time::timeout(limit, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout_ms = limit.as_millis() as u64,
+                "shutdown timeout reached; closing remaining clients"
+            );
             self.force_shutdown();
             self.tracker.wait().await;
         }

@@ -113,7 +113,9 @@ fn init_tracing(format: LogFormat) {
 
 /// Runs until SIGTERM/SIGINT (graceful; a second one forces), reloading on SIGHUP.
 async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
-    let app = App::start(config, source).await.context("start-up failed")?;
+    let app = App::start(config, source)
+        .await
+        .context("start-up failed")?;
     let shared = app.shared().clone();
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;

@@ -36,7 +36,8 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         secret.map(|s| s.server_auth()).unwrap_or_else(fallback)
     } else {
         let secret = auth.lookup(config, upstream, settings, user).await?;
-        let use_md5 = config.auth_type == AuthType::Md5 && matches!(secret, Some(Secret::Md5(_)) | Some(Secret::Plain(_)));
+        let use_md5 = config.auth_type == AuthType::Md5
+            && matches!(secret, Some(Secret::Md5(_)) | Some(Secret::Plain(_)));
         let proven = if use_md5 {
             md5_exchange(stream, user, secret.as_ref()).await?
         } else {
@@ -88,7 +89,9 @@ async fn md5_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     if !md5_verify(&stored, salt, response) {
         return Err(AuthError::Failed(user.to_string()));
     }
-    Ok(Proven::Secret(secret.cloned().unwrap_or(Secret::Md5(stored))))
+    Ok(Proven::Secret(
+        secret.cloned().unwrap_or(Secret::Md5(stored)),
+    ))
 }
 
 async fn scram_exchange<S: AsyncRead + AsyncWrite + Unpin>(

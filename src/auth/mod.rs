@@ -101,7 +101,10 @@ impl Authenticator {
             return Ok(entry.password.as_deref().map(Secret::from_stored));
         }
         match &config.auth_query {
-            Some(query) => self.query_secret(config, upstream, settings, query, user).await,
+            Some(query) => {
+                self.query_secret(config, upstream, settings, query, user)
+                    .await
+            }
             None => Ok(None),
         }
     }

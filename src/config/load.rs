@@ -72,7 +72,10 @@ impl Config {
             key: key.to_string(),
             reason,
         };
-        for (key, addr) in [("listen", &self.listen), ("admin_listen", &self.admin_listen)] {
+        for (key, addr) in [
+            ("listen", &self.listen),
+            ("admin_listen", &self.admin_listen),
+        ] {
             addr.parse::<SocketAddr>()
                 .map_err(|e| invalid(key, format!("{addr:?} is not ADDR:PORT ({e})")))?;
         }
@@ -93,7 +96,10 @@ impl Config {
             return Err(invalid("checkout_timeout", "must be more than 0".into()));
         }
         if self.server_connect_timeout.is_zero() {
-            return Err(invalid("server_connect_timeout", "must be more than 0".into()));
+            return Err(invalid(
+                "server_connect_timeout",
+                "must be more than 0".into(),
+            ));
         }
         self.validate_users()
     }
@@ -214,20 +220,31 @@ mod tests {
 
     #[test]
     fn unknown_key_is_one_line_naming_it() {
-        let err = parse("pool_size = 3\npool_sise = 4\n").unwrap_err().to_string();
+        let err = parse("pool_size = 3\npool_sise = 4\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("proxy.toml:2: pool_sise:"), "{err}");
         assert!(!err.contains('\n'));
     }
 
     #[test]
     fn bad_value_names_the_key() {
-        let err = parse("pool_mode = \"statement\"\n").unwrap_err().to_string();
+        let err = parse("pool_mode = \"statement\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("pool_mode"), "{err}");
-        let err = parse("checkout_timeout = \"soon\"\n").unwrap_err().to_string();
+        let err = parse("checkout_timeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("checkout_timeout"), "{err}");
         let err = parse("min_pool_size = 30\n").unwrap_err().to_string();
-        assert_eq!(err, "config key min_pool_size: 30 is larger than pool_size 20");
-        let err = parse("[databases.app]\npool_size = 0\n").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "config key min_pool_size: 30 is larger than pool_size 20"
+        );
+        let err = parse("[databases.app]\npool_size = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("databases.app.pool_size"), "{err}");
         let err = parse("listen = \"nowhere\"\n").unwrap_err().to_string();
         assert!(err.starts_with("config key listen:"), "{err}");
@@ -235,11 +252,15 @@ mod tests {
 
     #[test]
     fn per_database_overrides() {
-        let c = parse("[databases.app]\npool_mode = \"session\"\npool_size = 3\ndbname = \"real\"\n")
-            .unwrap();
+        let c =
+            parse("[databases.app]\npool_mode = \"session\"\npool_size = 3\ndbname = \"real\"\n")
+                .unwrap();
         let up = Upstream::parse(&c.upstream).unwrap();
         let s = c.pool_settings(&up, "app");
-        assert_eq!((s.mode, s.size, s.server_dbname.as_str()), (PoolMode::Session, 3, "real"));
+        assert_eq!(
+            (s.mode, s.size, s.server_dbname.as_str()),
+            (PoolMode::Session, 3, "real")
+        );
         let other = c.pool_settings(&up, "other");
         assert_eq!((other.mode, other.size), (PoolMode::Transaction, 20));
     }

@@ -104,7 +104,9 @@ async fn startup(
                 continue;
             }
             Ok(Scan::Partial { .. }) | Err(_) => {
-                return Err(ServerError::Protocol("unexpected message during login".into()))
+                return Err(ServerError::Protocol(
+                    "unexpected message during login".into(),
+                ))
             }
         };
         let body = &buf[5..len];
@@ -165,7 +167,11 @@ fn answer_auth(
         (0, _) => {}
         (3, ServerAuth::Password(p)) => frontend::password_message(p.as_bytes(), out)?,
         (5, ServerAuth::Password(p)) | (5, ServerAuth::Md5Hash(p)) => {
-            let salt: [u8; 4] = data.get(..4).ok_or_else(malformed)?.try_into().map_err(|_| malformed())?;
+            let salt: [u8; 4] = data
+                .get(..4)
+                .ok_or_else(malformed)?
+                .try_into()
+                .map_err(|_| malformed())?;
             let response = match auth {
                 ServerAuth::Password(_) => md5_hash(user.as_bytes(), p.as_bytes(), salt),
                 _ => md5_response_from_stored(p, salt),
@@ -237,5 +243,9 @@ fn missing_secret(user: &str, method: &str) -> ServerError {
 }
 
 fn scram_error(user: &str) -> impl Fn(crate::auth::scram::ScramError) -> ServerError + '_ {
-    move |e| ServerError::Auth(format!("SCRAM exchange with server failed for user \"{user}\": {e}"))
+    move |e| {
+        ServerError::Auth(format!(
+            "SCRAM exchange with server failed for user \"{user}\": {e}"
+        ))
+    }
 }

@@ -203,7 +203,9 @@ impl Pool {
         };
         self.counters.checkouts.fetch_add(1, Ordering::Relaxed);
         let waited = started.elapsed().as_micros() as u64;
-        self.counters.wait_us_total.fetch_add(waited, Ordering::Relaxed);
+        self.counters
+            .wait_us_total
+            .fetch_add(waited, Ordering::Relaxed);
         loop {
             let candidate = lock(&self.idle).pop();
             let Some(mut server) = candidate else {
@@ -223,15 +225,23 @@ impl Pool {
         params: &PoolParams,
         started: Instant,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, PoolError> {
-        self.counters.waiting_clients.fetch_add(1, Ordering::Relaxed);
-        let acquired =
-            tokio::time::timeout(params.checkout_timeout, self.semaphore.clone().acquire_owned())
-                .await;
-        self.counters.waiting_clients.fetch_sub(1, Ordering::Relaxed);
+        self.counters
+            .waiting_clients
+            .fetch_add(1, Ordering::Relaxed);
+        let acquired = tokio::time::timeout(
+            params.checkout_timeout,
+            self.semaphore.clone().acquire_owned(),
+        )
+        .await;
+        self.counters
+            .waiting_clients
+            .fetch_sub(1, Ordering::Relaxed);
         match acquired {
             Ok(Ok(permit)) => Ok(permit),
             _ => {
-                self.counters.checkout_timeouts.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .checkout_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(PoolError::Timeout {
                     pool: self.key.to_string(),
                     waited_ms: started.elapsed().as_millis(),

@@ -94,8 +94,10 @@ impl ServerConn {
 
     /// Records a ParameterStatus the server sent.
     pub fn note_parameter(&mut self, name: &str, value: &str) {
-        self.reported
-            .insert(name.to_ascii_lowercase(), (name.to_string(), value.to_string()));
+        self.reported.insert(
+            name.to_ascii_lowercase(),
+            (name.to_string(), value.to_string()),
+        );
     }
 
     /// The value of a setting as far as the proxy knows: reported, or applied by us.

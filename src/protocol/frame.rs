@@ -134,7 +134,13 @@ mod tests {
     fn whole_frames_and_need_more() {
         let mut s = FrameScanner::new(Direction::Frontend, 1 << 20);
         let q = frame(b'Q', b"select 1\0");
-        assert_eq!(s.next(&q).unwrap(), Scan::Frame { tag: b'Q', len: q.len() });
+        assert_eq!(
+            s.next(&q).unwrap(),
+            Scan::Frame {
+                tag: b'Q',
+                len: q.len()
+            }
+        );
         assert_eq!(s.next(&q[..7]).unwrap(), Scan::NeedMore);
         assert_eq!(s.next(&q[..3]).unwrap(), Scan::NeedMore);
     }
@@ -150,7 +156,10 @@ mod tests {
         rest.extend(frame(b'Z', b"I"));
         assert_eq!(s.next(&rest).unwrap(), Scan::Partial { len: 54 });
         assert!(!s.mid_frame());
-        assert_eq!(s.next(&rest[54..]).unwrap(), Scan::Frame { tag: b'Z', len: 6 });
+        assert_eq!(
+            s.next(&rest[54..]).unwrap(),
+            Scan::Frame { tag: b'Z', len: 6 }
+        );
     }
 
     #[test]

@@ -82,7 +82,10 @@ pub fn auth_sasl_final(buf: &mut BytesMut, data: Vec<u8>) {
 }
 
 pub fn parameter_status(buf: &mut BytesMut, name: &str, value: &str) {
-    encode(&ParameterStatus::new(name.to_string(), value.to_string()), buf);
+    encode(
+        &ParameterStatus::new(name.to_string(), value.to_string()),
+        buf,
+    );
 }
 
 pub fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {

@@ -72,7 +72,12 @@ impl SessionError {
             return Some(raw.clone());
         }
         let mut buf = BytesMut::new();
-        error_response(&mut buf, Severity::Fatal, self.sqlstate(), &self.to_string());
+        error_response(
+            &mut buf,
+            Severity::Fatal,
+            self.sqlstate(),
+            &self.to_string(),
+        );
         Some(buf.freeze())
     }
 }
@@ -81,14 +86,19 @@ impl SessionError {
 pub fn checkout_error(err: &PoolError) -> Bytes {
     let mut buf = BytesMut::new();
     match err {
-        PoolError::Timeout { .. } => error_response(&mut buf, Severity::Error, "53300", &err.to_string()),
+        PoolError::Timeout { .. } => {
+            error_response(&mut buf, Severity::Error, "53300", &err.to_string())
+        }
         PoolError::Server(ServerError::Rejected { fields, .. })
         | PoolError::Server(ServerError::Query { fields, .. }) => {
             error_response(&mut buf, Severity::Error, &fields.code, &fields.message)
         }
-        PoolError::Server(e) => {
-            error_response(&mut buf, Severity::Error, "08006", &format!("pgsidecar: {e}"))
-        }
+        PoolError::Server(e) => error_response(
+            &mut buf,
+            Severity::Error,
+            "08006",
+            &format!("pgsidecar: {e}"),
+        ),
     }
     buf.freeze()
 }

@@ -43,7 +43,9 @@ pub async fn login_and_serve(
         Err(_) => return report(&mut stream, peer, SessionError::LoginTimeout).await,
     };
     tracing::debug!(%peer, pool = %greeted.pool.key, "client logged in");
-    Serve::new(shared.clone(), stream, greeted, peer).run().await;
+    Serve::new(shared.clone(), stream, greeted, peer)
+        .run()
+        .await;
 }
 
 async fn login(

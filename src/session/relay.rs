@@ -226,7 +226,9 @@ impl Relay {
     fn poll_writes(&mut self, cx: &mut Context<'_>) -> Result<bool, RelayError> {
         let mut progress = false;
         if self.s_fwd > 0 {
-            if let Poll::Ready(r) = Pin::new(&mut self.client).poll_write(cx, &self.sbuf[..self.s_fwd]) {
+            if let Poll::Ready(r) =
+                Pin::new(&mut self.client).poll_write(cx, &self.sbuf[..self.s_fwd])
+            {
                 let n = r.map_err(RelayError::Client)?;
                 if n == 0 {
                     return Err(RelayError::Client(io::ErrorKind::WriteZero.into()));
@@ -238,7 +240,9 @@ impl Relay {
         }
         if let Some(server) = self.server.as_mut() {
             if self.c_fwd > 0 {
-                if let Poll::Ready(r) = Pin::new(&mut server.stream).poll_write(cx, &self.cbuf[..self.c_fwd]) {
+                if let Poll::Ready(r) =
+                    Pin::new(&mut server.stream).poll_write(cx, &self.cbuf[..self.c_fwd])
+                {
                     let n = r.map_err(RelayError::Server)?;
                     if n == 0 {
                         return Err(RelayError::ServerClosed);

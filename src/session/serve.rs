@@ -27,7 +27,12 @@ pub struct Serve {
 }
 
 impl Serve {
-    pub fn new(shared: Arc<Shared>, stream: TcpStream, greeted: Greeted, peer: SocketAddr) -> Serve {
+    pub fn new(
+        shared: Arc<Shared>,
+        stream: TcpStream,
+        greeted: Greeted,
+        peer: SocketAddr,
+    ) -> Serve {
         let config = shared.config();
         let mut relay = Relay::new(stream, config.max_message_size);
         relay.release_when_idle = greeted.pool.mode() == PoolMode::Transaction;
@@ -50,7 +55,9 @@ impl Serve {
         let result = self.serve().await;
         let server_failed = matches!(
             result,
-            Err(SessionError::Relay(RelayError::Server(_) | RelayError::ServerClosed))
+            Err(SessionError::Relay(
+                RelayError::Server(_) | RelayError::ServerClosed
+            ))
         );
         if server_failed {
             if let Some(server) = self.relay.server.as_mut() {

@@ -1,0 +1,17 @@
+//! Integration tests: one binary, one file per behaviour, against a real PostgreSQL.
+
+mod common;
+
+mod bad_input;
+mod cancel;
+mod cleanup;
+mod config_cli;
+mod copy;
+mod e2e_clients;
+mod large_rows;
+mod params;
+mod pool_limits;
+mod queries;
+mod scram;
+mod shutdown;
+mod upstream_restart;

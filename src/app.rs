@@ -4,13 +4,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Context;
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
@@ -33,6 +37,9 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Fired when `shutdown_timeout` runs out or on a second request: close everyone.
     pub force_close: CancellationToken,
+    /// Mirrors of the two tokens, readable without a lock on the hot path.
+    draining: AtomicBool,
+    forcing: AtomicBool,
     /// Where the configuration came from, for reloads.
     source: ConfigSource,
 }
@@ -105,9 +112,61 @@ impl Shared {
         Ok(())
     }
 
+    /// A per-task view of the shutdown signals that is cheap to check on every poll.
+    pub fn watch_shutdown(&self) -> ShutdownWatch {
+        ShutdownWatch {
+            drain: Box::pin(self.shutdown.clone().cancelled_owned()),
+            force: Box::pin(self.force_close.clone().cancelled_owned()),
+            registered: false,
+        }
+    }
+
+    /// Starts a graceful shutdown: no new clients, open transactions may finish.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.shutdown.cancel();
+    }
+
+    /// Closes every client now.
+    pub fn close_all(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.forcing.store(true, Ordering::Release);
+        self.shutdown.cancel();
+        self.force_close.cancel();
+    }
+
     /// Every pool, for maintenance and reporting.
     pub fn all_pools(&self) -> Vec<Arc<Pool>> {
         self.pools.iter().map(|p| p.value().clone()).collect()
+    }
+}
+
+/// Shutdown signals as seen by one task.
+///
+/// Polling a token's `cancelled()` future takes the token's lock every time, and every
+/// session shares the token; so each future is polled once, to register this task's
+/// waker, and afterwards only the tokens' atomic flags are read. A cancel wakes the
+/// task through the registered waker, and the next poll sees the flag.
+pub struct ShutdownWatch {
+    drain: Pin<Box<WaitForCancellationFutureOwned>>,
+    force: Pin<Box<WaitForCancellationFutureOwned>>,
+    registered: bool,
+}
+
+impl ShutdownWatch {
+    /// True when the task must stop now: forced, or draining and `at_rest`.
+    /// Must be polled from the task that will wait (its waker is registered).
+    pub fn poll_stop(&mut self, cx: &mut Context<'_>, shared: &Shared, at_rest: bool) -> bool {
+        if !self.registered {
+            // The flags are set before the tokens fire, so a cancel that lands after
+            // this registration wakes us, and one that landed before shows in the flags.
+            let _ = self.force.as_mut().poll(cx);
+            let _ = self.drain.as_mut().poll(cx);
+            self.registered = true;
+        }
+        let forced = shared.forcing.load(Ordering::Acquire);
+        let draining = shared.draining.load(Ordering::Acquire);
+        forced || (draining && at_rest)
     }
 }
 
@@ -148,6 +207,8 @@ impl App {
             clients_total: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             force_close: CancellationToken::new(),
+            draining: AtomicBool::new(false),
+            forcing: AtomicBool::new(false),
             source,
         });
         let tracker = TaskTracker::new();
@@ -179,13 +240,12 @@ impl App {
 
     /// Starts a graceful shutdown: no new clients, open transactions may finish.
     pub fn begin_shutdown(&self) {
-        self.shared.shutdown.cancel();
+        self.shared.begin_drain();
     }
 
     /// Closes every client at once.
     pub fn force_shutdown(&self) {
-        self.shared.shutdown.cancel();
-        self.shared.force_close.cancel();
+        self.shared.close_all();
     }
 
     /// Waits for every task to end, forcing them after `shutdown_timeout`.

@@ -87,10 +87,22 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     init_tracing(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let threads: usize = std::env::var("PGSIDECAR_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            b.worker_threads(threads);
+        }
+        b.enable_all().build()
+    }
+    .expect("tokio runtime");
     match runtime.block_on(serve(config, source)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -140,8 +152,7 @@ async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         _ = int.recv() => {},
     }
     tracing::warn!("second stop signal: closing all clients now");
-    shared.shutdown.cancel();
-    shared.force_close.cancel();
+    shared.close_all();
     let _ = waiter.await;
     Ok(())
 }

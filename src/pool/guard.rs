@@ -16,13 +16,17 @@ const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
 
 /// A server on loan from a pool. Dropping it gives the server back.
 pub struct PooledServer {
-    server: Option<ServerConn>,
+    server: Option<Box<ServerConn>>,
     permit: Option<OwnedSemaphorePermit>,
     pool: Arc<Pool>,
 }
 
 impl PooledServer {
-    pub(super) fn new(server: ServerConn, permit: OwnedSemaphorePermit, pool: Arc<Pool>) -> Self {
+    pub(super) fn new(
+        server: Box<ServerConn>,
+        permit: OwnedSemaphorePermit,
+        pool: Arc<Pool>,
+    ) -> Self {
         PooledServer {
             server: Some(server),
             permit: Some(permit),
@@ -77,7 +81,11 @@ impl Drop for PooledServer {
 }
 
 /// Brings a server back to a reusable state, or closes it. Returns it when reusable.
-async fn clean(mut server: ServerConn, pool: &Pool, session_mode: bool) -> Option<ServerConn> {
+async fn clean(
+    mut server: Box<ServerConn>,
+    pool: &Pool,
+    session_mode: bool,
+) -> Option<Box<ServerConn>> {
     if server.poisoned || server.pending > 0 {
         if server.pending > 0 {
             // The client left while a query ran: stop the query, then drop the connection

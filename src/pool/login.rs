@@ -55,7 +55,7 @@ pub async fn open(
     auth: &ServerAuth,
     limit: Duration,
     open_count: Arc<AtomicUsize>,
-) -> Result<ServerConn, ServerError> {
+) -> Result<Box<ServerConn>, ServerError> {
     let address = target.address();
     let work = async {
         let stream = TcpStream::connect(&address)
@@ -65,7 +65,9 @@ pub async fn open(
                 source,
             })?;
         stream.set_nodelay(true)?;
-        let mut conn = ServerConn::new(stream, address.clone().into(), open_count);
+        // Boxed: a connection moves between the idle list and its borrowers on every
+        // checkout, and a pointer moves cheaper than the whole struct.
+        let mut conn = Box::new(ServerConn::new(stream, address.clone().into(), open_count));
         startup(&mut conn, target, auth).await?;
         Ok(conn)
     };
@@ -140,6 +142,7 @@ async fn startup(
                     .iter()
                     .map(|(k, (_, v))| (k.clone(), v.clone()))
                     .collect();
+                conn.drifted.clear();
                 return Ok(());
             }
             _ => {}

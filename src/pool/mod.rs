@@ -122,14 +122,17 @@ pub struct PoolCounters {
     pub wait_us_total: AtomicU64,
 }
 
+/// The ParameterStatus values a fresh server greets with, in order.
+pub type Greeting = Arc<Vec<(String, String)>>;
+
 pub struct Pool {
     pub key: PoolKey,
     params: ArcSwap<PoolParams>,
     semaphore: Arc<Semaphore>,
-    idle: Mutex<Vec<ServerConn>>,
+    idle: Mutex<Vec<Box<ServerConn>>>,
     auth: Mutex<ServerAuth>,
     /// Parameters a fresh server reports at login, for logins that need no server.
-    welcome: Mutex<Option<Arc<Vec<(String, String)>>>>,
+    welcome: Mutex<Option<Greeting>>,
     pub counters: PoolCounters,
 }
 
@@ -179,7 +182,7 @@ impl Pool {
         }
     }
 
-    pub fn welcome(&self) -> Option<Arc<Vec<(String, String)>>> {
+    pub fn welcome(&self) -> Option<Greeting> {
         lock(&self.welcome).clone()
     }
 
@@ -196,16 +199,19 @@ impl Pool {
     /// Waits up to `checkout_timeout` for a server; a broken idle server is replaced.
     pub async fn checkout(self: &Arc<Self>) -> Result<PooledServer, PoolError> {
         let params = self.params();
-        let started = Instant::now();
         let permit = match self.semaphore.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => self.wait_for_permit(&params, started).await?,
+            Err(_) => {
+                let started = Instant::now();
+                let permit = self.wait_for_permit(&params, started).await?;
+                let waited = started.elapsed().as_micros() as u64;
+                self.counters
+                    .wait_us_total
+                    .fetch_add(waited, Ordering::Relaxed);
+                permit
+            }
         };
         self.counters.checkouts.fetch_add(1, Ordering::Relaxed);
-        let waited = started.elapsed().as_micros() as u64;
-        self.counters
-            .wait_us_total
-            .fetch_add(waited, Ordering::Relaxed);
         loop {
             let candidate = lock(&self.idle).pop();
             let Some(mut server) = candidate else {
@@ -252,10 +258,11 @@ impl Pool {
     }
 
     async fn reusable(&self, server: &mut ServerConn, params: &PoolParams) -> bool {
-        if server.created.elapsed() > params.lifetime || !server.still_usable() {
+        let now = Instant::now();
+        if now.duration_since(server.created) > params.lifetime || !server.still_usable() {
             return false;
         }
-        if server.last_used.elapsed() > params.check_delay {
+        if now.duration_since(server.last_used) > params.check_delay {
             if let Err(e) = server.ping(params.connect_timeout).await {
                 tracing::info!(pool = %self.key, error = %e, "idle server failed its check; replacing it");
                 return false;
@@ -265,7 +272,7 @@ impl Pool {
     }
 
     /// Opens a new server connection (the caller holds a permit for it).
-    async fn open_server(&self, params: &PoolParams) -> Result<ServerConn, ServerError> {
+    async fn open_server(&self, params: &PoolParams) -> Result<Box<ServerConn>, ServerError> {
         let target = self.target(params);
         let auth = lock(&self.auth).clone();
         let opened = login::open(
@@ -304,7 +311,7 @@ impl Pool {
     }
 
     /// Puts a clean server on the idle list.
-    fn push_idle(&self, mut server: ServerConn) {
+    fn push_idle(&self, mut server: Box<ServerConn>) {
         server.last_used = Instant::now();
         lock(&self.idle).push(server);
     }

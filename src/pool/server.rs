@@ -15,6 +15,22 @@ use super::ServerError;
 use crate::protocol::messages::{self, parse_error_fields, parse_parameter_status};
 use crate::protocol::{Direction, FrameScanner, Scan};
 
+/// Reported parameters a client cannot set with `set_config` (lower case).
+const READ_ONLY: &[&str] = &[
+    "server_version",
+    "server_encoding",
+    "integer_datetimes",
+    "is_superuser",
+    "in_hot_standby",
+    "session_authorization",
+    "scram_iterations",
+];
+
+/// True for a reported parameter that may be carried from server to server.
+pub fn is_transferable(lower_name: &str) -> bool {
+    !READ_ONLY.contains(&lower_name)
+}
+
 /// Where a pool's servers live and who they log in as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerTarget {
@@ -46,6 +62,9 @@ pub struct ServerConn {
     /// The reported parameters as they were right after login: the server's defaults,
     /// which a setting left behind by an earlier client is reset to.
     pub defaults: HashMap<String, String>,
+    /// Reported parameters (lower case) whose value is no longer the server's default,
+    /// kept up to date by `note_parameter` so checking a server needs no scan.
+    pub drifted: Vec<String>,
     /// Session settings the proxy applied for clients (lower-case name to value), so the
     /// next client can be given its own values, or the defaults back.
     pub applied: HashMap<String, String>,
@@ -77,6 +96,7 @@ impl ServerConn {
             address,
             reported: HashMap::new(),
             defaults: HashMap::new(),
+            drifted: Vec::new(),
             applied: HashMap::new(),
             tx_status: b'I',
             pending: 0,
@@ -94,10 +114,18 @@ impl ServerConn {
 
     /// Records a ParameterStatus the server sent.
     pub fn note_parameter(&mut self, name: &str, value: &str) {
-        self.reported.insert(
-            name.to_ascii_lowercase(),
-            (name.to_string(), value.to_string()),
-        );
+        let lower = name.to_ascii_lowercase();
+        let is_default = self.defaults.get(&lower).map(String::as_str) == Some(value);
+        let listed = self.drifted.iter().position(|k| *k == lower);
+        match (is_default || !is_transferable(&lower), listed) {
+            (true, Some(i)) => {
+                self.drifted.swap_remove(i);
+            }
+            (false, None) => self.drifted.push(lower.clone()),
+            _ => {}
+        }
+        self.reported
+            .insert(lower, (name.to_string(), value.to_string()));
     }
 
     /// The value of a setting as far as the proxy knows: reported, or applied by us.

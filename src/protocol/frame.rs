@@ -148,16 +148,16 @@ mod tests {
     #[test]
     fn streams_large_data_rows_in_pieces() {
         let mut s = FrameScanner::new(Direction::Backend, usize::MAX);
-        let row = frame(b'D', &vec![7u8; 100]);
+        let row = frame(b'D', &[7u8; 100]);
         assert_eq!(s.next(&row[..30]).unwrap(), Scan::Partial { len: 30 });
         assert!(s.mid_frame());
         assert_eq!(s.next(&row[30..50]).unwrap(), Scan::Partial { len: 20 });
         let mut rest = row[50..].to_vec();
         rest.extend(frame(b'Z', b"I"));
-        assert_eq!(s.next(&rest).unwrap(), Scan::Partial { len: 54 });
+        assert_eq!(s.next(&rest).unwrap(), Scan::Partial { len: 55 });
         assert!(!s.mid_frame());
         assert_eq!(
-            s.next(&rest[54..]).unwrap(),
+            s.next(&rest[55..]).unwrap(),
             Scan::Frame { tag: b'Z', len: 6 }
         );
     }

@@ -13,21 +13,7 @@ use crate::pool::ServerConn;
 /// Startup keys that are not settings.
 const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 
-/// Reported parameters a client cannot set with `set_config` (lower case).
-const READ_ONLY: &[&str] = &[
-    "server_version",
-    "server_encoding",
-    "integer_datetimes",
-    "is_superuser",
-    "in_hot_standby",
-    "session_authorization",
-    "scram_iterations",
-];
-
-/// True for a reported parameter the proxy may carry from server to server.
-pub fn is_transferable(lower_name: &str) -> bool {
-    !READ_ONLY.contains(&lower_name)
-}
+pub use crate::pool::server::is_transferable;
 
 /// Desired settings, keyed by lower-case name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,11 +51,28 @@ impl ClientParams {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        let lower = name.to_ascii_lowercase();
+        self.get_lower(&name.to_ascii_lowercase())
+    }
+
+    /// Like `get` for a name already in lower case (no allocation).
+    fn get_lower(&self, lower: &str) -> Option<&str> {
         self.settings
             .iter()
-            .find(|(k, _)| *k == lower)
+            .find(|(k, _)| k == lower)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// True when `server` differs from these settings. Allocation-free: this runs on
+    /// every checkout.
+    pub fn needs_sync(&self, server: &ServerConn) -> bool {
+        self.settings
+            .iter()
+            .any(|(k, v)| server.setting(k) != Some(v.as_str()))
+            || server
+                .applied
+                .keys()
+                .chain(server.drifted.iter())
+                .any(|k| self.get_lower(k).is_none())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -78,14 +81,12 @@ impl ClientParams {
 
     /// The SQL that makes `server` match these settings, or `None` when it already does.
     pub fn sync_sql(&self, server: &ServerConn) -> Option<String> {
+        if !self.needs_sync(server) {
+            return None;
+        }
         let mut sql = String::new();
-        let changed_defaults = server
-            .reported
-            .iter()
-            .filter(|(k, (_, v))| is_transferable(k) && server.defaults.get(*k) != Some(v))
-            .map(|(k, _)| k);
-        for name in server.applied.keys().chain(changed_defaults) {
-            if self.get(name).is_none() {
+        for name in server.applied.keys().chain(server.drifted.iter()) {
+            if self.get_lower(name).is_none() {
                 let _ = write!(sql, "RESET {};", quote_ident(name));
             }
         }
@@ -145,10 +146,10 @@ pub fn parse_options(options: &str) -> Vec<(String, String)> {
     while let Some(w) = iter.next() {
         let setting = if w == "-c" {
             iter.next()
-        } else if let Some(rest) = w.strip_prefix("--").or_else(|| w.strip_prefix("-c")) {
-            Some(rest.to_string())
         } else {
-            None
+            w.strip_prefix("--")
+                .or_else(|| w.strip_prefix("-c"))
+                .map(str::to_string)
         };
         if let Some((k, v)) = setting.as_deref().and_then(|s| s.split_once('=')) {
             pairs.push((k.replace('-', "_"), v.to_string()));

@@ -8,7 +8,6 @@
 //! were read into: `cbuf[..c_fwd]` is framed and ready for the server, `sbuf[..s_fwd]` for
 //! the client; what follows is a frame still arriving.
 
-use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -107,11 +106,6 @@ impl Relay {
         }
     }
 
-    /// Runs the pump until the session has to act.
-    pub async fn next_event(&mut self) -> Result<Event, RelayError> {
-        poll_fn(|cx| self.poll_event(cx)).await
-    }
-
     /// True between requests: nothing outstanding and no transaction open.
     pub fn at_rest(&self) -> bool {
         self.pending == 0 && self.tx_status == b'I' && self.c_fwd == 0 && self.cbuf.is_empty()
@@ -119,13 +113,13 @@ impl Relay {
 
     /// Queues a message built by the proxy for the client. Only valid when no server
     /// frame is half-read (no server attached, or it just failed).
-    pub fn to_client(&mut self) -> &mut BytesMut {
+    pub fn client_outbox(&mut self) -> &mut BytesMut {
         self.sbuf.truncate(self.s_fwd);
         &mut self.sbuf
     }
 
-    /// Marks everything appended via `to_client` as ready to send.
-    pub fn commit_to_client(&mut self) {
+    /// Marks everything appended via `client_outbox` as ready to send.
+    pub fn commit_outbox(&mut self) {
         self.s_fwd = self.sbuf.len();
     }
 
@@ -136,7 +130,7 @@ impl Relay {
         self.c_fwd = 0;
         self.wants_server = false;
         let requests = self.pending;
-        let buf = self.to_client();
+        let buf = self.client_outbox();
         for _ in 0..requests.max(1) {
             buf.extend_from_slice(error);
             if requests > 0 {
@@ -145,7 +139,7 @@ impl Relay {
         }
         self.discard_until_sync = requests == 0;
         self.pending = 0;
-        self.commit_to_client();
+        self.commit_outbox();
     }
 
     /// Writes everything queued for the client.
@@ -189,7 +183,8 @@ impl Relay {
         }
     }
 
-    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, RelayError>> {
+    /// Drives the pump once; `Ready` when the session must act.
+    pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, RelayError>> {
         for _ in 0..STEPS_PER_POLL {
             let mut progress = self.poll_writes(cx)?;
             if let Poll::Ready(r) = self.poll_client_read(cx, &mut progress) {
@@ -334,8 +329,8 @@ impl Relay {
                 self.drop_client_frame(len);
                 if tag == b'S' {
                     self.discard_until_sync = false;
-                    messages::ready_for_query(self.to_client(), b'I');
-                    self.commit_to_client();
+                    messages::ready_for_query(self.client_outbox(), b'I');
+                    self.commit_outbox();
                 }
                 continue;
             }

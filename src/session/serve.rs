@@ -2,8 +2,10 @@
 //! it back when the transaction ends (transaction mode), and end cleanly on Terminate,
 //! disconnect, errors or shutdown.
 
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio::net::TcpStream;
 
@@ -77,19 +79,19 @@ impl Serve {
     }
 
     async fn serve(&mut self) -> Result<(), SessionError> {
+        let mut watch = self.shared.watch_shutdown();
         loop {
             if self.relay.server.is_none() {
                 self.relay.shrink();
             }
-            let at_rest = self.relay.at_rest();
-            let event = tokio::select! {
-                biased;
-                _ = self.shared.force_close.cancelled() => return Err(SessionError::ShuttingDown),
-                _ = self.shared.shutdown.cancelled(), if at_rest => {
-                    return Err(SessionError::ShuttingDown)
+            let event = poll_fn(|cx| {
+                // Draining waits for the client to be between transactions.
+                if watch.poll_stop(cx, &self.shared, self.relay.at_rest()) {
+                    return Poll::Ready(Err(SessionError::ShuttingDown));
                 }
-                event = self.relay.next_event() => event?,
-            };
+                self.relay.poll_event(cx).map_err(SessionError::from)
+            })
+            .await?;
             match event {
                 Event::NeedServer => self.attach().await?,
                 Event::ServerIdle => self.release(),
@@ -101,11 +103,8 @@ impl Serve {
     /// Checks out a server for the waiting request; on failure the request gets the
     /// error and the client stays connected.
     async fn attach(&mut self) -> Result<(), SessionError> {
-        let checkout = tokio::select! {
-            r = self.pool.checkout() => r,
-            _ = self.shared.force_close.cancelled() => return Err(SessionError::ShuttingDown),
-        };
-        let mut server = match checkout {
+        // No shutdown check here: the wait is bounded by checkout_timeout.
+        let mut server = match self.pool.checkout().await {
             Ok(server) => server,
             Err(e) => {
                 tracing::info!(peer = %self.peer, pool = %self.pool.key, error = %e, "request failed: no server");

@@ -87,10 +87,7 @@ async fn parameter_status_is_what_the_server_says() {
 async fn unknown_database_gets_the_servers_error() {
     let proxy = Proxy::with(|_| {}).await;
     let url = proxy.url("postgres", "no_such_database_xyz");
-    let err = crate::common::try_connect(&url)
-        .await
-        .err()
-        .expect("refused");
+    let err = crate::common::try_connect(&url).await.expect_err("refused");
     let db = err.as_db_error().expect("a server error");
     assert_eq!(db.code().code(), "3D000");
     assert_eq!(
@@ -98,10 +95,7 @@ async fn unknown_database_gets_the_servers_error() {
         "database \"no_such_database_xyz\" does not exist"
     );
     let url = proxy.url("no_such_role_xyz", "postgres");
-    let err = crate::common::try_connect(&url)
-        .await
-        .err()
-        .expect("refused");
+    let err = crate::common::try_connect(&url).await.expect_err("refused");
     let db = err.as_db_error().expect("a server error");
     assert_eq!(db.code().code(), "28000");
     assert_eq!(db.message(), "role \"no_such_role_xyz\" does not exist");

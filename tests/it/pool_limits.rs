@@ -47,8 +47,7 @@ async fn max_client_conn_rejects_the_extra_client() {
     let b = proxy.client().await;
     let err = crate::common::try_connect(&proxy.url("postgres", "postgres"))
         .await
-        .err()
-        .expect("third client refused");
+        .expect_err("third client refused");
     assert_eq!(sqlstate(&err), "53300");
     assert_eq!(
         err.as_db_error().unwrap().message(),

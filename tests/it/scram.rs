@@ -2,7 +2,13 @@
 //! with plain passwords, verifiers or `auth_query` secrets (and md5); the proxy logs in to the
 //! server with a password, with SCRAM pass-through keys, or fails cleanly without either.
 
+use std::sync::{Arc, Weak};
+
+use bytes::BytesMut;
 use pgsidecar::config::{AuthType, Config, UserConfig};
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Mutex;
 
 use crate::common::cluster::Cluster;
 use crate::common::{sqlstate, try_connect, Proxy};
@@ -61,6 +67,19 @@ impl ScramServer {
         }
     }
 
+    /// The cluster tests share when they leave it as they found it: started by the first
+    /// test that needs it, stopped when the last one holding it ends.
+    async fn shared() -> Arc<ScramServer> {
+        static SHARED: Mutex<Weak<ScramServer>> = Mutex::const_new(Weak::new());
+        let mut slot = SHARED.lock().await;
+        if let Some(server) = slot.upgrade() {
+            return server;
+        }
+        let server = Arc::new(ScramServer::start().await);
+        *slot = Arc::downgrade(&server);
+        server
+    }
+
     /// The upstream URL the proxy uses: superuser with its password.
     fn upstream(&self) -> String {
         self.cluster.url("postgres", Some(SUPERUSER_PW), "postgres")
@@ -91,6 +110,20 @@ fn url(proxy: &Proxy, user: &str, password: &str) -> String {
         "postgres://{user}:{password}@127.0.0.1:{}/{APP_DB}",
         proxy.port()
     )
+}
+
+/// The first authentication request the proxy sends `user` (3 cleartext, 5 md5, 10 SASL).
+async fn challenge_code(proxy: &Proxy, user: &str) -> i32 {
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    let mut out = BytesMut::new();
+    frontend::startup_message([("user", user), ("database", APP_DB)], &mut out).expect("startup");
+    stream.write_all(&out).await.expect("send startup");
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).await.expect("read request");
+    assert_eq!(head[0], b'R', "an authentication request, got {head:?}");
+    i32::from_be_bytes([head[5], head[6], head[7], head[8]])
 }
 
 /// Logs in through the proxy and checks who the server thinks we are.
@@ -124,17 +157,29 @@ async fn assert_password_rejected(proxy: &Proxy, user: &str, password: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_plain_password_both_ways() {
-    let server = ScramServer::start().await;
+    let server = ScramServer::shared().await;
     let proxy = proxy(&server, AuthType::ScramSha256, &[("app", Some(APP_PW))]).await;
+    assert_eq!(challenge_code(&proxy, "app").await, 10, "SASL");
     assert_logs_in_as_app(&proxy).await;
     // A second client reuses the pool (and the proxy's cached derived verifier).
     assert_logs_in_as_app(&proxy).await;
+    // libpq's SCRAM client too.
+    let out = tokio::process::Command::new("psql")
+        .args(["-X", "-At", "-h", "127.0.0.1", "-U", "app", "-d", APP_DB])
+        .args(["-p", &proxy.port().to_string(), "-c", "SELECT current_user"])
+        .env("PGPASSWORD", APP_PW)
+        .output()
+        .await
+        .expect("run psql");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "psql: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "app\n");
     proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_wrong_password_and_unknown_user_fail_alike() {
-    let server = ScramServer::start().await;
+    let server = ScramServer::shared().await;
     let proxy = proxy(&server, AuthType::ScramSha256, &[("app", Some(APP_PW))]).await;
     assert_password_rejected(&proxy, "app", "wrong").await;
     assert_password_rejected(&proxy, "nobody", APP_PW).await;
@@ -145,7 +190,7 @@ async fn scram_wrong_password_and_unknown_user_fail_alike() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_pass_through_with_verifier() {
-    let server = ScramServer::start().await;
+    let server = ScramServer::shared().await;
     let verifier = server.app_verifier.clone();
     let proxy = proxy(&server, AuthType::ScramSha256, &[("app", Some(&verifier))]).await;
     // The proxy knows only the verifier: it can log in to the scram-only server solely
@@ -157,7 +202,7 @@ async fn scram_pass_through_with_verifier() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_auth_query_fetches_verifier() {
-    let server = ScramServer::start().await;
+    let server = ScramServer::start().await; // its own: it restarts the server
     let upstream = server.upstream();
     let proxy = Proxy::with(move |c| {
         c.upstream = upstream;
@@ -168,15 +213,19 @@ async fn scram_auth_query_fetches_verifier() {
     assert_logs_in_as_app(&proxy).await;
     assert_password_rejected(&proxy, "app", "wrong").await;
     assert_password_rejected(&proxy, "nobody", APP_PW).await;
+    // The auth_query side connection dies with the server; the next login needs a new one.
+    tokio::task::block_in_place(|| server.cluster.restart());
+    assert_logs_in_as_app(&proxy).await;
     proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_server_md5_client() {
-    let server = ScramServer::start().await;
+    let server = ScramServer::shared().await;
     let proxy = proxy(&server, AuthType::Md5, &[("app", Some(APP_PW))]).await;
-    // tokio-postgres answers whichever challenge it gets; the proxy sends md5 and then
+    // The proxy asks for md5 (tokio-postgres answers whichever challenge it gets) and then
     // logs in to the scram-only server with the plain password.
+    assert_eq!(challenge_code(&proxy, "app").await, 5, "md5");
     assert_logs_in_as_app(&proxy).await;
     assert_password_rejected(&proxy, "app", "wrong").await;
     proxy.stop().await;
@@ -184,7 +233,7 @@ async fn scram_server_md5_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_server_without_known_password_fails_cleanly() {
-    let server = ScramServer::start().await;
+    let server = ScramServer::shared().await;
     let proxy = proxy(&server, AuthType::Trust, &[("app", None)]).await;
     let login = tokio::time::timeout(
         std::time::Duration::from_secs(10),

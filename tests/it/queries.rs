@@ -186,3 +186,70 @@ async fn notices_and_notifications_are_relayed() {
     assert!(saw_notification, "NotificationResponse relayed");
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_made_pipelines_flush_and_function_call() {
+    use crate::common::raw::{frame, Raw};
+    let proxy = Proxy::with(|c| c.pool_size = 1).await;
+    let (mut raw, _) = Raw::login(proxy.addr, "postgres", "postgres").await;
+    let parse = |sql: &str| {
+        let mut b = vec![0u8];
+        b.extend_from_slice(sql.as_bytes());
+        b.extend_from_slice(&[0, 0, 0]);
+        frame(b'P', &b)
+    };
+    let bind = frame(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]);
+    let execute = frame(b'E', &[0, 0, 0, 0, 0]);
+    // Three statements pipelined before one Sync.
+    let mut batch = Vec::new();
+    for i in 1..=3 {
+        batch.extend(parse(&format!("SELECT {i}")));
+        batch.extend(&bind);
+        batch.extend(&execute);
+    }
+    batch.extend(frame(b'S', b""));
+    raw.send(&batch).await;
+    let frames = raw.until_ready().await;
+    let rows: Vec<_> = frames.iter().filter(|f| f.0 == b'D').collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(frames.last().unwrap(), &(b'Z', b"I".to_vec()));
+
+    // Flush without Sync: results come back, and the server stays with this client
+    // (another client must wait) until the Sync.
+    let mut batch = parse("SELECT 42");
+    batch.extend(&bind);
+    batch.extend(&execute);
+    batch.extend(frame(b'H', b""));
+    raw.send(&batch).await;
+    let mut seen = Vec::new();
+    while !seen.iter().any(|f: &(u8, Vec<u8>)| f.0 == b'C') {
+        seen.push(raw.recv().await.unwrap());
+    }
+    assert!(seen.iter().any(|f| f.0 == b'D' && f.1.ends_with(b"42")));
+    let other = proxy.client().await;
+    let blocked = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        other.simple_query("SELECT 1"),
+    )
+    .await;
+    assert!(blocked.is_err(), "server was released before the Sync");
+    raw.send(&frame(b'S', b"")).await;
+    assert_eq!(raw.until_ready().await.last().unwrap().0, b'Z');
+    other.simple_query("SELECT 1").await.unwrap();
+
+    // FunctionCall: abs(int4) is OID 1397; one text argument, text result.
+    let mut body = 1397i32.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 1, 0, 0]); // one format code: text
+    body.extend_from_slice(&[0, 1]); // one argument
+    body.extend_from_slice(&2i32.to_be_bytes());
+    body.extend_from_slice(b"-7");
+    body.extend_from_slice(&[0, 0]); // result format text
+    raw.send(&frame(b'F', &body)).await;
+    let frames = raw.until_ready().await;
+    let result = frames
+        .iter()
+        .find(|f| f.0 == b'V')
+        .expect("FunctionCallResponse");
+    assert_eq!(&result.1[4..], b"7");
+    proxy.stop().await;
+}

@@ -21,7 +21,9 @@ use crate::pool::PooledServer;
 use crate::protocol::messages::{self, parse_parameter_status};
 use crate::protocol::{Direction, FrameScanner, ProtocolError, Scan};
 
-/// Reads stop while this much is buffered and not yet written (backpressure).
+/// Reads stop while this much framed data waits to be written (backpressure). Bytes of
+/// a frame still arriving do not count, so a message the proxy must see whole (a long
+/// Query, bounded by max_message_size) can always complete.
 const BUFFER_HIGH_WATER: usize = 256 * 1024;
 /// Fresh read buffers start at this size.
 const READ_CHUNK: usize = 8 * 1024;
@@ -256,7 +258,7 @@ impl Relay {
         cx: &mut Context<'_>,
         progress: &mut bool,
     ) -> Poll<Result<Event, RelayError>> {
-        if self.terminating || self.cbuf.len() >= BUFFER_HIGH_WATER {
+        if self.terminating || self.c_fwd >= BUFFER_HIGH_WATER {
             return Poll::Pending;
         }
         if self.cbuf.capacity() == 0 {
@@ -291,7 +293,7 @@ impl Relay {
         let Some(server) = self.server.as_mut() else {
             return Ok(());
         };
-        if self.sbuf.len() >= BUFFER_HIGH_WATER {
+        if self.s_fwd >= BUFFER_HIGH_WATER {
             return Ok(());
         }
         if self.sbuf.capacity() - self.sbuf.len() < 1024 {

@@ -6,11 +6,14 @@ use std::path::Path;
 use std::process::Output;
 
 use tokio::process::Command;
+use tokio_postgres::Client;
 
 use crate::common::{connect, database_url, unique, Proxy};
 
 const BENCH_DB: &str = "pgsidecar_bench";
 const BENCH_CLIENTS: u64 = 64;
+/// Advisory lock key serialising users of the bench database.
+const BENCH_LOCK: i64 = 0x7067_7369_6465;
 /// Transactions per pgbench client (`-t`).
 const BENCH_TX: u64 = 50;
 
@@ -99,8 +102,14 @@ async fn e2e_psql_script_with_transactions_and_copy() {
 }
 
 /// Creates the bench database directly on the server (if absent) and loads it at scale 1.
-async fn init_bench_db() {
+/// Returns the direct connection holding an advisory lock that keeps two test runs (say,
+/// two engineers' `cargo test`) from initialising or benchmarking the database at once.
+async fn init_bench_db() -> Client {
     let admin = connect(&database_url()).await;
+    admin
+        .execute("SELECT pg_advisory_lock($1)", &[&BENCH_LOCK])
+        .await
+        .expect("bench lock");
     let exists = admin
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&BENCH_DB])
         .await
@@ -128,6 +137,7 @@ async fn init_bench_db() {
     .await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "pgbench -i failed: {stdout}{stderr}");
+    admin
 }
 
 /// Runs pgbench through the proxy in `mode`; returns the transactions processed.
@@ -180,7 +190,7 @@ async fn bench(proxy: &Proxy, mode: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_pgbench_simple_and_extended() {
-    init_bench_db().await;
+    let _lock = init_bench_db().await;
     let proxy = Proxy::with(|c| c.pool_size = 8).await;
     for mode in ["simple", "extended"] {
         let processed = bench(&proxy, mode).await;

@@ -41,3 +41,22 @@ async fn twenty_megabyte_row_both_ways() {
         .unwrap();
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_query_text_passes_whole() {
+    let proxy = Proxy::with(|_| {}).await;
+    let client = proxy.client().await;
+    // A 2 MB statement: larger than the relay's buffers, sent as one Query message.
+    let literal = "x".repeat(2 * 1024 * 1024);
+    let sql = format!("SELECT length('{literal}')");
+    let rows = client.simple_query(&sql).await.unwrap();
+    let row = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(row.get(0), Some("2097152"));
+    proxy.stop().await;
+}

@@ -87,20 +87,17 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     init_tracing(config.log_format);
-    let threads: usize = std::env::var("PGSIDECAR_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let runtime = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
+    let runtime = match config.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if threads > 1 {
-            b.worker_threads(threads);
+            .build(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if n > 1 {
+                builder.worker_threads(n);
+            }
+            builder.enable_all().build()
         }
-        b.enable_all().build()
     }
     .expect("tokio runtime");
     match runtime.block_on(serve(config, source)) {

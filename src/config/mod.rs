@@ -69,6 +69,9 @@ pub struct Config {
     /// How long SIGTERM waits for open transactions before closing every client.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Threads serving clients: 1 runs everything on one thread (like PgBouncer, cheapest
+    /// per transaction on a small machine); 0 means one per CPU core.
+    pub worker_threads: usize,
     /// Users that may log in, with their passwords.
     pub users: Vec<UserConfig>,
     /// Per-database overrides, keyed by the database name clients use.
@@ -147,6 +150,7 @@ impl Default for Config {
             client_login_timeout: Duration::from_secs(15),
             max_message_size: 256 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            worker_threads: 1,
             users: Vec::new(),
             databases: BTreeMap::new(),
         }

@@ -132,14 +132,19 @@ impl Relay {
         self.c_fwd = 0;
         self.wants_server = false;
         let requests = self.pending;
+        // A batch begun but not yet synced fails too: one error now, ReadyForQuery when
+        // its Sync arrives, as PostgreSQL answers an extended-protocol error.
+        let open_batch = requests == 0 || self.unsynced;
         let buf = self.client_outbox();
-        for _ in 0..requests.max(1) {
+        for _ in 0..requests {
             buf.extend_from_slice(error);
-            if requests > 0 {
-                messages::ready_for_query(buf, b'I');
-            }
+            messages::ready_for_query(buf, b'I');
         }
-        self.discard_until_sync = requests == 0;
+        if open_batch {
+            buf.extend_from_slice(error);
+        }
+        self.discard_until_sync = open_batch;
+        self.unsynced = false;
         self.pending = 0;
         self.commit_outbox();
     }
@@ -316,6 +321,10 @@ impl Relay {
         loop {
             let (tag, len) = match self.cscan.next(&self.cbuf[self.c_fwd..])? {
                 Scan::NeedMore => break,
+                Scan::Partial { len } if self.discard_until_sync => {
+                    self.drop_client_frame(len);
+                    continue;
+                }
                 Scan::Partial { len } => {
                     self.c_fwd += len;
                     continue;
@@ -380,7 +389,11 @@ impl Relay {
                         }
                         b'S' => {
                             if let Some((k, v)) = parse_parameter_status(body) {
-                                self.reported.push((k.to_string(), v.to_string()));
+                                // One entry per name, so a long session stays bounded.
+                                match self.reported.iter_mut().find(|(n, _)| n == k) {
+                                    Some(entry) => entry.1 = v.to_string(),
+                                    None => self.reported.push((k.to_string(), v.to_string())),
+                                }
                             }
                         }
                         _ => {}

@@ -41,15 +41,11 @@ fn text(out: &Output) -> (String, String) {
     )
 }
 
+/// The part of the psql session sent with `-f`: psql sends each statement on its own.
 fn psql_script(table: &str, copy_out: &Path, copy_in: &Path) -> String {
     let (out, inp) = (copy_out.display(), copy_in.display());
     format!(
-        "CREATE TABLE {table} (id int PRIMARY KEY, v text);\n\
-         BEGIN;\n\
-         INSERT INTO {table} VALUES (1, 'one'), (2, 'two'), (3, 'three');\n\
-         UPDATE {table} SET v = upper(v) WHERE id = 2;\n\
-         COMMIT;\n\
-         BEGIN;\n\
+        "BEGIN;\n\
          DELETE FROM {table};\n\
          ROLLBACK;\n\
          \\copy (SELECT * FROM {table} ORDER BY id) TO '{out}' WITH (FORMAT csv)\n\
@@ -70,31 +66,38 @@ async fn e2e_psql_script_with_transactions_and_copy() {
     std::fs::write(&script, psql_script(&table, &copy_out, &copy_in)).expect("write script");
 
     let port = proxy.port().to_string();
-    let out = run(
-        "psql",
-        &[
-            "-X",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-At",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-f",
-            &script.to_string_lossy(),
-        ],
-    )
-    .await;
+    let create = format!("CREATE TABLE {table} (id int PRIMARY KEY, v text)");
+    // One Query message holding a whole transaction.
+    let transaction = format!(
+        "BEGIN; INSERT INTO {table} VALUES (1, 'one'), (2, 'two'), (3, 'three'); \
+         UPDATE {table} SET v = upper(v) WHERE id = 2; COMMIT"
+    );
+    let script = script.to_string_lossy();
+    let connection = [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+    ];
+    let mut args = vec!["-X", "-v", "ON_ERROR_STOP=1", "-At"];
+    args.extend(connection);
+    args.extend(["-c", &create, "-c", &transaction, "-f", &script]);
+    let out = run("psql", &args).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "psql failed: {stdout}{stderr}");
-    let expected = "CREATE TABLE\nBEGIN\nINSERT 0 3\nUPDATE 1\nCOMMIT\nBEGIN\nDELETE 3\nROLLBACK\n\
-                    COPY 3\nCOPY 2\n1|one\n2|TWO\n3|three\n4|four\n5|fi,ve\nDROP TABLE\n";
-    assert_eq!(stdout, expected, "stderr: {stderr}");
+    // psql 15 prints every tag of the one-message transaction; older ones only the last.
+    let transaction_tags = ["BEGIN\nINSERT 0 3\nUPDATE 1\nCOMMIT\n", "COMMIT\n"];
+    let rest = "BEGIN\nDELETE 3\nROLLBACK\nCOPY 3\nCOPY 2\n\
+                1|one\n2|TWO\n3|three\n4|four\n5|fi,ve\nDROP TABLE\n";
+    let matches = |tags: &&str| stdout == format!("CREATE TABLE\n{tags}{rest}");
+    assert!(
+        transaction_tags.iter().any(matches),
+        "stdout:\n{stdout}stderr: {stderr}"
+    );
     let copied = std::fs::read_to_string(&copy_out).expect("\\copy wrote its file");
     assert_eq!(copied, "1,one\n2,TWO\n3,three\n");
     let _ = std::fs::remove_dir_all(&dir);

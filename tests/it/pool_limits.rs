@@ -105,3 +105,32 @@ async fn sixty_four_clients_share_four_servers() {
     );
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_checkout_in_an_unsynced_batch_errors_then_syncs() {
+    use crate::common::raw::{error_code, frame, Raw};
+    let proxy = Proxy::with(|c| {
+        c.pool_size = 1;
+        c.checkout_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let holder = proxy.client().await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    let (mut raw, _) = Raw::login(proxy.addr, "postgres", "postgres").await;
+    let mut batch = frame(b'P', b"\0SELECT 1\0\0\0");
+    batch.extend(frame(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]));
+    batch.extend(frame(b'E', &[0, 0, 0, 0, 0]));
+    batch.extend(frame(b'H', b""));
+    raw.send(&batch).await;
+    let (tag, body) = raw.recv().await.unwrap();
+    assert_eq!((tag, error_code(&body).as_str()), (b'E', "53300"));
+    // Messages up to the Sync are skipped; the Sync gets ReadyForQuery.
+    raw.send(&frame(b'E', &[0, 0, 0, 0, 0])).await;
+    raw.send(&frame(b'S', b"")).await;
+    assert_eq!(raw.recv().await.unwrap(), (b'Z', b"I".to_vec()));
+    holder.batch_execute("COMMIT").await.unwrap();
+    raw.send(&crate::common::raw::query("SELECT 5")).await;
+    let frames = raw.until_ready().await;
+    assert!(frames.iter().any(|f| f.0 == b'D' && f.1.ends_with(b"5")));
+    proxy.stop().await;
+}

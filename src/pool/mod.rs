@@ -129,6 +129,8 @@ pub struct Pool {
     pub key: PoolKey,
     params: ArcSwap<PoolParams>,
     semaphore: Arc<Semaphore>,
+    // Boxed on purpose: connections move in and out on every checkout.
+    #[allow(clippy::vec_box)]
     idle: Mutex<Vec<Box<ServerConn>>>,
     auth: Mutex<ServerAuth>,
     /// Parameters a fresh server reports at login, for logins that need no server.
@@ -259,10 +261,11 @@ impl Pool {
 
     async fn reusable(&self, server: &mut ServerConn, params: &PoolParams) -> bool {
         let now = Instant::now();
-        if now.duration_since(server.created) > params.lifetime || !server.still_usable() {
+        let idle_for = now.duration_since(server.last_used);
+        if now.duration_since(server.created) > params.lifetime || !server.still_usable(idle_for) {
             return false;
         }
-        if now.duration_since(server.last_used) > params.check_delay {
+        if idle_for > params.check_delay {
             if let Err(e) = server.ping(params.connect_timeout).await {
                 tracing::info!(pool = %self.key, error = %e, "idle server failed its check; replacing it");
                 return false;

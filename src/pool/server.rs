@@ -139,9 +139,20 @@ impl ServerConn {
     /// Non-blocking look at an idle connection: an idle server sends nothing unless it is
     /// going away (FATAL on shutdown, EOF) or a setting changed (ParameterStatus after a
     /// configuration reload). Returns false when the connection must not be reused.
-    pub fn still_usable(&mut self) -> bool {
+    ///
+    /// tokio learns that a socket is readable only when its reactor next runs, so a
+    /// server that went away a moment ago may not show there yet. A connection idle for
+    /// longer than `ASK_KERNEL_AFTER` is therefore asked directly with a non-blocking
+    /// recv; one reused within microseconds (the hot path) costs no syscall.
+    pub fn still_usable(&mut self, idle_for: Duration) -> bool {
+        const ASK_KERNEL_AFTER: Duration = Duration::from_millis(50);
         let mut buf = [0u8; 1024];
-        match self.stream.try_read(&mut buf) {
+        let read = if idle_for > ASK_KERNEL_AFTER {
+            recv_nonblocking(&self.stream, &mut buf)
+        } else {
+            self.stream.try_read(&mut buf)
+        };
+        match read {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
             Ok(0) | Err(_) => false,
             Ok(n) => self.absorb_idle_messages(&buf[..n]),
@@ -254,6 +265,26 @@ impl ServerConn {
 impl Drop for ServerConn {
     fn drop(&mut self) {
         self.open_count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One `recv(MSG_DONTWAIT)` straight on the socket, bypassing tokio's readiness cache.
+fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the fd is open for the lifetime of `stream`; `buf` is valid for
+    // `buf.len()` bytes of writes; MSG_DONTWAIT makes the call non-blocking.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 

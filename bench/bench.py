@@ -642,9 +642,10 @@ def run_target(s, cell: Cell, target: str, work: Path) -> Result:
 def run_matrix(s, work: Path) -> list[Cell]:
     cells = [Cell(script, mode, c) for script in s.scripts for mode in s.modes for c in s.clients]
     for i, cell in enumerate(cells, 1):
+        started = time.monotonic()
         for target in s.targets:
             cell.results[target] = run_target(s, cell, target, work)
-        log(f"[{i}/{len(cells)}] {cell.label}: " + " | ".join(
+        log(f"[{i}/{len(cells)}, {time.monotonic() - started:.1f} s] {cell.label}: " + " | ".join(
             f"{t} {short(r)}" for t, r in cell.results.items()))
     return cells
 

@@ -193,14 +193,16 @@ impl Relay {
     /// Drives the pump once; `Ready` when the session must act.
     pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, RelayError>> {
         for _ in 0..STEPS_PER_POLL {
+            // Writes first, then events: the client gets its answer before the session
+            // spends time giving the server back.
             let mut progress = self.poll_writes(cx)?;
+            if let Some(event) = self.due_event() {
+                return Poll::Ready(Ok(event));
+            }
             if let Poll::Ready(r) = self.poll_client_read(cx, &mut progress) {
                 return Poll::Ready(r);
             }
             self.poll_server_read(cx, &mut progress)?;
-            if let Some(event) = self.due_event() {
-                return Poll::Ready(Ok(event));
-            }
             if !progress {
                 return Poll::Pending;
             }

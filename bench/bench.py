@@ -64,6 +64,12 @@ MODES = ("simple", "extended", "prepared")
 QUICK_DURATION = 1
 FULL_DURATION = 20
 FD_LIMIT = 65536
+# How long a client may queue for a server in either pooler (pgsidecar checkout_timeout,
+# PgBouncer query_wait_timeout). pgbench -M prepared runs PQprepare synchronously, which
+# deadlocks a transaction pool smaller than the client count (a pgbench thread waits for
+# a server while its other clients hold every server inside a transaction); this limit
+# is what breaks such a cell, so it is kept short.
+QUEUE_TIMEOUT_S = 10
 SOAK_SAMPLE_EVERY = 10.0
 SOAK_GROWTH_LIMIT = 1.10
 
@@ -391,8 +397,7 @@ def start_pgsidecar(s, work: Path) -> Pooler:
         'pool_mode = "transaction"\n'
         f"pool_size = {s.pool_size}\n"
         f"max_client_conn = {2 * s.idle_clients + 1000}\n"
-        '# PgBouncer\'s query_wait_timeout default, so both queue clients alike\n'
-        'checkout_timeout = "120s"\n'
+        f'checkout_timeout = "{QUEUE_TIMEOUT_S}s"\n'
         'shutdown_timeout = "2s"\n'
         'log_format = "text"\n'
     )
@@ -415,6 +420,7 @@ def start_pgbouncer(s, work: Path) -> Pooler:
         f"auth_type = trust\nauth_file = {users}\n"
         f"pool_mode = transaction\ndefault_pool_size = {s.pool_size}\n"
         f"max_client_conn = {2 * s.idle_clients + 1000}\n"
+        f"query_wait_timeout = {QUEUE_TIMEOUT_S}\n"
         "log_connections = 0\nlog_disconnections = 0\n" + prepared
     )
     for path in (ini, users):
@@ -1095,7 +1101,8 @@ def settings_text(s) -> str:
         f"- pgbench database `{s.db}`, scale {s.scale}; `-T {s.duration}` per run, "
         f"`-j min(clients, {s.jobs})`, `-n` (the TPC-B tables are vacuumed and "
         "pgbench_history truncated directly before every TPC-B run).\n"
-        f"- Both poolers: transaction mode, pool size {s.pool_size}, trust auth, loopback. "
+        f"- Both poolers: transaction mode, pool size {s.pool_size}, trust auth, loopback, "
+        f"clients queue for a server at most {QUEUE_TIMEOUT_S} s. "
         "Each cell runs direct → PgBouncer → pgsidecar back to back; each pooler is "
         "started fresh for its cell (after one readiness query) and stopped after it.\n"
         "- TPS: pgbench's `tps` without initial connection time. Latency p50 / p99: from the "

@@ -115,6 +115,7 @@ async fn clean(
             }
         }
         server.applied.clear();
+        server.verified_for = None;
     }
     Some(server)
 }

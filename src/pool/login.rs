@@ -12,7 +12,7 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::server::{ServerConn, ServerTarget};
+use super::server::{CancelKey, ServerConn, ServerTarget};
 use super::ServerError;
 use crate::auth::md5::md5_response_from_stored;
 use crate::auth::scram::{ScramKeyClient, ScramVerifier};
@@ -143,6 +143,11 @@ async fn startup(
                     .map(|(k, (_, v))| (k.clone(), v.clone()))
                     .collect();
                 conn.drifted.clear();
+                conn.cancel_key = Arc::new(CancelKey {
+                    address: conn.address.clone(),
+                    pid: conn.pid,
+                    secret: conn.secret,
+                });
                 return Ok(());
             }
             _ => {}

@@ -46,6 +46,14 @@ impl ServerTarget {
     }
 }
 
+/// What it takes to cancel a query on one server connection.
+#[derive(Debug)]
+pub struct CancelKey {
+    pub address: Arc<str>,
+    pub pid: i32,
+    pub secret: i32,
+}
+
 /// An open, authenticated server connection.
 ///
 /// Invariant: when a `ServerConn` sits idle in a pool, `pending == 0`, `tx_status == b'I'`
@@ -68,6 +76,9 @@ pub struct ServerConn {
     /// Session settings the proxy applied for clients (lower-case name to value), so the
     /// next client can be given its own values, or the defaults back.
     pub applied: HashMap<String, String>,
+    /// Signature of the client settings this server was last checked against; reset
+    /// whenever the server's settings change, so an unchanged match skips the check.
+    pub verified_for: Option<u64>,
     /// Status byte of the last ReadyForQuery.
     pub tx_status: u8,
     /// Query/Sync/FunctionCall messages sent whose ReadyForQuery has not arrived.
@@ -75,6 +86,9 @@ pub struct ServerConn {
     /// Set when the connection's protocol state is unknown (a message half sent or half
     /// read); such a server is closed, never reused.
     pub poisoned: bool,
+    /// `pid`, `secret` and address, shared with the cancel registry while a client
+    /// uses this server (set at login).
+    pub cancel_key: Arc<CancelKey>,
     pub created: Instant,
     pub last_used: Instant,
     /// Decremented on drop: the pool's count of open connections.
@@ -93,10 +107,16 @@ impl ServerConn {
             stream,
             pid: 0,
             secret: 0,
+            cancel_key: Arc::new(CancelKey {
+                address: address.clone(),
+                pid: 0,
+                secret: 0,
+            }),
             address,
             reported: HashMap::new(),
             defaults: HashMap::new(),
             drifted: Vec::new(),
+            verified_for: None,
             applied: HashMap::new(),
             tx_status: b'I',
             pending: 0,
@@ -114,6 +134,7 @@ impl ServerConn {
 
     /// Records a ParameterStatus the server sent.
     pub fn note_parameter(&mut self, name: &str, value: &str) {
+        self.verified_for = None;
         let lower = name.to_ascii_lowercase();
         let is_default = self.defaults.get(&lower).map(String::as_str) == Some(value);
         let listed = self.drifted.iter().position(|k| *k == lower);

@@ -1,22 +1,17 @@
 //! Cancel keys: each client gets its own BackendKeyData, and a CancelRequest carrying it
 //! is forwarded to whichever server is running that client's query, with that server's key.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 use rand::Rng;
 
-use crate::pool::server::send_cancel;
+use crate::pool::server::{send_cancel, CancelKey};
 
-/// The server a client is currently using, as needed to cancel its query.
-#[derive(Debug, Clone)]
-pub struct CancelTarget {
-    pub address: Arc<str>,
-    pub pid: i32,
-    pub secret: i32,
-}
-
-type Slot = Arc<Mutex<Option<CancelTarget>>>;
+/// The server a client is currently using (set on checkout, cleared on release: two
+/// atomic swaps per transaction, no lock).
+type Slot = Arc<ArcSwapOption<CancelKey>>;
 
 /// Every connected client's cancel key and current server.
 #[derive(Default, Clone)]
@@ -59,7 +54,7 @@ impl CancelRegistry {
         let target = self
             .clients
             .get(&(pid, secret))
-            .and_then(|slot| lock(&slot).clone());
+            .and_then(|slot| slot.load_full());
         let Some(target) = target else {
             tracing::debug!(pid, "cancel request for an idle or unknown client ignored");
             return;
@@ -81,8 +76,8 @@ impl CancelRegistry {
 
 impl CancelHandle {
     /// Points the client's key at the server it now uses, or at none.
-    pub fn set_target(&self, target: Option<CancelTarget>) {
-        *lock(&self.slot) = target;
+    pub fn set_target(&self, target: Option<Arc<CancelKey>>) {
+        self.slot.store(target);
     }
 }
 
@@ -90,9 +85,4 @@ impl Drop for CancelHandle {
     fn drop(&mut self) {
         self.clients.remove(&(self.pid, self.secret));
     }
-}
-
-/// Never held across `.await`; the data is a plain Option, consistent after any panic.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

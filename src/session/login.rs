@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::cancel::{CancelHandle, CancelTarget};
+use super::cancel::CancelHandle;
 use super::params::ClientParams;
 use super::serve::Serve;
 use super::{report, SessionError};
@@ -82,11 +82,7 @@ async fn login(
     let (server, welcome) = welcome(&pool, &mut params).await?;
     let cancel = shared.cancel.register(server.as_ref().map(|s| s.pid));
     if let Some(s) = &server {
-        cancel.set_target(Some(CancelTarget {
-            address: s.address.clone(),
-            pid: s.pid,
-            secret: s.secret,
-        }));
+        cancel.set_target(Some(s.cancel_key.clone()));
     }
     let mut out = BytesMut::new();
     for (name, value) in welcome.iter() {
@@ -161,9 +157,13 @@ pub async fn sync_server(
     params: &mut ClientParams,
     limit: std::time::Duration,
 ) -> Result<(), ServerError> {
+    if server.verified_for == Some(params.signature()) {
+        return Ok(());
+    }
     if let Some(sql) = params.sync_sql(server) {
         server.simple_query(&sql, limit).await?;
         params.after_sync(server);
     }
+    server.verified_for = Some(params.signature());
     Ok(())
 }

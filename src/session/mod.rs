@@ -5,6 +5,7 @@
 //! `params` carries the client's settings from server to server; `cancel` routes
 //! CancelRequests; `error` maps failures to what the client is told.
 
+mod buffers;
 mod cancel;
 mod error;
 mod login;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-pub use cancel::{CancelRegistry, CancelTarget};
+pub use cancel::CancelRegistry;
 pub use error::SessionError;
 pub use params::ClientParams;
 

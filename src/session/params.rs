@@ -19,6 +19,8 @@ pub use crate::pool::server::is_transferable;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientParams {
     settings: Vec<(String, String)>,
+    /// Hash of `settings`, kept current by `set`.
+    signature: u64,
 }
 
 impl ClientParams {
@@ -38,6 +40,7 @@ impl ClientParams {
                 out.set(key, value);
             }
         }
+        out.signature = out.compute_signature();
         (out, unsupported)
     }
 
@@ -48,6 +51,22 @@ impl ClientParams {
             Some(entry) => entry.1 = value.to_string(),
             None => self.settings.push((lower, value.to_string())),
         }
+        self.signature = self.compute_signature();
+    }
+
+    /// Identifies these settings: equal signatures mean equal settings (order aside,
+    /// a hash collision being the only exception, at 2^-64).
+    pub fn signature(&self) -> u64 {
+        self.signature
+    }
+
+    fn compute_signature(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut sorted: Vec<_> = self.settings.iter().collect();
+        sorted.sort();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        sorted.hash(&mut hasher);
+        hasher.finish()
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -118,6 +137,7 @@ impl ClientParams {
                 }
             }
         }
+        self.signature = self.compute_signature();
     }
 }
 

@@ -17,6 +17,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
 
+use super::buffers;
 use crate::pool::PooledServer;
 use crate::protocol::messages::{self, parse_parameter_status};
 use crate::protocol::{Direction, FrameScanner, ProtocolError, Scan};
@@ -182,11 +183,11 @@ impl Relay {
 
     /// Releases idle memory: an idle client costs no buffers.
     pub fn shrink(&mut self) {
-        if self.cbuf.is_empty() {
-            self.cbuf = BytesMut::new();
+        if self.cbuf.is_empty() && self.cbuf.capacity() > 0 {
+            buffers::give(std::mem::take(&mut self.cbuf));
         }
-        if self.sbuf.is_empty() {
-            self.sbuf = BytesMut::new();
+        if self.sbuf.is_empty() && self.sbuf.capacity() > 0 {
+            buffers::give(std::mem::take(&mut self.sbuf));
         }
     }
 
@@ -271,7 +272,7 @@ impl Relay {
         if self.cbuf.capacity() == 0 {
             // Idle client: wait for readiness before spending a buffer on it.
             match self.client.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => self.cbuf.reserve(READ_CHUNK),
+                Poll::Ready(Ok(())) => self.cbuf = buffers::take(),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(RelayError::Client(e))),
                 Poll::Pending => return Poll::Pending,
             }
@@ -303,7 +304,9 @@ impl Relay {
         if self.s_fwd >= BUFFER_HIGH_WATER {
             return Ok(());
         }
-        if self.sbuf.capacity() - self.sbuf.len() < 1024 {
+        if self.sbuf.capacity() == 0 {
+            self.sbuf = buffers::take();
+        } else if self.sbuf.capacity() - self.sbuf.len() < 1024 {
             self.sbuf.reserve(READ_CHUNK * 2);
         }
         match poll_read_buf(Pin::new(&mut server.stream), cx, &mut self.sbuf) {

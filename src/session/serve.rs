@@ -9,7 +9,7 @@ use std::task::Poll;
 
 use tokio::net::TcpStream;
 
-use super::cancel::{CancelHandle, CancelTarget};
+use super::cancel::CancelHandle;
 use super::error::checkout_error;
 use super::login::{sync_server, Greeted};
 use super::params::{is_transferable, ClientParams};
@@ -122,11 +122,7 @@ impl Serve {
             self.relay.fail_waiting_requests(&message);
             return Ok(());
         }
-        self.cancel.set_target(Some(CancelTarget {
-            address: server.address.clone(),
-            pid: server.pid,
-            secret: server.secret,
-        }));
+        self.cancel.set_target(Some(server.cancel_key.clone()));
         self.relay.attach_server(server);
         Ok(())
     }

@@ -444,12 +444,11 @@ def wait_ready(s, pooler: Pooler, timeout: float = 15.0) -> None:
     while True:
         if pooler.proc.poll() is not None:
             raise RuntimeError(f"{pooler.name} exited ({pooler.proc.returncode}):\n{pooler.log_tail()}")
-        try:
+        with contextlib.suppress(RuntimeError):
             if psql(s, "SELECT 1", db=s.db, port=pooler.port) == "1":
                 return
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{pooler.name} not ready in {timeout} s:\n{pooler.log_tail()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{pooler.name} not ready in {timeout} s:\n{pooler.log_tail()}")
         time.sleep(0.05)
 
 
@@ -511,7 +510,8 @@ def run_pgbench(argv: list[str], duration: int) -> tuple[int, str, str]:
 
 def parse_summary(out: str) -> dict[str, float]:
     patterns = {
-        "tps": r"^tps = ([\d.]+) \(without initial connection time\)",
+        # "(including reconnection times)" with -C
+        "tps": r"^tps = ([\d.]+) \((?:without initial connection|including reconnection) time",
         "transactions": r"^number of transactions actually processed: (\d+)",
         "failed": r"^number of failed transactions: (\d+)",
     }
@@ -552,6 +552,18 @@ def error_lines(err: str, limit: int = 3) -> list[str]:
         if ("error" in line.lower() or "abort" in line.lower() or "hung" in line) and line not in seen:
             seen.append(line)
     return seen[:limit]
+
+
+def distinct_lines(text: str, limit: int = 10) -> str:
+    """The distinct lines of `text` in order of first appearance, with repeat counts."""
+    counts: dict[str, int] = {}
+    for line in text.strip().splitlines():
+        line = re.sub(r"client \d+", "client N", line.strip())
+        counts[line] = counts.get(line, 0) + 1
+    shown = [f"{line}  (×{n})" if n > 1 else line for line, n in list(counts.items())[:limit]]
+    if len(counts) > limit:
+        shown.append(f"… {len(counts) - limit} more distinct lines")
+    return "\n".join(shown)
 
 
 def measure(s, target: str, port: int, workload: list[str], clients: int, duration: int,
@@ -597,7 +609,7 @@ def judge(result: Result, rc: int, err: str, pooler: Pooler | None) -> None:
         return
     result.status = "failed"
     result.note = "; ".join(problems + errors[:1])
-    result.detail = "pgbench stderr (first lines):\n" + "\n".join(err.strip().splitlines()[:12])
+    result.detail = "pgbench stderr (distinct lines, client numbers elided):\n" + distinct_lines(err)
     if pooler:
         result.detail += f"\n\n{pooler.name} log (last lines):\n{pooler.log_tail()}"
 
@@ -835,6 +847,7 @@ class Soak:
     warmup_s: float
     samples: list[tuple[float, int]] = dataclasses.field(default_factory=list)  # (s, kB)
     pgbench_ok: bool = True
+    load: str = ""  # what pgbench reported, to show the load was real
     note: str = ""
 
     @property
@@ -856,14 +869,19 @@ def run_soak(s, work: Path) -> Soak:
     seconds = int(s.soak * 60)
     soak = Soak(s.soak, warmup_s=60.0 if seconds >= 120 else seconds / 2)
     log(f"soak: {s.soak:g} min of -S (16 clients) + connection churn (-C, 4 clients)")
+    runs = {"steady (-S -M extended, 16 clients)": (["-S", "-M", "extended"], 16),
+            "churn (-S -C, 4 clients)": (["-S", "-C"], 4)}
+    logs = {name: work / f"soak-{i}.log" for i, name in enumerate(runs)}
     with pooler_running(s, "pgsidecar", work) as pooler:
-        steady = pgbench_argv(s, pooler.port, ["-S", "-M", "extended"], 16, seconds, None)
-        churn = pgbench_argv(s, pooler.port, ["-S", "-C"], 4, seconds, None)
-        procs = [CHILDREN.start(argv, log=work / "soak-pgbench.log") for argv in (steady, churn)]
+        procs = [CHILDREN.start(pgbench_argv(s, pooler.port, workload, clients, seconds, None),
+                                log=logs[name]) for name, (workload, clients) in runs.items()]
         sample_until_done(soak, pooler, procs)
-        soak.pgbench_ok = all(p.wait() == 0 for p in procs)
+        soak.pgbench_ok = all(p.wait() == 0 for p in procs) and soak.pgbench_ok
+    outputs = {name: path.read_text(errors="replace") for name, path in logs.items()}
+    soak.load = "; ".join(f"{name}: {parse_summary(out).get('tps', 0):,.0f} tps"
+                          for name, out in outputs.items())
     if not soak.pgbench_ok:
-        soak.note = "pgbench failed:\n" + (work / "soak-pgbench.log").read_text(errors="replace")[-2000:]
+        soak.note += "\n".join(f"{name}:\n{out[-1500:]}" for name, out in outputs.items())
     return soak
 
 
@@ -872,10 +890,11 @@ def sample_until_done(soak: Soak, pooler: Pooler, procs: list[subprocess.Popen])
     while True:
         elapsed = time.monotonic() - started
         if pooler.proc.poll() is not None:
-            soak.pgbench_ok, soak.note = False, f"pgsidecar exited:\n{pooler.log_tail()}"
+            soak.pgbench_ok, soak.note = False, f"pgsidecar exited:\n{pooler.log_tail()}\n"
             return
-        soak.samples.append((elapsed, status_kb(pooler.pid, "VmRSS")))
-        log(f"  soak t={elapsed:5.0f} s RSS {soak.samples[-1][1] / 1024:.1f} MB")
+        if not soak.samples or elapsed - soak.samples[-1][0] >= 1.0:
+            soak.samples.append((elapsed, status_kb(pooler.pid, "VmRSS")))
+            log(f"  soak t={elapsed:5.0f} s RSS {soak.samples[-1][1] / 1024:.1f} MB")
         if any(p.poll() is not None for p in procs):
             return
         next_tick = started + SOAK_SAMPLE_EVERY * len(soak.samples)
@@ -990,6 +1009,7 @@ def soak_section(soak: Soak) -> str:
         f"{soak.minutes:g} min; warm-up {soak.warmup_s:.0f} s; RSS after warm-up "
         f"{fmt_mb(soak.baseline_kb)} MB, final {fmt_mb(soak.final_kb)} MB "
         f"(limit {SOAK_GROWTH_LIMIT:.2f}×): **{verdict}**\n\n"
+        f"Load through pgsidecar: {soak.load}.\n\n"
         + md_table(["t (s)", "pgsidecar RSS MB"], rows)
     )
     if soak.note:
@@ -1027,13 +1047,13 @@ def throughput_verdict(cells: list[Cell]) -> str:
                   and b.cpu_per_1k is not None and x.cpu_per_1k < b.cpu_per_1k)
     verdict = "MET" if not below else "MISSED"
     lines = [f"- Throughput ≥ 1.0× PgBouncer in every cell where PgBouncer works: **{verdict}** "
-             f"({len(pairs) - len(below)} of {len(pairs)} cells)"]
+             f"(≥ 1.0× in {len(pairs) - len(below)} of {len(pairs)} cells)"]
     if below:
         lines.append(f"  - below 1.0×: {', '.join(below)}")
-    lines.append(f"- Aim 1.2× PgBouncer: {at_aim} of {len(pairs)} cells")
+    lines.append(f"- Aim 1.2× PgBouncer: reached in {at_aim} of {len(pairs)} cells")
     cpu_verdict = "MET" if cheaper == len(pairs) else "MISSED"
     lines.append(f"- Less CPU per transaction than PgBouncer: **{cpu_verdict}** "
-                 f"({cheaper} of {len(pairs)} cells)")
+                 f"(less in {cheaper} of {len(pairs)} cells)")
     return "\n".join(lines)
 
 

@@ -20,14 +20,20 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, Overrides, Upstream};
 use crate::pool::{run_reaper, Pool, PoolKey, PoolParams};
-use crate::session::CancelRegistry;
+use crate::query::Analyzer;
+use crate::session::{ClientRegistry, Measure};
+use crate::stats::Registry as StatsRegistry;
+
+/// Query shapes whose analysis is cached (keyed by the literal-free token stream).
+const ANALYZER_CACHE: usize = 10_000;
 
 /// Everything sessions and workers share. Built once in [`App::start`].
 pub struct Shared {
     config: ArcSwap<Config>,
     upstream: ArcSwap<Upstream>,
     pub pools: DashMap<PoolKey, Arc<Pool>>,
-    pub cancel: CancelRegistry,
+    /// Logged-in clients: state, cancel keys.
+    pub clients_registry: ClientRegistry,
     pub auth: Authenticator,
     /// Clients connected now.
     pub clients: AtomicUsize,
@@ -37,6 +43,10 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Fired when `shutdown_timeout` runs out or on a second request: close everyone.
     pub force_close: CancellationToken,
+    /// Statement measurement (query analysis and statistics), when `stats` is on.
+    pub measure: Option<Measure>,
+    /// When the proxy started (uptime, and time zero for statistics).
+    pub started: tokio::time::Instant,
     /// Mirrors of the two tokens, readable without a lock on the hot path.
     draining: AtomicBool,
     forcing: AtomicBool,
@@ -197,11 +207,19 @@ impl App {
             address: config.listen.clone(),
             source,
         })?;
+        let started = tokio::time::Instant::now();
+        let measure = config.stats.then(|| Measure {
+            analyzer: Arc::new(Analyzer::new(ANALYZER_CACHE)),
+            registry: Arc::new(StatsRegistry::new(config.max_fingerprints)),
+            epoch: started,
+        });
         let shared = Arc::new(Shared {
+            measure,
+            started,
             config: ArcSwap::from_pointee(config),
             upstream: ArcSwap::from_pointee(upstream),
             pools: DashMap::new(),
-            cancel: CancelRegistry::default(),
+            clients_registry: ClientRegistry::default(),
             auth: Authenticator::default(),
             clients: AtomicUsize::new(0),
             clients_total: AtomicU64::new(0),

@@ -16,7 +16,9 @@ pub mod config;
 pub mod listener;
 pub mod pool;
 pub mod protocol;
+pub mod query;
 pub mod session;
+pub mod stats;
 
 pub use app::{App, AppError, ConfigSource, Shared};
 pub use config::Config;

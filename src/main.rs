@@ -38,6 +38,9 @@ struct Opts {
     /// Admin HTTP address [default: 127.0.0.1:9930].
     #[arg(long, global = true)]
     admin_listen: Option<String>,
+    /// Users allowed into the SQL admin console, comma separated.
+    #[arg(long, global = true, value_delimiter = ',')]
+    admin_users: Option<Vec<String>>,
     /// Log format [default: text].
     #[arg(long, global = true, value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -61,6 +64,7 @@ impl Opts {
             pool_mode: self.pool_mode,
             pool_size: self.pool_size,
             admin_listen: self.admin_listen.clone(),
+            admin_users: self.admin_users.clone(),
             log_format: self.log_format.as_deref().map(|f| match f {
                 "json" => LogFormat::Json,
                 _ => LogFormat::Text,

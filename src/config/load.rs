@@ -38,6 +38,7 @@ pub struct Overrides {
     pub pool_size: Option<usize>,
     pub admin_listen: Option<String>,
     pub log_format: Option<LogFormat>,
+    pub admin_users: Option<Vec<String>>,
 }
 
 impl Config {
@@ -88,6 +89,9 @@ impl Config {
         }
         if self.max_client_conn == 0 {
             return Err(invalid("max_client_conn", "must be at least 1".into()));
+        }
+        if self.max_fingerprints == 0 {
+            return Err(invalid("max_fingerprints", "must be at least 1".into()));
         }
         if self.max_message_size < 1024 {
             return Err(invalid("max_message_size", "must be at least 1024".into()));
@@ -174,6 +178,9 @@ impl Overrides {
         }
         if let Some(v) = self.log_format {
             config.log_format = v;
+        }
+        if let Some(v) = &self.admin_users {
+            config.admin_users = v.clone();
         }
     }
 }

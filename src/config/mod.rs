@@ -72,6 +72,19 @@ pub struct Config {
     /// Threads serving clients: 1 runs everything on one thread (like PgBouncer, cheapest
     /// per transaction on a small machine); 0 means one per CPU core.
     pub worker_threads: usize,
+    /// Measure every statement (fingerprints, latency percentiles). Off: pure pooling.
+    pub stats: bool,
+    /// Query shapes tracked per (database, user); the least valuable are evicted.
+    pub max_fingerprints: usize,
+    /// Per-fingerprint series in /metrics for the top N by total time; the rest are
+    /// summed under `fingerprint="other"`.
+    pub metrics_top_queries: usize,
+    /// Bearer token required by every `/api` call when set.
+    pub admin_token: Option<String>,
+    /// Also require the token for `/metrics` (probes stay open).
+    pub protect_metrics: bool,
+    /// Users allowed into the SQL admin console (database `pgsidecar` or `pgbouncer`).
+    pub admin_users: Vec<String>,
     /// Users that may log in, with their passwords.
     pub users: Vec<UserConfig>,
     /// Per-database overrides, keyed by the database name clients use.
@@ -151,6 +164,12 @@ impl Default for Config {
             max_message_size: 256 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             worker_threads: 1,
+            stats: true,
+            max_fingerprints: 5000,
+            metrics_top_queries: 50,
+            admin_token: None,
+            protect_metrics: false,
+            admin_users: Vec::new(),
             users: Vec::new(),
             databases: BTreeMap::new(),
         }
@@ -191,6 +210,9 @@ impl Config {
     /// The configuration rendered as TOML with passwords masked, for `check-config`.
     pub fn to_display_toml(&self) -> String {
         let mut shown = self.clone();
+        if shown.admin_token.is_some() {
+            shown.admin_token = Some("********".into());
+        }
         for user in &mut shown.users {
             if user.password.is_some() {
                 user.password = Some("********".into());

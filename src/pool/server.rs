@@ -265,7 +265,7 @@ impl ServerConn {
                     }
                     buf.advance(len);
                 }
-                Ok(Scan::Partial { len }) => buf.advance(len),
+                Ok(Scan::Partial { len, .. }) => buf.advance(len),
                 Ok(Scan::NeedMore) => {
                     if self.stream.read_buf(&mut buf).await? == 0 {
                         self.poisoned = true;

@@ -15,8 +15,9 @@ pub enum Scan {
     /// A complete frame of `len` bytes (header included) starts at the scan position.
     Frame { tag: u8, len: usize },
     /// `len` bytes of a streamable frame (its start or its continuation) can be forwarded
-    /// now; the rest of the frame has not arrived yet.
-    Partial { len: usize },
+    /// now; the rest of the frame has not arrived yet. `start` is the frame's tag when
+    /// these bytes begin the frame (header included).
+    Partial { len: usize, start: Option<u8> },
     /// Nothing more can be done until more bytes arrive.
     NeedMore,
 }
@@ -65,7 +66,7 @@ impl FrameScanner {
             }
             let len = self.skip.min(buf.len());
             self.skip -= len;
-            return Ok(Scan::Partial { len });
+            return Ok(Scan::Partial { len, start: None });
         }
         if buf.len() < HEADER_LEN {
             return Ok(Scan::NeedMore);
@@ -79,7 +80,10 @@ impl FrameScanner {
         }
         if self.streamable(tag) {
             self.skip = total - buf.len();
-            return Ok(Scan::Partial { len: buf.len() });
+            return Ok(Scan::Partial {
+                len: buf.len(),
+                start: Some(tag),
+            });
         }
         Ok(Scan::NeedMore)
     }
@@ -149,12 +153,30 @@ mod tests {
     fn streams_large_data_rows_in_pieces() {
         let mut s = FrameScanner::new(Direction::Backend, usize::MAX);
         let row = frame(b'D', &[7u8; 100]);
-        assert_eq!(s.next(&row[..30]).unwrap(), Scan::Partial { len: 30 });
+        assert_eq!(
+            s.next(&row[..30]).unwrap(),
+            Scan::Partial {
+                len: 30,
+                start: Some(b'D')
+            }
+        );
         assert!(s.mid_frame());
-        assert_eq!(s.next(&row[30..50]).unwrap(), Scan::Partial { len: 20 });
+        assert_eq!(
+            s.next(&row[30..50]).unwrap(),
+            Scan::Partial {
+                len: 20,
+                start: None
+            }
+        );
         let mut rest = row[50..].to_vec();
         rest.extend(frame(b'Z', b"I"));
-        assert_eq!(s.next(&rest).unwrap(), Scan::Partial { len: 55 });
+        assert_eq!(
+            s.next(&rest).unwrap(),
+            Scan::Partial {
+                len: 55,
+                start: None
+            }
+        );
         assert!(!s.mid_frame());
         assert_eq!(
             s.next(&rest[55..]).unwrap(),
@@ -195,7 +217,7 @@ mod tests {
                 let mut pos = 0;
                 while let Ok(step) = s.next(&buf[pos..]) {
                     match step {
-                        Scan::Frame { len, .. } | Scan::Partial { len } => pos += len,
+                        Scan::Frame { len, .. } | Scan::Partial { len, .. } => pos += len,
                         Scan::NeedMore => break,
                     }
                 }

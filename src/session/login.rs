@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::cancel::CancelHandle;
+use super::clients::{ClientHandle, ClientIdentity};
 use super::params::ClientParams;
 use super::serve::Serve;
 use super::{report, SessionError};
@@ -24,7 +24,7 @@ use crate::protocol::startup::StartupMessage;
 pub struct Greeted {
     pub pool: Arc<Pool>,
     pub params: ClientParams,
-    pub cancel: CancelHandle,
+    pub client: ClientHandle,
     /// Session mode: the client's own server from now on.
     pub server: Option<PooledServer>,
 }
@@ -37,11 +37,12 @@ pub async fn login_and_serve(
     startup: StartupMessage,
 ) {
     let limit = shared.config().client_login_timeout;
-    let greeted = match tokio::time::timeout(limit, login(shared, &mut stream, &startup)).await {
-        Ok(Ok(greeted)) => greeted,
-        Ok(Err(e)) => return report(&mut stream, peer, e).await,
-        Err(_) => return report(&mut stream, peer, SessionError::LoginTimeout).await,
-    };
+    let greeted =
+        match tokio::time::timeout(limit, login(shared, &mut stream, peer, &startup)).await {
+            Ok(Ok(greeted)) => greeted,
+            Ok(Err(e)) => return report(&mut stream, peer, e).await,
+            Err(_) => return report(&mut stream, peer, SessionError::LoginTimeout).await,
+        };
     tracing::debug!(%peer, pool = %greeted.pool.key, "client logged in");
     Serve::new(shared.clone(), stream, greeted, peer)
         .run()
@@ -51,6 +52,7 @@ pub async fn login_and_serve(
 async fn login(
     shared: &Shared,
     stream: &mut TcpStream,
+    peer: SocketAddr,
     startup: &StartupMessage,
 ) -> Result<Greeted, SessionError> {
     let config = shared.config();
@@ -80,21 +82,29 @@ async fn login(
     pool.offer_auth(server_auth);
 
     let (server, welcome) = welcome(&pool, &mut params).await?;
-    let cancel = shared.cancel.register(server.as_ref().map(|s| s.pid));
+    let identity = ClientIdentity {
+        database: database.to_string(),
+        user: user.to_string(),
+        application_name: params.get("application_name").unwrap_or("").to_string(),
+        peer,
+    };
+    let client = shared
+        .clients_registry
+        .register(server.as_ref().map(|s| s.pid), identity);
     if let Some(s) = &server {
-        cancel.set_target(Some(s.cancel_key.clone()));
+        client.set_server(Some(s.cancel_key.clone()));
     }
     let mut out = BytesMut::new();
     for (name, value) in welcome.iter() {
         messages::parameter_status(&mut out, name, value);
     }
-    messages::backend_key_data(&mut out, cancel.pid, cancel.secret);
+    messages::backend_key_data(&mut out, client.pid(), client.secret());
     messages::ready_for_query(&mut out, b'I');
     stream.write_all(&out).await?;
     Ok(Greeted {
         pool,
         params,
-        cancel,
+        client,
         server,
     })
 }

@@ -6,12 +6,13 @@
 //! CancelRequests; `error` maps failures to what the client is told.
 
 mod buffers;
-mod cancel;
+mod clients;
 mod error;
 mod login;
 mod params;
 mod relay;
 mod serve;
+mod track;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -20,9 +21,10 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-pub use cancel::CancelRegistry;
+pub use clients::{ClientEntry, ClientIdentity, ClientRegistry, ClientState};
 pub use error::SessionError;
 pub use params::ClientParams;
+pub use track::Measure;
 
 use crate::app::Shared;
 use crate::protocol::startup::{read_packet, StartupMessage, StartupPacket, StartupReadError};
@@ -65,7 +67,7 @@ async fn open(
                 stream.write_all(b"N").await?;
             }
             StartupPacket::Cancel { pid, secret } => {
-                shared.cancel.cancel(pid, secret).await;
+                shared.clients_registry.cancel(pid, secret).await;
                 return Ok(None);
             }
             StartupPacket::Startup(m) => return Ok(Some(m)),

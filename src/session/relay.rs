@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
 
 use super::buffers;
+use super::track::{sqlstate_of, Tracker};
 use crate::pool::PooledServer;
 use crate::protocol::messages::{self, parse_parameter_status};
 use crate::protocol::{Direction, FrameScanner, ProtocolError, Scan};
@@ -85,6 +86,8 @@ pub struct Relay {
     pub reported: Vec<(String, String)>,
     /// Transaction mode: report `ServerIdle` when the server can go back to the pool.
     pub release_when_idle: bool,
+    /// Per-statement measurement, when statistics are on.
+    pub tracker: Option<Tracker>,
 }
 
 impl Relay {
@@ -106,6 +109,7 @@ impl Relay {
             unsynced: false,
             reported: Vec::new(),
             release_when_idle: true,
+            tracker: None,
         }
     }
 
@@ -129,6 +133,9 @@ impl Relay {
     /// Answers every waiting request with `error` (an ErrorResponse) and drops the
     /// buffered messages, as PostgreSQL would after a failed request.
     pub fn fail_waiting_requests(&mut self, error: &[u8]) {
+        if let Some(tracker) = self.tracker.as_mut() {
+            tracker.fail_waiting(sqlstate_of(error.get(5..).unwrap_or_default()));
+        }
         self.cbuf.advance(self.c_fwd);
         self.c_fwd = 0;
         self.wants_server = false;
@@ -326,11 +333,16 @@ impl Relay {
         loop {
             let (tag, len) = match self.cscan.next(&self.cbuf[self.c_fwd..])? {
                 Scan::NeedMore => break,
-                Scan::Partial { len } if self.discard_until_sync => {
+                Scan::Partial { len, .. } if self.discard_until_sync => {
                     self.drop_client_frame(len);
                     continue;
                 }
-                Scan::Partial { len } => {
+                Scan::Partial { len, start } => {
+                    if let (Some(b'B'), Some(tracker)) = (start, self.tracker.as_mut()) {
+                        // A streamed Bind: its names are at the front of this piece.
+                        let piece = &self.cbuf[self.c_fwd + 5..self.c_fwd + len];
+                        tracker.bind(piece);
+                    }
                     self.c_fwd += len;
                     continue;
                 }
@@ -362,6 +374,9 @@ impl Relay {
             if request_end || matches!(tag, b'H' | b'd' | b'c' | b'f') {
                 self.wants_server = self.server.is_none();
             }
+            if let Some(tracker) = self.tracker.as_mut() {
+                tracker.client_frame(tag, &self.cbuf[self.c_fwd + 5..self.c_fwd + len]);
+            }
             self.c_fwd += len;
         }
         if self.server.is_none() && (self.c_fwd > EARLY_CHECKOUT || self.cscan.mid_frame()) {
@@ -384,9 +399,14 @@ impl Relay {
         while let Ok(step) = self.sscan.next(&self.sbuf[self.s_fwd..]) {
             match step {
                 Scan::NeedMore => break,
-                Scan::Partial { len } => self.s_fwd += len,
+                Scan::Partial { len, .. } => self.s_fwd += len,
                 Scan::Frame { tag, len } => {
                     let body = &self.sbuf[self.s_fwd + 5..self.s_fwd + len];
+                    if let Some(tracker) = self.tracker.as_mut() {
+                        if matches!(tag, b'C' | b'E' | b's' | b'Z') {
+                            tracker.server_frame(tag, body);
+                        }
+                    }
                     match tag {
                         b'Z' => {
                             self.tx_status = body.first().copied().unwrap_or(b'I');

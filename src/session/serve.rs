@@ -9,11 +9,12 @@ use std::task::Poll;
 
 use tokio::net::TcpStream;
 
-use super::cancel::CancelHandle;
+use super::clients::ClientHandle;
 use super::error::checkout_error;
 use super::login::{sync_server, Greeted};
 use super::params::{is_transferable, ClientParams};
 use super::relay::{Event, Relay, RelayError};
+use super::track::Tracker;
 use super::{report, SessionError};
 use crate::app::Shared;
 use crate::config::PoolMode;
@@ -24,7 +25,7 @@ pub struct Serve {
     relay: Relay,
     pool: Arc<Pool>,
     params: ClientParams,
-    cancel: CancelHandle,
+    client: ClientHandle,
     peer: SocketAddr,
 }
 
@@ -38,6 +39,10 @@ impl Serve {
         let config = shared.config();
         let mut relay = Relay::new(stream, config.max_message_size);
         relay.release_when_idle = greeted.pool.mode() == PoolMode::Transaction;
+        if let Some(measure) = &shared.measure {
+            let key = &greeted.pool.key;
+            relay.tracker = Some(Tracker::new(measure.clone(), &key.database, &key.user));
+        }
         if let Some(server) = greeted.server {
             relay.attach_server(server);
         }
@@ -46,7 +51,7 @@ impl Serve {
             relay,
             pool: greeted.pool,
             params: greeted.params,
-            cancel: greeted.cancel,
+            client: greeted.client,
             peer,
         }
     }
@@ -104,6 +109,7 @@ impl Serve {
     /// error and the client stays connected.
     async fn attach(&mut self) -> Result<(), SessionError> {
         // No shutdown check here: the wait is bounded by checkout_timeout.
+        self.client.set_waiting();
         let mut server = match self.pool.checkout().await {
             Ok(server) => server,
             Err(e) => {
@@ -122,7 +128,7 @@ impl Serve {
             self.relay.fail_waiting_requests(&message);
             return Ok(());
         }
-        self.cancel.set_target(Some(server.cancel_key.clone()));
+        self.client.set_server(Some(server.cancel_key.clone()));
         self.relay.attach_server(server);
         Ok(())
     }
@@ -130,7 +136,7 @@ impl Serve {
     /// Gives the server back (dropping the guard returns or cleans it), after carrying
     /// any settings the client changed over to its own record.
     fn release(&mut self) {
-        self.cancel.set_target(None);
+        self.client.set_server(None);
         let Some(mut server) = self.relay.detach_server() else {
             return;
         };

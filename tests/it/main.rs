@@ -16,4 +16,5 @@ mod queries;
 mod scram;
 mod shutdown;
 mod signals;
+mod stats;
 mod upstream_restart;

@@ -1,0 +1,370 @@
+//! A byte-level SQL tokenizer that knows just enough of PostgreSQL's lexical rules to
+//! tell literals, identifiers, comments and statement separators apart.
+//!
+//! It never fails and never allocates: unknown bytes become one-byte punctuation and an
+//! unterminated string, quoted identifier, dollar quote or comment runs to the end of the
+//! input. Token boundaries always fall on ASCII bytes or the end of the input (every byte
+//! >= 0x80 is an identifier byte, as in PostgreSQL), so slicing the `&str` at them is safe.
+
+/// What a token is, as far as hashing and normalizing need to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    /// Keyword or unquoted identifier (case-insensitive).
+    Word,
+    /// `"quoted identifier"` or `U&"..."` (case-sensitive, kept).
+    QuotedIdent,
+    /// String, number, bit string or dollar-quoted constant: never kept.
+    Literal,
+    /// `$1`-style parameter.
+    Param,
+    /// Run of operator characters such as `=` or `<>` (`::` is two `:` punctuation tokens).
+    Operator,
+    /// Any other single ASCII byte: `(`, `)`, `[`, `]`, `,`, `.`, `:` and stray bytes.
+    Punct,
+    /// `;`: a statement separator when outside parentheses.
+    Semicolon,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Token {
+    pub kind: TokenKind,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// How backslashes behave inside a single-quoted string.
+#[derive(Clone, Copy)]
+enum Quote {
+    /// `'...'`, `B'...'`, `X'...'`, `N'...'`, `U&'...'`: only `''` escapes a quote
+    /// (standard_conforming_strings = on, the default since PostgreSQL 9.1).
+    Standard,
+    /// `E'...'`: a backslash escapes the next byte as well.
+    Escape,
+}
+
+pub(crate) struct Lexer<'a> {
+    src: &'a [u8],
+    pos: usize,
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+
+fn is_ident_cont(b: u8) -> bool {
+    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+}
+
+fn is_op_char(b: u8) -> bool {
+    matches!(
+        b,
+        b'+' | b'-'
+            | b'*'
+            | b'/'
+            | b'<'
+            | b'>'
+            | b'='
+            | b'~'
+            | b'!'
+            | b'@'
+            | b'#'
+            | b'%'
+            | b'^'
+            | b'&'
+            | b'|'
+            | b'`'
+            | b'?'
+    )
+}
+
+impl<'a> Lexer<'a> {
+    pub fn new(src: &'a str) -> Self {
+        Lexer {
+            src: src.as_bytes(),
+            pos: 0,
+        }
+    }
+
+    fn peek(&self, ahead: usize) -> u8 {
+        self.src.get(self.pos + ahead).copied().unwrap_or(0)
+    }
+
+    /// The next token, skipping whitespace and comments; `None` at the end of input.
+    pub fn next_token(&mut self) -> Option<Token> {
+        self.skip_trivia();
+        let start = self.pos;
+        let b = *self.src.get(start)?;
+        let kind = match b {
+            b'\'' => self.quoted_string(1, Quote::Standard),
+            b'"' => self.quoted_ident(1),
+            b'$' => self.dollar(),
+            b'0'..=b'9' => self.number(),
+            b'.' if self.peek(1).is_ascii_digit() => self.number(),
+            b';' => {
+                self.pos += 1;
+                TokenKind::Semicolon
+            }
+            _ if is_ident_start(b) => self.word_or_prefixed_string(b),
+            _ if is_op_char(b) => self.operator(),
+            _ => {
+                self.pos += 1;
+                TokenKind::Punct
+            }
+        };
+        Some(Token {
+            kind,
+            start,
+            end: self.pos,
+        })
+    }
+
+    /// Skips whitespace, `--` line comments and nested `/* */` block comments.
+    fn skip_trivia(&mut self) {
+        loop {
+            while self.pos < self.src.len() && is_space(self.src[self.pos]) {
+                self.pos += 1;
+            }
+            match (self.peek(0), self.peek(1)) {
+                (b'-', b'-') => {
+                    let rest = &self.src[self.pos..];
+                    self.pos += rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+                }
+                (b'/', b'*') => self.block_comment(),
+                _ => return,
+            }
+        }
+    }
+
+    fn block_comment(&mut self) {
+        self.pos += 2;
+        let mut nesting = 1u32;
+        while self.pos < self.src.len() {
+            match (self.src[self.pos], self.peek(1)) {
+                (b'*', b'/') => {
+                    self.pos += 2;
+                    nesting -= 1;
+                    if nesting == 0 {
+                        return;
+                    }
+                }
+                (b'/', b'*') => {
+                    self.pos += 2;
+                    nesting = nesting.saturating_add(1);
+                }
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    /// A single-quoted string whose opening quote is `skip - 1` bytes ahead.
+    fn quoted_string(&mut self, skip: usize, quote: Quote) -> TokenKind {
+        self.pos += skip;
+        while self.pos < self.src.len() {
+            match self.src[self.pos] {
+                b'\'' if self.peek(1) == b'\'' => self.pos += 2,
+                b'\'' => {
+                    self.pos += 1;
+                    return TokenKind::Literal;
+                }
+                b'\\' if matches!(quote, Quote::Escape) => {
+                    self.pos = (self.pos + 2).min(self.src.len());
+                }
+                _ => self.pos += 1,
+            }
+        }
+        TokenKind::Literal
+    }
+
+    fn quoted_ident(&mut self, skip: usize) -> TokenKind {
+        self.pos += skip;
+        while self.pos < self.src.len() {
+            if self.src[self.pos] == b'"' {
+                if self.peek(1) == b'"' {
+                    self.pos += 2;
+                    continue;
+                }
+                self.pos += 1;
+                return TokenKind::QuotedIdent;
+            }
+            self.pos += 1;
+        }
+        TokenKind::QuotedIdent
+    }
+
+    /// `$1` parameter, `$tag$...$tag$` constant, or a lone `$`.
+    fn dollar(&mut self) -> TokenKind {
+        let start = self.pos;
+        if self.peek(1).is_ascii_digit() {
+            self.pos += 1;
+            while self.peek(0).is_ascii_digit() {
+                self.pos += 1;
+            }
+            return TokenKind::Param;
+        }
+        // The tag is an identifier without `$` (possibly empty) closed by a `$`.
+        let mut end = start + 1;
+        if end < self.src.len() && is_ident_start(self.src[end]) {
+            while end < self.src.len() && is_ident_cont(self.src[end]) && self.src[end] != b'$' {
+                end += 1;
+            }
+        }
+        if self.src.get(end) != Some(&b'$') {
+            self.pos += 1;
+            return TokenKind::Punct;
+        }
+        let delim = &self.src[start..=end];
+        let body = end + 1;
+        self.pos = match self.src[body..]
+            .windows(delim.len())
+            .position(|w| w == delim)
+        {
+            Some(at) => body + at + delim.len(),
+            None => self.src.len(),
+        };
+        TokenKind::Literal
+    }
+
+    /// `1`, `1.5`, `.5`, `1e10`, `1E-5`, `0x1F`, `0b101`, `1_000`; trailing identifier bytes
+    /// (PostgreSQL's "trailing junk") stay part of the number.
+    fn number(&mut self) -> TokenKind {
+        let digits = |lx: &mut Self| {
+            while lx.peek(0).is_ascii_digit() || lx.peek(0) == b'_' {
+                lx.pos += 1;
+            }
+        };
+        digits(self);
+        if self.peek(0) == b'.' && self.peek(1) != b'.' {
+            self.pos += 1;
+            digits(self);
+        }
+        let exp_digit = match self.peek(1) {
+            b'+' | b'-' => self.peek(2).is_ascii_digit(),
+            c => c.is_ascii_digit(),
+        };
+        if matches!(self.peek(0), b'e' | b'E') && exp_digit {
+            self.pos += 2;
+            digits(self);
+        }
+        while self.peek(0).is_ascii_alphanumeric() || self.peek(0) == b'_' {
+            self.pos += 1;
+        }
+        TokenKind::Literal
+    }
+
+    /// An identifier, or a string with a one-letter prefix (`E'`, `B'`, `X'`, `N'`, `U&'`)
+    /// or a `U&"` quoted identifier.
+    fn word_or_prefixed_string(&mut self, b: u8) -> TokenKind {
+        match (b.to_ascii_lowercase(), self.peek(1), self.peek(2)) {
+            (b'e', b'\'', _) => return self.quoted_string(2, Quote::Escape),
+            (b'b' | b'x' | b'n', b'\'', _) => return self.quoted_string(2, Quote::Standard),
+            (b'u', b'&', b'\'') => return self.quoted_string(3, Quote::Standard),
+            (b'u', b'&', b'"') => return self.quoted_ident(3),
+            _ => {}
+        }
+        while self.pos < self.src.len() && is_ident_cont(self.src[self.pos]) {
+            self.pos += 1;
+        }
+        TokenKind::Word
+    }
+
+    /// A run of operator characters, stopping before a comment start.
+    fn operator(&mut self) -> TokenKind {
+        self.pos += 1;
+        while is_op_char(self.peek(0)) {
+            if matches!((self.peek(0), self.peek(1)), (b'-', b'-') | (b'/', b'*')) {
+                break;
+            }
+            self.pos += 1;
+        }
+        TokenKind::Operator
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(sql: &str) -> Vec<(TokenKind, &str)> {
+        let mut lx = Lexer::new(sql);
+        std::iter::from_fn(|| lx.next_token())
+            .map(|t| (t.kind, &sql[t.start..t.end]))
+            .collect()
+    }
+
+    #[test]
+    fn each_quoting_form_is_one_literal() {
+        use TokenKind::*;
+        for lit in [
+            "'a''b;c'",
+            "E'it\\'s; \\\\'",
+            "e'x'",
+            "U&'d\\0061t'",
+            "$$a;b$$",
+            "$fn$ $x$ ; $fn$",
+            "B'0101'",
+            "X'1F'",
+            "N'abc'",
+            "1",
+            "1.5",
+            ".5",
+            "1e10",
+            "1E-5",
+            "0x1F",
+            "1_000",
+        ] {
+            assert_eq!(kinds(lit), vec![(Literal, lit)], "{lit}");
+        }
+        assert_eq!(kinds("\"a\"\"b;\""), vec![(QuotedIdent, "\"a\"\"b;\"")]);
+        assert_eq!(kinds("U&\"x\""), vec![(QuotedIdent, "U&\"x\"")]);
+        assert_eq!(kinds("$12"), vec![(Param, "$12")]);
+    }
+
+    #[test]
+    fn comments_and_operators() {
+        use TokenKind::*;
+        let toks = kinds("a /* x /* nested; */ ; */ <>-- c;\n b.c::int $ x$y");
+        assert_eq!(
+            toks,
+            vec![
+                (Word, "a"),
+                (Operator, "<>"),
+                (Word, "b"),
+                (Punct, "."),
+                (Word, "c"),
+                (Punct, ":"),
+                (Punct, ":"),
+                (Word, "int"),
+                (Punct, "$"),
+                (Word, "x$y"),
+            ]
+        );
+        assert_eq!(
+            kinds("1+-2"),
+            vec![(Literal, "1"), (Operator, "+-"), (Literal, "2")]
+        );
+        assert_eq!(kinds("x+/*c*/1")[1], (Operator, "+"));
+    }
+
+    #[test]
+    fn unterminated_forms_run_to_the_end() {
+        for sql in [
+            "'abc",
+            "E'abc\\",
+            "\"abc",
+            "$q$abc",
+            "/* abc /* d */",
+            "-- abc",
+            "1e",
+        ] {
+            let toks = kinds(sql);
+            assert!(toks.len() <= 2, "{sql}: {toks:?}");
+            if let Some(last) = toks.last() {
+                assert!(sql.ends_with(last.1), "{sql}");
+            }
+        }
+    }
+}

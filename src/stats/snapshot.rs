@@ -1,0 +1,155 @@
+//! What reads return: plain, owned numbers for one window of one entry, one entry in
+//! every window, or one (database, command kind) aggregate.
+
+use std::sync::Arc;
+
+use super::counters::class_name;
+use super::window::Acc;
+use super::{CommandKind, QueryMeta, StatKey, Window};
+
+/// One window's numbers. Percentiles are nearest-rank, within 1% of the exact value of
+/// the samples in the window; everything else is exact. All zero when `calls == 0`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WindowStats {
+    pub calls: u64,
+    pub errors: u64,
+    /// `(2-character SQLSTATE class, count)`, sorted by class; `"??"` collects classes
+    /// beyond the first 15 distinct ones.
+    pub errors_by_class: Vec<(String, u64)>,
+    pub rows: u64,
+    pub total_us: u64,
+    pub min_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+}
+
+impl WindowStats {
+    pub(crate) fn from_acc(acc: &Acc) -> WindowStats {
+        let c = &acc.c;
+        if c.calls == 0 {
+            return WindowStats::default();
+        }
+        let [p50_us, p95_us, p99_us, p999_us] = acc.hist.quantiles([0.5, 0.95, 0.99, 0.999]);
+        WindowStats {
+            calls: c.calls,
+            errors: c.errors,
+            errors_by_class: acc
+                .classes
+                .iter()
+                .map(|(k, n)| (class_name(k), n))
+                .collect(),
+            rows: c.rows,
+            total_us: c.total_us,
+            min_us: c.min_us,
+            max_us: c.max_us,
+            mean_us: c.total_us as f64 / c.calls as f64,
+            p50_us,
+            p95_us,
+            p99_us,
+            p999_us,
+        }
+    }
+}
+
+/// One entry in one window (a row of the admin listing).
+#[derive(Clone, Debug)]
+pub struct QuerySnapshot {
+    pub key: StatKey,
+    pub meta: Arc<QueryMeta>,
+    pub calls: u64,
+    pub errors: u64,
+    pub errors_by_class: Vec<(String, u64)>,
+    pub rows: u64,
+    pub total_us: u64,
+    pub min_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub first_seen: u64,
+    pub last_seen: u64,
+}
+
+impl QuerySnapshot {
+    pub(crate) fn new(
+        key: StatKey,
+        meta: Arc<QueryMeta>,
+        s: WindowStats,
+        seen: (u64, u64),
+    ) -> Self {
+        QuerySnapshot {
+            key,
+            meta,
+            calls: s.calls,
+            errors: s.errors,
+            errors_by_class: s.errors_by_class,
+            rows: s.rows,
+            total_us: s.total_us,
+            min_us: s.min_us,
+            max_us: s.max_us,
+            mean_us: s.mean_us,
+            p50_us: s.p50_us,
+            p95_us: s.p95_us,
+            p99_us: s.p99_us,
+            p999_us: s.p999_us,
+            first_seen: seen.0,
+            last_seen: seen.1,
+        }
+    }
+}
+
+/// One entry in every window, in [`Window::LIST`] order.
+#[derive(Clone, Debug)]
+pub struct QueryDetail {
+    pub key: StatKey,
+    pub meta: Arc<QueryMeta>,
+    pub windows: Vec<(Window, WindowStats)>,
+    pub first_seen: u64,
+    pub last_seen: u64,
+}
+
+/// All statements of one command kind in one database, evicted entries included.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggregateSnapshot {
+    pub database: String,
+    pub command: CommandKind,
+    pub calls: u64,
+    pub errors: u64,
+    pub errors_by_class: Vec<(String, u64)>,
+    pub rows: u64,
+    pub total_us: u64,
+    pub min_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+}
+
+impl AggregateSnapshot {
+    pub(crate) fn new(database: String, command: CommandKind, s: WindowStats) -> Self {
+        AggregateSnapshot {
+            database,
+            command,
+            calls: s.calls,
+            errors: s.errors,
+            errors_by_class: s.errors_by_class,
+            rows: s.rows,
+            total_us: s.total_us,
+            min_us: s.min_us,
+            max_us: s.max_us,
+            mean_us: s.mean_us,
+            p50_us: s.p50_us,
+            p95_us: s.p95_us,
+            p99_us: s.p99_us,
+            p999_us: s.p999_us,
+        }
+    }
+}

@@ -6,20 +6,22 @@
 //! connections never exceed `pool_size`. The idle list is LIFO so that surplus connections
 //! age out through `server_idle_timeout`.
 
+mod counters;
 mod guard;
 pub mod login;
 mod reaper;
 pub mod server;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
+pub use counters::{PoolCounters, WAIT_BUCKETS};
 pub use guard::PooledServer;
 pub use login::ServerAuth;
 pub use reaper::run_reaper;
@@ -27,6 +29,7 @@ pub use server::{ServerConn, ServerTarget};
 
 use crate::config::{Config, PoolMode, PoolSettings};
 use crate::protocol::messages::ErrorFields;
+use counters::GaugeGuard;
 
 /// A pool's identity: the database as clients name it, and the user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -109,19 +112,6 @@ impl PoolParams {
     }
 }
 
-/// Counters a pool keeps about itself (read by SHOW POOLS and /metrics).
-#[derive(Debug, Default)]
-pub struct PoolCounters {
-    /// Open server connections, idle or not (maintained by `ServerConn`'s drop).
-    pub open: Arc<AtomicUsize>,
-    pub waiting_clients: AtomicUsize,
-    pub checkouts: AtomicU64,
-    pub checkout_timeouts: AtomicU64,
-    pub connect_errors: AtomicU64,
-    /// Sum of checkout waits in microseconds, for averages.
-    pub wait_us_total: AtomicU64,
-}
-
 /// The ParameterStatus values a fresh server greets with, in order.
 pub type Greeting = Arc<Vec<(String, String)>>;
 
@@ -136,6 +126,9 @@ pub struct Pool {
     /// Parameters a fresh server reports at login, for logins that need no server.
     welcome: Mutex<Option<Greeting>>,
     pub counters: PoolCounters,
+    /// PAUSE: new checkouts wait until RESUME.
+    paused: AtomicBool,
+    resumed: Notify,
 }
 
 impl Pool {
@@ -149,6 +142,8 @@ impl Pool {
             auth: Mutex::new(ServerAuth::None),
             welcome: Mutex::new(None),
             counters: PoolCounters::default(),
+            paused: AtomicBool::new(false),
+            resumed: Notify::new(),
         })
     }
 
@@ -198,18 +193,62 @@ impl Pool {
         open.saturating_sub(self.idle_count())
     }
 
+    /// PAUSE: new checkouts wait (up to `checkout_timeout`) until `resume`; returns once
+    /// no server is in use, or after `limit`, whichever comes first. True when idle.
+    pub async fn pause(&self, limit: Duration) -> bool {
+        self.paused.store(true, Ordering::Release);
+        tracing::info!(pool = %self.key, "pool paused");
+        let deadline = Instant::now() + limit;
+        while self.active_count() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::Release);
+        self.resumed.notify_waiters();
+        tracing::info!(pool = %self.key, "pool resumed");
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Idle servers: (pid, age, idle time), for SHOW SERVERS.
+    pub fn idle_servers(&self) -> Vec<(i32, Duration, Duration)> {
+        let now = Instant::now();
+        lock(&self.idle)
+            .iter()
+            .map(|s| {
+                (
+                    s.pid,
+                    now.duration_since(s.created),
+                    now.duration_since(s.last_used),
+                )
+            })
+            .collect()
+    }
+
     /// Waits up to `checkout_timeout` for a server; a broken idle server is replaced.
     pub async fn checkout(self: &Arc<Self>) -> Result<PooledServer, PoolError> {
         let params = self.params();
-        let permit = match self.semaphore.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
+        let fast = match self.paused.load(Ordering::Acquire) {
+            false => self.semaphore.clone().try_acquire_owned().ok(),
+            true => None,
+        };
+        let permit = match fast {
+            Some(permit) => {
+                self.counters.record_wait(Duration::ZERO);
+                permit
+            }
+            None => {
                 let started = Instant::now();
                 let permit = self.wait_for_permit(&params, started).await?;
-                let waited = started.elapsed().as_micros() as u64;
-                self.counters
-                    .wait_us_total
-                    .fetch_add(waited, Ordering::Relaxed);
+                self.counters.record_wait(started.elapsed());
                 permit
             }
         };
@@ -233,17 +272,19 @@ impl Pool {
         params: &PoolParams,
         started: Instant,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, PoolError> {
-        self.counters
-            .waiting_clients
-            .fetch_add(1, Ordering::Relaxed);
-        let acquired = tokio::time::timeout(
-            params.checkout_timeout,
-            self.semaphore.clone().acquire_owned(),
-        )
-        .await;
-        self.counters
-            .waiting_clients
-            .fetch_sub(1, Ordering::Relaxed);
+        let _waiting = GaugeGuard::new(&self.counters.waiting_clients);
+        let acquire = async {
+            // A paused pool holds new checkouts until RESUME.
+            while self.paused.load(Ordering::Acquire) {
+                let resumed = self.resumed.notified();
+                if !self.paused.load(Ordering::Acquire) {
+                    break;
+                }
+                resumed.await;
+            }
+            self.semaphore.clone().acquire_owned().await
+        };
+        let acquired = tokio::time::timeout(params.checkout_timeout, acquire).await;
         match acquired {
             Ok(Ok(permit)) => Ok(permit),
             _ => {
@@ -266,6 +307,7 @@ impl Pool {
             return false;
         }
         if idle_for > params.check_delay {
+            let _testing = GaugeGuard::new(&self.counters.testing);
             if let Err(e) = server.ping(params.connect_timeout).await {
                 tracing::info!(pool = %self.key, error = %e, "idle server failed its check; replacing it");
                 return false;
@@ -278,6 +320,7 @@ impl Pool {
     async fn open_server(&self, params: &PoolParams) -> Result<Box<ServerConn>, ServerError> {
         let target = self.target(params);
         let auth = lock(&self.auth).clone();
+        let _login = GaugeGuard::new(&self.counters.logging_in);
         let opened = login::open(
             &target,
             &auth,

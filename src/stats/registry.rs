@@ -29,8 +29,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 struct AggGroup {
-    shards: Box<[Mutex<Windowed>]>,
+    shards: Box<[Shard]>,
 }
+
+/// Cache-line aligned so threads recording into neighbouring shards do not contend on
+/// a shared line.
+#[repr(align(128))]
+struct Shard(Mutex<Windowed>);
 
 /// One tracked (database, user, fingerprint): counters and windowed histograms behind
 /// its own lock. Sessions may keep the `Arc` and record without a map lookup; once
@@ -136,7 +141,7 @@ impl Registry {
             .aggregates
             .entry((key.database.clone(), meta.command))
             .or_insert_with(|| {
-                let shards = (0..AGG_SHARDS).map(|_| Mutex::new(Windowed::new(now)));
+                let shards = (0..AGG_SHARDS).map(|_| Shard(Mutex::new(Windowed::new(now))));
                 Arc::new(AggGroup {
                     shards: shards.collect(),
                 })
@@ -170,7 +175,7 @@ impl Registry {
         if !entry.is_evicted() {
             lock(&entry.inner).record(now, duration_us, rows, class);
         }
-        lock(&entry.agg.shards[entry.shard]).record(now, duration_us, rows, class);
+        lock(&entry.agg.shards[entry.shard].0).record(now, duration_us, rows, class);
     }
 
     /// Entries currently tracked (never more than `max_fingerprints`).
@@ -279,7 +284,7 @@ impl Registry {
             .map(|((database, command), group)| {
                 acc.clear();
                 for shard in group.shards.iter() {
-                    lock(shard).read(window, now, &mut acc);
+                    lock(&shard.0).read(window, now, &mut acc);
                 }
                 AggregateSnapshot::new(database, command, WindowStats::from_acc(&acc))
             })
@@ -295,6 +300,6 @@ impl Registry {
         let groups: Vec<Arc<AggGroup>> =
             self.aggregates.iter().map(|g| g.value().clone()).collect();
         let shards = groups.iter().flat_map(|g| g.shards.iter());
-        entries + shards.map(|s| lock(s).heap_bytes()).sum::<usize>()
+        entries + shards.map(|s| lock(&s.0).heap_bytes()).sum::<usize>()
     }
 }

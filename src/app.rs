@@ -1,6 +1,7 @@
 //! Start-up and shutdown: builds the one `Shared` every task receives, binds the
-//! listener, spawns the accept loop and pool maintenance on one `TaskTracker`, reloads
-//! the configuration on demand, and drains on shutdown.
+//! listener and the admin HTTP listener, spawns the accept loop, the admin server and
+//! pool maintenance on one `TaskTracker`, reloads the configuration on demand, and
+//! drains on shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -180,11 +181,24 @@ impl ShutdownWatch {
     }
 }
 
+/// Binds the admin HTTP listener. A failure is logged and the proxy runs without it:
+/// the admin server is auxiliary and must not keep clients from being served.
+async fn bind_admin(address: &str) -> Option<TcpListener> {
+    match TcpListener::bind(address).await {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::warn!(address, error = %e, "cannot listen for the admin HTTP server; running without it");
+            None
+        }
+    }
+}
+
 /// A running proxy.
 pub struct App {
     shared: Arc<Shared>,
     tracker: TaskTracker,
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl App {
@@ -207,6 +221,8 @@ impl App {
             address: config.listen.clone(),
             source,
         })?;
+        let admin = bind_admin(&config.admin_listen).await;
+        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         let started = tokio::time::Instant::now();
         let measure = config.stats.then(|| Measure {
             analyzer: Arc::new(Analyzer::new(ANALYZER_CACHE)),
@@ -235,21 +251,30 @@ impl App {
             shared.clone(),
             tracker.clone(),
         ));
+        if let Some(admin) = admin {
+            tracker.spawn(crate::admin::serve(admin, shared.clone()));
+        }
         let reaper_shared = shared.clone();
         tracker.spawn(run_reaper(
             move || reaper_shared.all_pools(),
             shared.shutdown.clone(),
         ));
-        tracing::info!(listen = %local_addr, upstream = %shared.upstream().address(), "pgsidecar listening");
+        tracing::info!(listen = %local_addr, admin = ?admin_addr, upstream = %shared.upstream().address(), "pgsidecar listening");
         Ok(App {
             shared,
             tracker,
             local_addr,
+            admin_addr,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the admin HTTP server listens; `None` when its address could not be bound.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

@@ -10,9 +10,11 @@
 //! before anyone else gets it. [`app`] owns start-up, reload and shutdown; [`config`]
 //! the options.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod listener;
 pub mod pool;
 pub mod protocol;

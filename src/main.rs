@@ -139,6 +139,8 @@ async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            // SHUTDOWN from the admin console.
+            _ = shared.shutdown.cancelled() => break,
             _ = hup.recv() => {
                 if let Err(e) = shared.reload() {
                     tracing::error!(error = %e, "reload failed; keeping the running configuration");

@@ -47,38 +47,72 @@ pub(crate) struct Lexer<'a> {
     pos: usize,
 }
 
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+const SPACE: u8 = 1;
+const IDENT_START: u8 = 2;
+const IDENT_CONT: u8 = 4;
+const OP: u8 = 8;
+
+/// Byte classes in one table: a lookup per byte instead of a chain of range checks
+/// (the lexer runs on every simple-protocol query).
+static CLASSES: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut class = 0;
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            class |= SPACE;
+        }
+        // As in PostgreSQL's scanner, every byte >= 0x80 may be part of an identifier.
+        if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
+            class |= IDENT_START | IDENT_CONT;
+        }
+        if b.is_ascii_digit() || b == b'$' {
+            class |= IDENT_CONT;
+        }
+        if matches!(
+            b,
+            b'+' | b'-'
+                | b'*'
+                | b'/'
+                | b'<'
+                | b'>'
+                | b'='
+                | b'~'
+                | b'!'
+                | b'@'
+                | b'#'
+                | b'%'
+                | b'^'
+                | b'&'
+                | b'|'
+                | b'`'
+                | b'?'
+        ) {
+            class |= OP;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+}
+
+fn is(b: u8, class: u8) -> bool {
+    CLASSES[usize::from(b)] & class != 0
 }
 
 fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+    is(b, IDENT_START)
 }
 
 fn is_ident_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+    is(b, IDENT_CONT)
 }
 
 fn is_op_char(b: u8) -> bool {
-    matches!(
-        b,
-        b'+' | b'-'
-            | b'*'
-            | b'/'
-            | b'<'
-            | b'>'
-            | b'='
-            | b'~'
-            | b'!'
-            | b'@'
-            | b'#'
-            | b'%'
-            | b'^'
-            | b'&'
-            | b'|'
-            | b'`'
-            | b'?'
-    )
+    is(b, OP)
 }
 
 impl<'a> Lexer<'a> {
@@ -87,6 +121,15 @@ impl<'a> Lexer<'a> {
             src: src.as_bytes(),
             pos: 0,
         }
+    }
+
+    /// Advances past bytes of `class`.
+    fn skip_while(&mut self, class: u8) {
+        let rest = self.src.get(self.pos..).unwrap_or_default();
+        self.pos += rest
+            .iter()
+            .position(|&b| !is(b, class))
+            .unwrap_or(rest.len());
     }
 
     fn peek(&self, ahead: usize) -> u8 {
@@ -125,9 +168,7 @@ impl<'a> Lexer<'a> {
     /// Skips whitespace, `--` line comments and nested `/* */` block comments.
     fn skip_trivia(&mut self) {
         loop {
-            while self.pos < self.src.len() && is_space(self.src[self.pos]) {
-                self.pos += 1;
-            }
+            self.skip_while(SPACE);
             match (self.peek(0), self.peek(1)) {
                 (b'-', b'-') => {
                     let rest = &self.src[self.pos..];
@@ -265,9 +306,7 @@ impl<'a> Lexer<'a> {
             (b'u', b'&', b'"') => return self.quoted_ident(3),
             _ => {}
         }
-        while self.pos < self.src.len() && is_ident_cont(self.src[self.pos]) {
-            self.pos += 1;
-        }
+        self.skip_while(IDENT_CONT);
         TokenKind::Word
     }
 

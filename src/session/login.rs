@@ -36,6 +36,10 @@ pub async fn login_and_serve(
     peer: SocketAddr,
     startup: StartupMessage,
 ) {
+    // The admin console (database `pgsidecar` or `pgbouncer`) logs in and serves itself.
+    if crate::console::wants_console(&startup) {
+        return crate::console::login_and_serve(shared.clone(), stream, peer, startup).await;
+    }
     let limit = shared.config().client_login_timeout;
     let greeted =
         match tokio::time::timeout(limit, login(shared, &mut stream, peer, &startup)).await {

@@ -10,7 +10,7 @@
 //! No map lookup, no global lock, no allocation (see "Allocation" below).
 //!
 //! # Histograms and error
-//! Buckets are a fixed table ([`histogram`]): bucket `[lo, hi]` has a representative `r`
+//! Buckets are a fixed table (`histogram`): bucket `[lo, hi]` has a representative `r`
 //! with `|r - v| <= v / 100` for every `v` in it, in exact integer arithmetic. 1,115
 //! buckets cover 0 to 2^36 µs (~19 h); values 0..=98 µs are exact. Quantiles are
 //! nearest-rank (`ceil(q * n)`-th smallest) and return the representative of the bucket
@@ -22,41 +22,46 @@
 //! # Windows
 //! Time is the caller's `now` in seconds (any epoch, the same for all calls). The current
 //! minute is a dense accumulator; when a record or read sees a later minute, the minute
-//! is folded into sparse slots of three tiers: 1-minute slots (the last 5 kept),
-//! 5-minute slots (12 kept) and 1-hour slots (24 kept), plus a since-start total. A
-//! window of length W with slots of length S reads the current slot plus the W/S
+//! is folded into compact slots (`slot`) of three tiers: 1-minute slots (the last 5
+//! kept), 5-minute slots (12 kept) and 1-hour slots (24 kept), plus a since-start total.
+//! A window of length W with slots of length S reads the current slot plus the W/S
 //! complete slots before it, i.e. between W and W + S of history:
 //!
-//! | window | slots          | history covered |
-//! |--------|----------------|-----------------|
-//! | `1m`   | 1 min          | 1–2 min         |
-//! | `5m`   | 1 min          | 5–6 min         |
-//! | `1h`   | 5 min          | 60–65 min       |
-//! | `24h`  | 1 hour         | 24–25 h         |
-//! | `all`  | —              | since the entry (or aggregate) was created |
+//! | window | slots  | history covered                            |
+//! |--------|--------|--------------------------------------------|
+//! | `1m`   | 1 min  | 1–2 min                                    |
+//! | `5m`   | 1 min  | 5–6 min                                    |
+//! | `1h`   | 5 min  | 60–65 min                                  |
+//! | `24h`  | 1 hour | 24–25 h                                    |
+//! | `all`  | —      | since the entry (or aggregate) was created |
 //!
-//! # Memory (per entry; `Windowed::heap_bytes` / [`Registry::heap_bytes`] measure it)
-//! Fixed: the dense minute, 1,115 × 4 B = 4.4 KB, plus ~0.2 KB of structure. Each
-//! completed slot that has data costs ~100 B plus 8 B per distinct bucket it touched;
-//! idle slots are not stored. A 1% bucket spans 2% of value, so a statement whose
-//! latencies spread over a factor R touches at most ~50·ln(R) + 1 buckets per slot.
-//! Worst case per entry: 43 tier slots + total + 4 pooled spares + a merge buffer, each
-//! at all 1,115 buckets: ~450 KB, so ~2.2 GB for 5,000 entries whose every slot spreads
-//! from 1 µs to 19 h (not a real workload). Measured typical figures (log-normal
-//! latencies, σ = 1, after 25 hours; `tests::memory_per_entry`): ~5 KB at 1 call/min,
-//! ~30 KB at 10/min, ~75 KB at 100/min or more; 5,000 entries of which 500 are busy:
-//! ~55 MB. Aggregates add 8 shards × this per (database, kind).
+//! # Memory (per entry; [`QueryStats::heap_bytes`] / [`Registry::heap_bytes`] measure it)
+//! Fixed: the dense minute, 1,115 × 4 B = 4.4 KB. Each completed slot with data costs a
+//! 32 B header plus its encoded bytes: ~25 B of counters and 2–4 B per distinct bucket
+//! touched (idle slots are not stored). A 1% bucket spans 2% of value, so latencies
+//! spread over a factor R touch at most ~50·ln(R) + 1 buckets per slot. Measured after
+//! 25 hours of log-normal latencies (σ ≈ 1; `tests::memory_per_entry`): 7.2 KB at one
+//! call per 10 min, 10.4 KB at 1/min, 20 KB at 10/min, 30 KB at 100/min, 40 KB at
+//! 1,000/min. So 5,000 entries, 4,500 at 1/min and 500 busy: ~65 MB.
+//!
+//! Worst case: every slot touches all 1,115 buckets (latencies spread evenly from 1 µs
+//! to 19 h every minute): 109 KB measured with small counts, at most ~250 KB with large
+//! ones (47 slots of ≤ 5 KB, half-grown slots with up to 2× capacity), so at most
+//! ~1.25 GB for 5,000 entries. Each (database, command kind) aggregate is 8 shards of
+//! the same structure.
 //!
 //! # Allocation
 //! Recording into an existing entry allocates nothing within a minute. At a minute
-//! rollover (the first record or read of a new minute) slots reuse pooled buffers; a
-//! buffer grows only when a slot needs more buckets than any buffer it recycles had.
+//! rollover (the first record or read of a new minute) each tier reuses the buffer of
+//! the slot it just dropped; a buffer grows only when a slot outgrows it, and a
+//! completed slot gives back spare capacity above 25%.
 //!
 //! # Eviction
 //! At most `max_fingerprints` entries (default 5,000). Creating one more evicts the
 //! least valuable: least total time in the last hour, ties by oldest `last_seen`, 1%
 //! of the bound per pass so churn costs O(1) amortized. Evictions are counted. An
-//! evicted entry's `Arc` still accepts records: they reach the aggregate only.
+//! evicted entry's `Arc` still accepts records: they reach the aggregate only, and
+//! [`QueryStats::is_evicted`] tells the holder to resolve the key again.
 
 mod counters;
 mod histogram;

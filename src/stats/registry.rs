@@ -23,7 +23,8 @@ pub const DEFAULT_MAX_FINGERPRINTS: usize = 5000;
 /// kind rarely meet on a lock. Reads merge the shards.
 const AGG_SHARDS: usize = 8;
 
-/// A poisoned lock only means a panic elsewhere mid-update; the counters stay usable.
+/// Statistics are best effort: after a panic mid-update, keep counting (at worst one
+/// statement is off) rather than spread the panic to every session.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

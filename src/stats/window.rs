@@ -2,8 +2,9 @@
 //! dense accumulator, completed minutes folded into three tiers of compact slots, and
 //! the reads that merge a window's slots.
 //!
-//! Invariant: every recorded sample is in exactly one of `current` or each tier (and in
-//! `all` once its minute completes), so a window read never counts a sample twice.
+//! Invariant: a sample is in `current` until its minute completes, then in exactly one
+//! slot of each tier and in `all`. A window reads `current` plus one tier (or `all`), so
+//! no sample is counted twice.
 
 use std::collections::VecDeque;
 
@@ -233,14 +234,14 @@ impl Windowed {
         slots.fold(current, |sum, s| sum.saturating_add(s.view().c.total_us))
     }
 
-    /// Approximate heap bytes owned (capacities), for memory accounting.
+    /// Approximate bytes owned, itself included (buffers by capacity).
     pub fn heap_bytes(&self) -> usize {
         let tiers = self.tiers.iter().map(|t| {
             let slots = t.slots.iter().map(|(_, s)| s).chain(&t.spare);
             let headers = t.slots.capacity() * std::mem::size_of::<(u64, Slot)>();
             headers + slots.map(Slot::heap_bytes).sum::<usize>()
         });
-        BUCKETS * 4 + self.all.heap_bytes() + tiers.sum::<usize>()
+        std::mem::size_of::<Self>() + BUCKETS * 4 + self.all.heap_bytes() + tiers.sum::<usize>()
     }
 }
 

@@ -2,6 +2,8 @@
 
 mod common;
 
+mod admin_console;
+mod admin_http;
 mod bad_input;
 mod cancel;
 mod cleanup;

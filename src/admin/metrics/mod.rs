@@ -1,0 +1,53 @@
+//! `GET /metrics`: the Prometheus registry, built once when the admin server starts,
+//! holding custom collectors that read `Shared` at scrape time (the hot path never
+//! touches Prometheus) and the crate's Linux process collector (`process_*`: CPU, RSS,
+//! virtual memory, open and max fds, threads, start time).
+//!
+//! Families: see [`queries`] (statements) and [`pools`] (pools, clients, build).
+//! Names carry the `pgsidecar_` prefix, values are in base units (seconds, bytes),
+//! counters end in `_total`, and distributions are histograms with fixed buckets so
+//! that a fleet of sidecars aggregates. Gathering runs on a blocking thread.
+
+mod duration;
+mod family;
+mod pools;
+mod queries;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use prometheus::{Encoder, Registry, TextEncoder};
+
+use super::error::ApiError;
+use super::Ctx;
+use crate::app::Shared;
+
+pub use duration::BOUNDS as QUERY_DURATION_BUCKETS;
+pub use pools::PIN_REASONS;
+
+/// The registry every scrape gathers.
+pub fn registry(shared: &Arc<Shared>) -> prometheus::Result<Registry> {
+    let registry = Registry::new();
+    registry.register(Box::new(queries::QueryCollector::new(shared.clone())?))?;
+    registry.register(Box::new(pools::PoolCollector::new(shared.clone())?))?;
+    #[cfg(target_os = "linux")]
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
+    Ok(registry)
+}
+
+pub(crate) async fn handler(State(ctx): State<Arc<Ctx>>) -> Result<Response, ApiError> {
+    let text = tokio::task::spawn_blocking(move || {
+        let families = ctx.registry.gather();
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&families, &mut out)
+            .map_err(|e| ApiError::internal(format!("cannot encode metrics: {e}")))?;
+        Ok::<_, ApiError>(out)
+    })
+    .await??;
+    Ok(([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response())
+}

@@ -1,0 +1,223 @@
+//! Pool, client and build families, read from `Shared` at scrape time:
+//! `pgsidecar_pool_connections{database, user, state="active|idle|testing|login"}`,
+//! `pgsidecar_pool_clients{database, user, state="active|waiting|idle"}`,
+//! `pgsidecar_pool_size`, `pgsidecar_pool_paused`, `pgsidecar_pool_checkouts_total`,
+//! `pgsidecar_pool_wait_seconds` (histogram), `pgsidecar_pool_checkout_timeouts_total`,
+//! `pgsidecar_server_connect_errors_total`, `pgsidecar_client_connections`,
+//! `pgsidecar_client_connections_total`, `pgsidecar_pinned_clients_total{reason}` and
+//! `pgsidecar_build_info{version}`.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{MetricFamily, MetricType};
+
+use super::family::{Family, Spec};
+use crate::admin::pools::{client_counts, server_counts};
+use crate::app::Shared;
+use crate::pool::WAIT_BUCKETS;
+
+/// Reasons a client can be pinned to its server; nothing pins yet, the family is
+/// exported at 0 so dashboards can be built now.
+pub const PIN_REASONS: [&str; 5] = [
+    "listen",
+    "advisory_lock",
+    "temp_table",
+    "cursor_with_hold",
+    "copy",
+];
+
+const POOL: &[&str] = &["database", "user"];
+const POOL_STATE: &[&str] = &["database", "user", "state"];
+
+const fn spec(
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    labels: &'static [&'static str],
+) -> Spec {
+    Spec {
+        name,
+        help,
+        kind,
+        labels,
+    }
+}
+
+const CONNECTIONS: Spec = spec(
+    "pgsidecar_pool_connections",
+    "Server connections by state",
+    MetricType::GAUGE,
+    POOL_STATE,
+);
+const CLIENTS: Spec = spec(
+    "pgsidecar_pool_clients",
+    "Logged-in clients by state",
+    MetricType::GAUGE,
+    POOL_STATE,
+);
+const SIZE: Spec = spec(
+    "pgsidecar_pool_size",
+    "Configured maximum server connections",
+    MetricType::GAUGE,
+    POOL,
+);
+const PAUSED: Spec = spec(
+    "pgsidecar_pool_paused",
+    "1 while the pool is paused",
+    MetricType::GAUGE,
+    POOL,
+);
+const CHECKOUTS: Spec = spec(
+    "pgsidecar_pool_checkouts_total",
+    "Server checkouts",
+    MetricType::COUNTER,
+    POOL,
+);
+const WAIT: Spec = spec(
+    "pgsidecar_pool_wait_seconds",
+    "Time clients waited for a server",
+    MetricType::HISTOGRAM,
+    POOL,
+);
+const TIMEOUTS: Spec = spec(
+    "pgsidecar_pool_checkout_timeouts_total",
+    "Clients that gave up waiting after checkout_timeout",
+    MetricType::COUNTER,
+    POOL,
+);
+const CONNECT_ERRORS: Spec = spec(
+    "pgsidecar_server_connect_errors_total",
+    "Failed attempts to open a server connection",
+    MetricType::COUNTER,
+    POOL,
+);
+const CLIENTS_NOW: Spec = spec(
+    "pgsidecar_client_connections",
+    "Client connections open now",
+    MetricType::GAUGE,
+    &[],
+);
+const CLIENTS_TOTAL: Spec = spec(
+    "pgsidecar_client_connections_total",
+    "Client connections accepted",
+    MetricType::COUNTER,
+    &[],
+);
+const PINNED: Spec = spec(
+    "pgsidecar_pinned_clients_total",
+    "Clients pinned to their server in transaction mode, by reason",
+    MetricType::COUNTER,
+    &["reason"],
+);
+const BUILD: Spec = spec(
+    "pgsidecar_build_info",
+    "The running version",
+    MetricType::GAUGE,
+    &["version"],
+);
+
+pub const SPECS: [&Spec; 12] = [
+    &CONNECTIONS,
+    &CLIENTS,
+    &SIZE,
+    &PAUSED,
+    &CHECKOUTS,
+    &WAIT,
+    &TIMEOUTS,
+    &CONNECT_ERRORS,
+    &CLIENTS_NOW,
+    &CLIENTS_TOTAL,
+    &PINNED,
+    &BUILD,
+];
+
+pub struct PoolCollector {
+    shared: Arc<Shared>,
+    descs: Vec<Desc>,
+}
+
+impl PoolCollector {
+    pub fn new(shared: Arc<Shared>) -> prometheus::Result<PoolCollector> {
+        Ok(PoolCollector {
+            shared,
+            descs: SPECS.iter().map(|s| s.desc()).collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn pools(&self) -> Vec<Family> {
+        let mut conns = Family::new(&CONNECTIONS);
+        let mut size = Family::new(&SIZE);
+        let mut paused = Family::new(&PAUSED);
+        let mut checkouts = Family::new(&CHECKOUTS);
+        let mut wait = Family::new(&WAIT);
+        let mut timeouts = Family::new(&TIMEOUTS);
+        let mut errors = Family::new(&CONNECT_ERRORS);
+        for pool in self.shared.all_pools() {
+            let labels = [pool.key.database.as_str(), pool.key.user.as_str()];
+            let [db, user] = labels;
+            let servers = server_counts(&pool);
+            for (state, n) in ["active", "idle", "testing", "login"].iter().zip(servers) {
+                conns.gauge(&[db, user, state], n as f64);
+            }
+            let c = &pool.counters;
+            size.gauge(&labels, pool.params().settings.size as f64);
+            paused.gauge(&labels, if pool.is_paused() { 1.0 } else { 0.0 });
+            checkouts.counter(&labels, c.checkouts.load(Ordering::Relaxed) as f64);
+            let (cumulative, count) = c.wait_histogram();
+            let sum = c.wait_us_total.load(Ordering::Relaxed) as f64 / 1e6;
+            wait.histogram(&labels, &WAIT_BUCKETS, &cumulative, count, sum);
+            timeouts.counter(&labels, c.checkout_timeouts.load(Ordering::Relaxed) as f64);
+            errors.counter(&labels, c.connect_errors.load(Ordering::Relaxed) as f64);
+        }
+        let clients = self.clients();
+        vec![
+            conns, clients, size, paused, checkouts, wait, timeouts, errors,
+        ]
+    }
+
+    /// Clients per (database, user) of every pool and every client's own pair.
+    fn clients(&self) -> Family {
+        let counts = client_counts(&self.shared);
+        let pools = self.shared.all_pools();
+        let keys: BTreeSet<(String, String)> = (pools.iter())
+            .map(|p| (p.key.database.clone(), p.key.user.clone()))
+            .chain(counts.keys().cloned())
+            .collect();
+        let mut family = Family::new(&CLIENTS);
+        for key in keys {
+            let n = counts.get(&key).copied().unwrap_or_default();
+            for (state, n) in ["active", "waiting", "idle"].iter().zip(n) {
+                family.gauge(&[&key.0, &key.1, state], n as f64);
+            }
+        }
+        family
+    }
+}
+
+impl Collector for PoolCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut families = self.pools();
+        let mut now = Family::new(&CLIENTS_NOW);
+        now.gauge(&[], self.shared.clients.load(Ordering::Relaxed) as f64);
+        let mut total = Family::new(&CLIENTS_TOTAL);
+        total.counter(
+            &[],
+            self.shared.clients_total.load(Ordering::Relaxed) as f64,
+        );
+        let mut pinned = Family::new(&PINNED);
+        for reason in PIN_REASONS {
+            pinned.counter(&[reason], 0.0);
+        }
+        let mut build = Family::new(&BUILD);
+        build.gauge(&[env!("CARGO_PKG_VERSION")], 1.0);
+        families.extend([now, total, pinned, build]);
+        families.into_iter().map(Family::finish).collect()
+    }
+}

@@ -1,0 +1,111 @@
+//! The admin HTTP server on `admin_listen` (default `127.0.0.1:9930`): Prometheus
+//! metrics, Kubernetes probes and a JSON API over pools and statement statistics.
+//!
+//! | method | path | answers | parameters |
+//! |---|---|---|---|
+//! | GET | `/healthz` | 200 `{"status":"ok"}` while the process runs | |
+//! | GET | `/readyz` | 200 when the upstream answers a startup, else 503 with the reason ([`probes`]) | |
+//! | GET | `/metrics` | Prometheus text format ([`metrics`]) | |
+//! | GET | `/api/pools` | pools: mode, size, servers and clients by state, checkouts, waits ([`pools`]) | `database`, `user`, `limit`, `cursor` |
+//! | GET | `/api/queries` | statement statistics per (database, user, fingerprint) ([`queries`]) | `window`, `sort`, `database`, `user`, `command`, `table`, `limit`, `cursor` |
+//! | GET | `/api/queries/{fingerprint}` | one fingerprint (16 hex digits) in every window | `database` |
+//!
+//! - Token ([`auth`]): with `admin_token` set, `/api/*` needs `Authorization: Bearer
+//!   <token>` (401 otherwise); `/metrics` needs it too when `protect_metrics = true`;
+//!   the probes never do.
+//! - Lists answer `{"data": [...], "next_cursor": "..." | null, "has_more": bool}`;
+//!   `limit` is 1 to 100 (default 25); `next_cursor` is opaque and signed
+//!   ([`cursor`]); query listings page through a frozen result ([`pages`]).
+//! - Errors are `{"error": "..."}` ([`error`]): 400 for a bad parameter, cursor or
+//!   fingerprint (unknown parameters included), 401, 404 for an unknown path,
+//!   fingerprint, or statistics switched off, 405, 503 from `/readyz`.
+//! - Reads of the statistics registry run on blocking threads, never on the threads
+//!   that serve clients. The server stops accepting when `shared.shutdown` fires.
+
+mod auth;
+mod cursor;
+mod error;
+mod metrics;
+mod pages;
+mod params;
+mod pools;
+mod probes;
+mod queries;
+mod rows;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::app::Shared;
+use cursor::CursorSigner;
+use error::ApiError;
+use pages::PageStore;
+
+pub use metrics::{PIN_REASONS, QUERY_DURATION_BUCKETS};
+
+/// What every handler receives.
+pub(crate) struct Ctx {
+    shared: Arc<Shared>,
+    registry: prometheus::Registry,
+    cursors: CursorSigner,
+    pages: PageStore,
+}
+
+/// The routes, for a server or a test.
+pub fn router(shared: Arc<Shared>) -> prometheus::Result<Router> {
+    let ctx = Arc::new(Ctx {
+        registry: metrics::registry(&shared)?,
+        shared,
+        cursors: CursorSigner::default(),
+        pages: PageStore::default(),
+    });
+    let router = Router::new()
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(metrics::handler))
+        .route("/api/pools", get(pools::list))
+        .route("/api/queries", get(queries::list))
+        .route("/api/queries/{fingerprint}", get(queries::detail))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::guard,
+        ))
+        .with_state(ctx);
+    Ok(router)
+}
+
+/// Serves the admin API on `listener` until `shared.shutdown` fires.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let stop = shared.shutdown.clone();
+    let router = match router(shared) {
+        Ok(router) => router,
+        Err(e) => {
+            tracing::error!(error = %e, "admin server not started: cannot build the metrics registry");
+            return;
+        }
+    };
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::warn!(error = %e, "admin server stopped");
+    }
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", request.uri().path()))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed here; use GET", request.method()),
+    )
+}

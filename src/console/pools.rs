@@ -1,0 +1,282 @@
+//! `SHOW POOLS`, `SHOW CLIENTS`, `SHOW SERVERS` and `SHOW DATABASES`: PgBouncer's
+//! columns, in PgBouncer's order, for every column pgsidecar has (columns about things it
+//! does not have, such as cancel-request queues, reserve pools or TLS details, are left
+//! out); pgsidecar's own columns come last.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::wire::{format_time, Cell, Kind, ResultSet};
+use crate::app::Shared;
+use crate::config::PoolMode;
+use crate::pool::{Pool, PoolKey};
+use crate::session::{ClientEntry, ClientState};
+
+use Kind::{Int8, Text};
+
+pub fn mode_name(mode: PoolMode) -> &'static str {
+    match mode {
+        PoolMode::Session => "session",
+        PoolMode::Transaction => "transaction",
+    }
+}
+
+fn sorted_pools(shared: &Shared) -> Vec<Arc<Pool>> {
+    let mut pools = shared.all_pools();
+    pools.sort_by(|a, b| a.key.cmp(&b.key));
+    pools
+}
+
+fn sorted_clients(shared: &Shared) -> Vec<Arc<ClientEntry>> {
+    let mut clients = shared.clients_registry.list();
+    clients.sort_by_key(|c| (c.connected_at, c.pid));
+    clients
+}
+
+const POOL_COLUMNS: &[(&str, Kind)] = &[
+    ("database", Text),
+    ("user", Text),
+    ("cl_active", Int8),
+    ("cl_waiting", Int8),
+    ("sv_active", Int8),
+    ("sv_idle", Int8),
+    ("sv_used", Int8),
+    ("sv_tested", Int8),
+    ("sv_login", Int8),
+    ("maxwait", Int8),
+    ("maxwait_us", Int8),
+    ("pool_mode", Text),
+    ("paused", Int8),
+];
+
+/// One row per (database, user) pool.
+pub fn show_pools(shared: &Shared) -> ResultSet {
+    // (active or idle, waiting) clients per pool.
+    let mut clients: HashMap<(String, String), (u64, u64)> = HashMap::new();
+    for c in shared.clients_registry.list() {
+        let key = (c.identity.database.clone(), c.identity.user.clone());
+        let slot = clients.entry(key).or_default();
+        match c.state() {
+            ClientState::Waiting => slot.1 += 1,
+            _ => slot.0 += 1,
+        }
+    }
+    let mut rs = ResultSet::new(POOL_COLUMNS);
+    for pool in sorted_pools(shared) {
+        let key = (pool.key.database.clone(), pool.key.user.clone());
+        let (cl_active, cl_waiting) = clients.get(&key).copied().unwrap_or_default();
+        let params = pool.params();
+        let counters = &pool.counters;
+        let testing = counters.testing.load(Ordering::Relaxed);
+        // PgBouncer's sv_used: idle servers that get a check before reuse.
+        let (used, idle): (Vec<_>, Vec<_>) = pool
+            .idle_servers()
+            .into_iter()
+            .partition(|s| s.2 > params.check_delay);
+        // maxwait: PgBouncer shows how long the oldest waiting client has waited. The
+        // pool keeps only the longest wait seen since start, so that is shown while
+        // clients wait, and 0 when none does (so alerts on it clear).
+        let max_us = match cl_waiting {
+            0 => 0,
+            _ => counters.wait_us_max.load(Ordering::Relaxed),
+        };
+        rs.push(vec![
+            pool.key.database.as_str().into(),
+            pool.key.user.as_str().into(),
+            cl_active.into(),
+            cl_waiting.into(),
+            pool.active_count().saturating_sub(testing).into(),
+            idle.len().into(),
+            used.len().into(),
+            testing.into(),
+            counters.logging_in.load(Ordering::Relaxed).into(),
+            (max_us / 1_000_000).into(),
+            (max_us % 1_000_000).into(),
+            mode_name(params.settings.mode).into(),
+            u64::from(pool.is_paused()).into(),
+        ]);
+    }
+    rs
+}
+
+const CLIENT_COLUMNS: &[(&str, Kind)] = &[
+    ("type", Text),
+    ("user", Text),
+    ("database", Text),
+    ("state", Text),
+    ("addr", Text),
+    ("port", Int8),
+    ("connect_time", Text),
+    ("tls", Text),
+    ("application_name", Text),
+    ("id", Int8),
+    ("server_pid", Int8),
+];
+
+/// Every logged-in client (console clients included, as in PgBouncer). `id` is the pid
+/// of the client's BackendKeyData; `server_pid` the server it holds now, if any.
+pub fn show_clients(shared: &Shared) -> ResultSet {
+    let mut rs = ResultSet::new(CLIENT_COLUMNS);
+    for c in sorted_clients(shared) {
+        rs.push(vec![
+            "C".into(),
+            c.identity.user.as_str().into(),
+            c.identity.database.as_str().into(),
+            c.state().as_str().into(),
+            c.identity.peer.ip().to_string().into(),
+            c.identity.peer.port().into(),
+            format_time(c.connected_at).into(),
+            "".into(),
+            c.identity.application_name.as_str().into(),
+            c.pid.into(),
+            c.server_pid().into(),
+        ]);
+    }
+    rs
+}
+
+const SERVER_COLUMNS: &[(&str, Kind)] = &[
+    ("type", Text),
+    ("user", Text),
+    ("database", Text),
+    ("state", Text),
+    ("addr", Text),
+    ("port", Int8),
+    ("connect_time", Text),
+    ("request_time", Text),
+    ("remote_pid", Int8),
+    ("tls", Text),
+    ("application_name", Text),
+    ("id", Int8),
+    ("client_id", Int8),
+];
+
+/// Servers in use (found through the clients holding them; their connect time is not
+/// known) and idle servers (`used` once idle past `server_check_delay`). Servers being
+/// opened or checked are counted in SHOW POOLS only.
+pub fn show_servers(shared: &Shared) -> ResultSet {
+    let mut rs = ResultSet::new(SERVER_COLUMNS);
+    let address = |key: &PoolKey| -> (Cell, Cell) {
+        match shared.pools.get(key) {
+            Some(pool) => {
+                let s = pool.params().settings.clone();
+                (s.host.into(), s.port.into())
+            }
+            None => (Cell::Null, Cell::Null),
+        }
+    };
+    for c in sorted_clients(shared) {
+        let Some(pid) = c.server_pid() else { continue };
+        let key = PoolKey {
+            database: c.identity.database.clone(),
+            user: c.identity.user.clone(),
+        };
+        let (host, port) = address(&key);
+        rs.push(vec![
+            "S".into(),
+            key.user.into(),
+            key.database.into(),
+            "active".into(),
+            host,
+            port,
+            Cell::Null,
+            Cell::Null,
+            pid.into(),
+            "".into(),
+            c.identity.application_name.as_str().into(),
+            pid.into(),
+            c.pid.into(),
+        ]);
+    }
+    let now = SystemTime::now();
+    let ago = |d| format_time(now.checked_sub(d).unwrap_or(now));
+    for pool in sorted_pools(shared) {
+        let params = pool.params();
+        for (pid, age, idle) in pool.idle_servers() {
+            let state = if idle > params.check_delay {
+                "used"
+            } else {
+                "idle"
+            };
+            rs.push(vec![
+                "S".into(),
+                pool.key.user.as_str().into(),
+                pool.key.database.as_str().into(),
+                state.into(),
+                params.settings.host.as_str().into(),
+                params.settings.port.into(),
+                ago(age).into(),
+                ago(idle).into(),
+                pid.into(),
+                "".into(),
+                "".into(),
+                pid.into(),
+                Cell::Null,
+            ]);
+        }
+    }
+    rs
+}
+
+const DATABASE_COLUMNS: &[(&str, Kind)] = &[
+    ("name", Text),
+    ("host", Text),
+    ("port", Int8),
+    ("database", Text),
+    ("pool_size", Int8),
+    ("min_pool_size", Int8),
+    ("server_lifetime", Int8),
+    ("pool_mode", Text),
+    ("current_connections", Int8),
+    ("current_client_connections", Int8),
+    ("paused", Int8),
+];
+
+/// Databases configured under `[databases]` or in use (any database name is served).
+/// `pool_mode` is the database's override, NULL when it follows the global one.
+pub fn show_databases(shared: &Shared) -> ResultSet {
+    let config = shared.config();
+    let upstream = shared.upstream();
+    let mut names: BTreeSet<String> = config.databases.keys().cloned().collect();
+    let mut by_db: BTreeMap<String, Vec<Arc<Pool>>> = BTreeMap::new();
+    for pool in shared.all_pools() {
+        names.insert(pool.key.database.clone());
+        by_db
+            .entry(pool.key.database.clone())
+            .or_default()
+            .push(pool);
+    }
+    let mut client_counts: HashMap<String, u64> = HashMap::new();
+    for c in shared.clients_registry.list() {
+        *client_counts
+            .entry(c.identity.database.clone())
+            .or_default() += 1;
+    }
+    let mut rs = ResultSet::new(DATABASE_COLUMNS);
+    for name in names {
+        let settings = config.pool_settings(&upstream, &name);
+        let pools = by_db.get(&name).map(Vec::as_slice).unwrap_or_default();
+        let open: usize = pools
+            .iter()
+            .map(|p| p.counters.open.load(Ordering::Relaxed))
+            .sum();
+        let paused = pools.iter().any(|p| p.is_paused());
+        let mode = config.databases.get(&name).and_then(|d| d.pool_mode);
+        rs.push(vec![
+            name.as_str().into(),
+            settings.host.into(),
+            settings.port.into(),
+            settings.server_dbname.into(),
+            settings.size.into(),
+            settings.min_size.into(),
+            config.server_lifetime.as_secs().into(),
+            mode.map(mode_name).into(),
+            open.into(),
+            client_counts.get(&name).copied().unwrap_or(0).into(),
+            u64::from(paused).into(),
+        ]);
+    }
+    rs
+}

@@ -110,3 +110,38 @@ async fn errors_and_known_latencies() {
     assert!(s.p50_us >= 59_000 && s.p50_us < 75_000, "{s:?}");
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprints_are_bounded_and_evictions_counted() {
+    let proxy = Proxy::with(|c| c.max_fingerprints = 3).await;
+    let client = proxy.client().await;
+    let shapes = [
+        "SELECT attname FROM pg_attribute LIMIT 1",
+        "SELECT proname FROM pg_proc LIMIT 1",
+        "SELECT relname FROM pg_class LIMIT 1",
+        "SELECT nspname FROM pg_namespace LIMIT 1",
+        "SELECT typname FROM pg_type LIMIT 1",
+    ];
+    for sql in shapes {
+        client.simple_query(sql).await.unwrap();
+    }
+    let registry = &proxy.app.shared().measure.as_ref().unwrap().registry;
+    assert_eq!(registry.tracked(), 3);
+    assert_eq!(registry.evicted(), 2);
+    // The proxy keeps serving and counting after evictions.
+    client
+        .simple_query("SELECT attname FROM pg_attribute LIMIT 1")
+        .await
+        .unwrap();
+    assert_eq!(registry.tracked(), 3);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_can_be_turned_off() {
+    let proxy = Proxy::with(|c| c.stats = false).await;
+    let client = proxy.client().await;
+    client.simple_query("SELECT 1").await.unwrap();
+    assert!(proxy.app.shared().measure.is_none());
+    proxy.stop().await;
+}

@@ -90,6 +90,12 @@ impl Config {
         if self.max_client_conn == 0 {
             return Err(invalid("max_client_conn", "must be at least 1".into()));
         }
+        if self.admin_token.as_deref().is_some_and(str::is_empty) {
+            return Err(invalid(
+                "admin_token",
+                "must not be empty (leave it unset to open the API)".into(),
+            ));
+        }
         if self.max_fingerprints == 0 {
             return Err(invalid("max_fingerprints", "must be at least 1".into()));
         }

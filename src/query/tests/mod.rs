@@ -1,6 +1,7 @@
 //! Tests of the query module as a whole: splitting, analysis, robustness and timing.
 
 mod analyze;
+mod lexer;
 mod robust;
 mod split;
 mod timing;

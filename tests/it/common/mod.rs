@@ -38,6 +38,7 @@ pub fn init_logging() {
 pub fn test_config() -> Config {
     Config {
         listen: "127.0.0.1:0".into(),
+        admin_listen: "127.0.0.1:0".into(),
         upstream: database_url(),
         auth_type: AuthType::Trust,
         pool_mode: PoolMode::Transaction,

@@ -14,19 +14,9 @@ fn status(frames: &[(u8, Vec<u8>)], name: &str) -> Option<String> {
 }
 
 async fn login_with(addr: std::net::SocketAddr, extra: &[(&str, &str)]) -> Vec<(u8, Vec<u8>)> {
-    let mut body = 196_608i32.to_be_bytes().to_vec();
-    for (k, v) in [("user", "postgres"), ("database", "postgres")]
-        .iter()
-        .chain(extra.iter())
-    {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    packet.extend(body);
+    let mut params = vec![("user", "postgres"), ("database", "postgres")];
+    params.extend_from_slice(extra);
+    let packet = crate::common::raw::startup_packet_with(&params);
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut raw = Raw::from_stream(stream);
     raw.send(&packet).await;

@@ -16,8 +16,13 @@ pub struct Raw {
 pub type Frame = (u8, Vec<u8>);
 
 pub fn startup_packet(user: &str, db: &str) -> Vec<u8> {
+    startup_packet_with(&[("user", user), ("database", db)])
+}
+
+/// A protocol 3.0 StartupMessage with these parameters, in order.
+pub fn startup_packet_with(params: &[(&str, &str)]) -> Vec<u8> {
     let mut body = 196_608i32.to_be_bytes().to_vec();
-    for (k, v) in [("user", user), ("database", db)] {
+    for (k, v) in params {
         body.extend_from_slice(k.as_bytes());
         body.push(0);
         body.extend_from_slice(v.as_bytes());

@@ -16,6 +16,7 @@ mod pool_limits;
 mod pool_maintenance;
 mod queries;
 mod scram;
+mod server_auth;
 mod shutdown;
 mod signals;
 mod stats;

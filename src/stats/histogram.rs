@@ -169,6 +169,24 @@ impl Histogram {
         self.total
     }
 
+    /// Samples at or below each of `bounds_us` (ascending), Prometheus style. The
+    /// bucket holding a bound counts as below it: a bucket spans at most 1%, so a
+    /// bound is honoured to within 1%.
+    pub fn cumulative(&self, bounds_us: &[u64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds_us.len());
+        let mut seen = 0u64;
+        let mut next = 0usize;
+        for &bound in bounds_us {
+            let last = bucket_of(bound);
+            while next <= last {
+                seen += self.counts[next];
+                next += 1;
+            }
+            out.push(seen);
+        }
+        out
+    }
+
     pub fn clear(&mut self) {
         self.counts.fill(0);
         self.total = 0;
@@ -207,6 +225,17 @@ impl Histogram {
 mod tests {
     use super::*;
     use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    #[test]
+    fn cumulative_counts_at_bounds() {
+        let mut h = Histogram::new();
+        for v in [400, 900, 1_500, 60_000, 60_000, 2_000_000] {
+            h.record(v);
+        }
+        let c = h.cumulative(&[500, 1_000, 50_000, 100_000, 1_000_000, 10_000_000]);
+        assert_eq!(c, vec![1, 2, 3, 5, 5, 6]);
+        assert_eq!(Histogram::new().cumulative(&[1, 2]), vec![0, 0]);
+    }
 
     #[test]
     fn every_bucket_meets_the_bound() {

@@ -77,7 +77,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use histogram::{Histogram, BUCKETS, MAX_TRACKED_US};
-pub use registry::{QueryStats, Registry, DEFAULT_MAX_FINGERPRINTS};
+pub use registry::{ExportGroup, ExportRow, QueryStats, Registry, DEFAULT_MAX_FINGERPRINTS};
 pub use snapshot::{AggregateSnapshot, QueryDetail, QuerySnapshot, WindowStats};
 
 /// The command kinds aggregates are kept for.

@@ -86,6 +86,27 @@ impl QueryStats {
     }
 }
 
+/// One entry's all-time numbers for export.
+pub struct ExportRow {
+    pub key: StatKey,
+    pub meta: Arc<QueryMeta>,
+    pub calls: u64,
+    pub total_us: u64,
+    /// Cumulative counts at the requested bounds.
+    pub buckets: Vec<u64>,
+}
+
+/// One (database, command kind) aggregate's all-time numbers for export.
+pub struct ExportGroup {
+    pub database: String,
+    pub command: CommandKind,
+    pub calls: u64,
+    pub errors: u64,
+    pub rows: u64,
+    pub total_us: u64,
+    pub buckets: Vec<u64>,
+}
+
 /// Per-statement statistics shared by all sessions (behind an `Arc`).
 pub struct Registry {
     max: usize,
@@ -292,6 +313,52 @@ impl Registry {
             .collect();
         out.sort_by(|a, b| (&a.database, a.command).cmp(&(&b.database, b.command)));
         out
+    }
+
+    /// All-time numbers for export, with cumulative counts at `bounds_us` (ascending):
+    /// every tracked entry, and every (database, command kind) aggregate (which also
+    /// holds what evicted entries recorded).
+    pub fn export(&self, now: u64, bounds_us: &[u64]) -> (Vec<ExportRow>, Vec<ExportGroup>) {
+        let mut acc = Acc::new();
+        let rows = self
+            .all_entries()
+            .into_iter()
+            .map(|e| {
+                acc.clear();
+                e.window(Window::All, now, &mut acc);
+                ExportRow {
+                    key: e.key.clone(),
+                    meta: e.meta.clone(),
+                    calls: acc.c.calls,
+                    total_us: acc.c.total_us,
+                    buckets: acc.hist.cumulative(bounds_us),
+                }
+            })
+            .collect();
+        let groups: Vec<((String, CommandKind), Arc<AggGroup>)> = self
+            .aggregates
+            .iter()
+            .map(|g| (g.key().clone(), g.value().clone()))
+            .collect();
+        let groups = groups
+            .into_iter()
+            .map(|((database, command), group)| {
+                acc.clear();
+                for shard in group.shards.iter() {
+                    lock(&shard.0).read(Window::All, now, &mut acc);
+                }
+                ExportGroup {
+                    database,
+                    command,
+                    calls: acc.c.calls,
+                    errors: acc.c.errors,
+                    rows: acc.c.rows,
+                    total_us: acc.c.total_us,
+                    buckets: acc.hist.cumulative(bounds_us),
+                }
+            })
+            .collect();
+        (rows, groups)
     }
 
     /// Approximate heap bytes held by tracked entries and aggregates (histograms and

@@ -8,7 +8,6 @@
 //! counters end in `_total`, and distributions are histograms with fixed buckets so
 //! that a fleet of sidecars aggregates. Gathering runs on a blocking thread.
 
-mod duration;
 mod family;
 mod pools;
 mod queries;
@@ -24,8 +23,8 @@ use super::error::ApiError;
 use super::Ctx;
 use crate::app::Shared;
 
-pub use duration::BOUNDS as QUERY_DURATION_BUCKETS;
 pub use pools::PIN_REASONS;
+pub use queries::BOUNDS as QUERY_DURATION_BUCKETS;
 
 /// The registry every scrape gathers.
 pub fn registry(shared: &Arc<Shared>) -> prometheus::Result<Registry> {

@@ -7,16 +7,15 @@
 //! `pgsidecar_fingerprints_tracked` and `pgsidecar_fingerprints_evicted_total`.
 //! `command` is the aggregate kind: SELECT, INSERT, UPDATE, DELETE or OTHER.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{MetricFamily, MetricType};
 
-use super::duration::{DurationBook, Series, Shape, Source, BOUNDS};
 use super::family::{Family, Spec};
 use crate::app::Shared;
-use crate::stats::{AggregateSnapshot, CommandKind, QuerySnapshot, StatKey, Window};
+use crate::stats::{CommandKind, ExportGroup, ExportRow};
 
 /// Longest normalized text carried in `pgsidecar_query_info` (characters).
 const INFO_TEXT_CHARS: usize = 200;
@@ -60,19 +59,56 @@ const EVICTED: Spec = Spec {
 
 pub const SPECS: [&Spec; 6] = [&DURATION, &INFO, &QUERIES, &ROWS, &TRACKED, &EVICTED];
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum SeriesKey {
-    Entry(StatKey),
-    Other(String, CommandKind),
+type Group = (String, CommandKind);
+
+/// Bucket upper bounds in seconds (`+Inf` is implicit), and the same in microseconds.
+pub const BOUNDS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+const BOUNDS_US: [u64; 15] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000, 30_000_000,
+];
+
+/// One exported duration series: exact counts from the statistics' histograms.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Series {
+    calls: u64,
+    sum_us: u64,
+    buckets: Vec<u64>,
 }
 
-/// A (database, command kind) group.
-type Group = (String, CommandKind);
+impl Series {
+    fn add(&mut self, calls: u64, sum_us: u64, buckets: &[u64]) {
+        self.calls += calls;
+        self.sum_us += sum_us;
+        self.buckets.resize(buckets.len(), 0);
+        for (mine, theirs) in self.buckets.iter_mut().zip(buckets) {
+            *mine += theirs;
+        }
+    }
+
+    /// What is left of `whole` once `part` is taken out (never below zero).
+    fn remainder(whole: &ExportGroup, part: Option<&Series>) -> Series {
+        let empty = Series::default();
+        let part = part.unwrap_or(&empty);
+        let buckets = whole
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n.saturating_sub(part.buckets.get(i).copied().unwrap_or(0)))
+            .collect();
+        Series {
+            calls: whole.calls.saturating_sub(part.calls),
+            sum_us: whole.total_us.saturating_sub(part.sum_us),
+            buckets,
+        }
+    }
+}
 
 pub struct QueryCollector {
     shared: Arc<Shared>,
     descs: Vec<Desc>,
-    book: Mutex<DurationBook<SeriesKey>>,
 }
 
 impl QueryCollector {
@@ -80,7 +116,6 @@ impl QueryCollector {
         Ok(QueryCollector {
             shared,
             descs: SPECS.iter().map(|s| s.desc()).collect::<Result<_, _>>()?,
-            book: Mutex::new(DurationBook::default()),
         })
     }
 }
@@ -96,119 +131,73 @@ impl Collector for QueryCollector {
         };
         let registry = &measure.registry;
         let now = measure.epoch.elapsed().as_secs();
-        // Entries before aggregates: an aggregate then holds at least its entries' calls.
-        let all = registry.snapshot(Window::All, now);
-        let recent = registry.snapshot(Window::Min1, now);
-        let aggregates = registry.aggregates(Window::All, now);
-        let recent_aggregates = registry.aggregates(Window::Min1, now);
+        let (rows, groups) = registry.export(now, &BOUNDS_US);
         let top = self.shared.config().metrics_top_queries;
-        let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
-        let (duration, info) = durations(
-            &mut book,
-            &all,
-            &recent,
-            &aggregates,
-            &recent_aggregates,
-            top,
-        );
+        let (duration, info) = durations(&rows, &groups, top);
         let mut tracked = Family::new(&TRACKED);
         tracked.gauge(&[], registry.tracked() as f64);
         let mut evicted = Family::new(&EVICTED);
         evicted.counter(&[], registry.evicted() as f64);
-        let (queries, rows) = totals(&aggregates);
-        [duration, info, queries, rows, tracked, evicted]
+        let (queries, row_counts) = totals(&groups);
+        [duration, info, queries, row_counts, tracked, evicted]
             .into_iter()
             .map(Family::finish)
             .collect()
     }
 }
 
-/// `pgsidecar_queries_total` and `pgsidecar_query_rows_total` from the aggregates,
-/// which count every statement, including those of evicted entries.
-fn totals(aggregates: &[AggregateSnapshot]) -> (Family, Family) {
+fn totals(groups: &[ExportGroup]) -> (Family, Family) {
     let mut queries = Family::new(&QUERIES);
     let mut rows = Family::new(&ROWS);
-    for a in aggregates {
-        let (db, cmd) = (a.database.as_str(), a.command.as_str());
-        queries.counter(&[db, cmd, "ok"], a.calls.saturating_sub(a.errors) as f64);
-        queries.counter(&[db, cmd, "error"], a.errors as f64);
-        rows.counter(&[db, cmd], a.rows as f64);
+    for g in groups {
+        let (db, cmd) = (g.database.as_str(), g.command.as_str());
+        queries.counter(&[db, cmd, "ok"], g.calls.saturating_sub(g.errors) as f64);
+        queries.counter(&[db, cmd, "error"], g.errors as f64);
+        rows.counter(&[db, cmd], g.rows as f64);
     }
     (queries, rows)
 }
 
-/// The `top` (database, command, fingerprint) series by all-time total time, with the
-/// entries (one per user) that make up each.
-fn top_series(all: &[QuerySnapshot], top: usize) -> BTreeMap<(Group, u64), Vec<&QuerySnapshot>> {
-    let mut by_series: HashMap<(Group, u64), Vec<&QuerySnapshot>> = HashMap::new();
-    for s in all.iter().filter(|s| s.calls > 0) {
-        let group = (s.key.database.clone(), s.meta.command);
-        by_series
-            .entry((group, s.key.fingerprint))
-            .or_default()
-            .push(s);
+/// Per (database, command, fingerprint) series (users summed), the top `top` by total
+/// time, most first.
+fn top_series(rows: &[ExportRow], top: usize) -> Vec<((Group, u64), Series, &ExportRow)> {
+    let mut by_series: HashMap<(Group, u64), (Series, &ExportRow)> = HashMap::new();
+    for r in rows.iter().filter(|r| r.calls > 0) {
+        let key = ((r.key.database.clone(), r.meta.command), r.key.fingerprint);
+        let slot = by_series
+            .entry(key)
+            .or_insert_with(|| (Series::default(), r));
+        slot.0.add(r.calls, r.total_us, &r.buckets);
     }
-    let mut ranked: Vec<((Group, u64), Vec<&QuerySnapshot>)> = by_series.into_iter().collect();
-    let total = |entries: &[&QuerySnapshot]| entries.iter().map(|s| s.total_us).sum::<u64>();
-    ranked.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then_with(|| a.0.cmp(&b.0)));
+    let mut ranked: Vec<_> = by_series.into_iter().map(|(k, (s, r))| (k, s, r)).collect();
+    ranked.sort_by(|a, b| b.1.sum_us.cmp(&a.1.sum_us).then_with(|| a.0.cmp(&b.0)));
     ranked.truncate(top);
-    ranked.into_iter().collect()
+    ranked
 }
 
-/// The duration histograms and the info family.
-fn durations(
-    book: &mut DurationBook<SeriesKey>,
-    all: &[QuerySnapshot],
-    recent: &[QuerySnapshot],
-    aggregates: &[AggregateSnapshot],
-    recent_aggregates: &[AggregateSnapshot],
-    top: usize,
-) -> (Family, Family) {
-    let recent: HashMap<&StatKey, Shape> = recent
-        .iter()
-        .map(|s| (&s.key, Shape::of_query(s)))
-        .collect();
-    let recent_groups: HashMap<Group, Shape> = (recent_aggregates.iter())
-        .map(|a| ((a.database.clone(), a.command), Shape::of_aggregate(a)))
-        .collect();
+/// The duration histograms (top fingerprints, then `other` per database and command
+/// holding the rest, evicted entries included) and the info family.
+fn durations(rows: &[ExportRow], groups: &[ExportGroup], top: usize) -> (Family, Family) {
     let mut duration = Family::new(&DURATION);
     let mut info = Family::new(&INFO);
     let mut info_done = std::collections::HashSet::new();
-    // What the top series took from each group, for its "other" remainder.
-    let mut taken: HashMap<Group, (u64, u64)> = HashMap::new();
-    book.begin();
-    for ((group, fingerprint), entries) in top_series(all, top) {
-        let mut series = Series::default();
-        for s in &entries {
-            let src = Source {
-                calls: s.calls,
-                sum_us: s.total_us,
-                recent: recent.get(&s.key).copied().unwrap_or_default(),
-                all: Shape::of_query(s),
-            };
-            series.add(book.observe(SeriesKey::Entry(s.key.clone()), &src));
-        }
-        let used = taken.entry(group.clone()).or_default();
-        *used = (used.0 + series.calls, used.1 + series.sum_us);
+    let mut taken: HashMap<Group, Series> = HashMap::new();
+    for ((group, fingerprint), series, row) in top_series(rows, top) {
+        taken
+            .entry(group.clone())
+            .or_default()
+            .add(series.calls, series.sum_us, &series.buckets);
         let hex = format!("{fingerprint:016x}");
         emit(&mut duration, &group, &hex, &series);
         if info_done.insert(fingerprint) {
-            info.gauge(&[&hex, &truncate(&entries[0].meta.normalized)], 1.0);
+            info.gauge(&[&hex, &truncate(&row.meta.normalized)], 1.0);
         }
     }
-    for a in aggregates {
-        let group = (a.database.clone(), a.command);
-        let (calls, sum_us) = taken.get(&group).copied().unwrap_or_default();
-        let src = Source {
-            calls: a.calls.saturating_sub(calls),
-            sum_us: a.total_us.saturating_sub(sum_us),
-            recent: recent_groups.get(&group).copied().unwrap_or_default(),
-            all: Shape::of_aggregate(a),
-        };
-        let series = book.observe(SeriesKey::Other(group.0.clone(), group.1), &src);
-        emit(&mut duration, &group, "other", series);
+    for g in groups {
+        let group = (g.database.clone(), g.command);
+        let other = Series::remainder(g, taken.get(&group));
+        emit(&mut duration, &group, "other", &other);
     }
-    book.sweep();
     (duration, info)
 }
 

@@ -21,6 +21,7 @@ pub mod protocol;
 pub mod query;
 pub mod session;
 pub mod stats;
+pub mod timefmt;
 
 pub use app::{App, AppError, ConfigSource, Shared};
 pub use config::Config;

@@ -53,30 +53,22 @@ fn classes(list: &[(String, u64)]) -> Value {
     Value::Object(map)
 }
 
-/// One `/api/queries` row.
+/// One `/api/queries` row: identity, then the window's numbers.
 pub fn query_row(s: &QuerySnapshot, clock: &Clock) -> Value {
-    json!({
+    let mut row = json!({
         "fingerprint": fingerprint_hex(s.key.fingerprint),
         "query": s.meta.normalized,
         "command": s.meta.command_label,
         "database": s.key.database,
         "user": s.key.user,
-        "calls": s.calls,
-        "errors": s.errors,
-        "errors_by_class": classes(&s.errors_by_class),
-        "rows": s.rows,
-        "total_ms": ms(s.total_us),
-        "mean_ms": mean_ms(s.mean_us),
-        "min_ms": ms(s.min_us),
-        "max_ms": ms(s.max_us),
-        "p50_ms": ms(s.p50_us),
-        "p95_ms": ms(s.p95_us),
-        "p99_ms": ms(s.p99_us),
-        "p999_ms": ms(s.p999_us),
         "tables": s.meta.tables,
         "first_seen": clock.format(s.first_seen),
         "last_seen": clock.format(s.last_seen),
-    })
+    });
+    if let (Value::Object(row), Value::Object(numbers)) = (&mut row, window_stats(&s.stats)) {
+        row.extend(numbers);
+    }
+    row
 }
 
 /// One window of one fingerprint.

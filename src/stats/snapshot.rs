@@ -55,23 +55,13 @@ impl WindowStats {
     }
 }
 
-/// One entry in one window (a row of the admin listing).
+/// One entry in one window (a row of the admin listing). The window's numbers are
+/// `stats`; they are also readable directly (`snapshot.calls`) through `Deref`.
 #[derive(Clone, Debug)]
 pub struct QuerySnapshot {
     pub key: StatKey,
     pub meta: Arc<QueryMeta>,
-    pub calls: u64,
-    pub errors: u64,
-    pub errors_by_class: Vec<(String, u64)>,
-    pub rows: u64,
-    pub total_us: u64,
-    pub min_us: u64,
-    pub max_us: u64,
-    pub mean_us: f64,
-    pub p50_us: u64,
-    pub p95_us: u64,
-    pub p99_us: u64,
-    pub p999_us: u64,
+    pub stats: WindowStats,
     pub first_seen: u64,
     pub last_seen: u64,
 }
@@ -80,27 +70,23 @@ impl QuerySnapshot {
     pub(crate) fn new(
         key: StatKey,
         meta: Arc<QueryMeta>,
-        s: WindowStats,
+        stats: WindowStats,
         seen: (u64, u64),
     ) -> Self {
         QuerySnapshot {
             key,
             meta,
-            calls: s.calls,
-            errors: s.errors,
-            errors_by_class: s.errors_by_class,
-            rows: s.rows,
-            total_us: s.total_us,
-            min_us: s.min_us,
-            max_us: s.max_us,
-            mean_us: s.mean_us,
-            p50_us: s.p50_us,
-            p95_us: s.p95_us,
-            p99_us: s.p99_us,
-            p999_us: s.p999_us,
+            stats,
             first_seen: seen.0,
             last_seen: seen.1,
         }
+    }
+}
+
+impl std::ops::Deref for QuerySnapshot {
+    type Target = WindowStats;
+    fn deref(&self) -> &WindowStats {
+        &self.stats
     }
 }
 
@@ -114,42 +100,28 @@ pub struct QueryDetail {
     pub last_seen: u64,
 }
 
-/// All statements of one command kind in one database, evicted entries included.
+/// All statements of one command kind in one database, evicted entries included. The
+/// numbers are `stats`, also readable directly through `Deref`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AggregateSnapshot {
     pub database: String,
     pub command: CommandKind,
-    pub calls: u64,
-    pub errors: u64,
-    pub errors_by_class: Vec<(String, u64)>,
-    pub rows: u64,
-    pub total_us: u64,
-    pub min_us: u64,
-    pub max_us: u64,
-    pub mean_us: f64,
-    pub p50_us: u64,
-    pub p95_us: u64,
-    pub p99_us: u64,
-    pub p999_us: u64,
+    pub stats: WindowStats,
 }
 
 impl AggregateSnapshot {
-    pub(crate) fn new(database: String, command: CommandKind, s: WindowStats) -> Self {
+    pub(crate) fn new(database: String, command: CommandKind, stats: WindowStats) -> Self {
         AggregateSnapshot {
             database,
             command,
-            calls: s.calls,
-            errors: s.errors,
-            errors_by_class: s.errors_by_class,
-            rows: s.rows,
-            total_us: s.total_us,
-            min_us: s.min_us,
-            max_us: s.max_us,
-            mean_us: s.mean_us,
-            p50_us: s.p50_us,
-            p95_us: s.p95_us,
-            p99_us: s.p99_us,
-            p999_us: s.p999_us,
+            stats,
         }
+    }
+}
+
+impl std::ops::Deref for AggregateSnapshot {
+    type Target = WindowStats;
+    fn deref(&self) -> &WindowStats {
+        &self.stats
     }
 }

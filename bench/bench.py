@@ -89,6 +89,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--matrix", action="store_true", help="run the pgbench matrix")
     p.add_argument("--conns", action="store_true", help="run the connection-scale test")
     p.add_argument("--soak", type=float, metavar="MINUTES", help="run the soak test")
+    p.add_argument("--stats-overhead", type=int, metavar="ROUNDS",
+                   help="cost of statistics: -S -M simple -c 64 through pgsidecar with "
+                        "stats on and off, alternating, ROUNDS times each")
     p.add_argument("--duration", type=int, help=f"seconds per pgbench run [{FULL_DURATION}]")
     p.add_argument("--clients", default="1,16,64,256", help="client counts [1,16,64,256]")
     p.add_argument("--scripts", default="select,tpcb", help="select,tpcb")
@@ -118,7 +121,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def choose_parts(args: argparse.Namespace) -> None:
     """Without an explicit choice: matrix + connection scale, or just the matrix if quick."""
-    if not (args.matrix or args.conns or args.soak):
+    if not (args.matrix or args.conns or args.soak or args.stats_overhead):
         args.matrix = True
         args.conns = not args.quick
 
@@ -386,7 +389,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_pgsidecar(s, work: Path) -> Pooler:
+def start_pgsidecar(s, work: Path, stats: bool = True) -> Pooler:
     port, admin = free_port(), free_port()
     config = work / "pgsidecar.toml"
     config.write_text(
@@ -400,6 +403,7 @@ def start_pgsidecar(s, work: Path) -> Pooler:
         f'checkout_timeout = "{QUEUE_TIMEOUT_S}s"\n'
         'shutdown_timeout = "2s"\n'
         'log_format = "text"\n'
+        f"stats = {'true' if stats else 'false'}\n"
     )
     log_path = work / "pgsidecar.log"
     env = dict(os.environ, NO_COLOR="1")
@@ -458,7 +462,10 @@ def pooler_running(s, name: str, work: Path):
     pooler_dir = work / f"{name}-{time.monotonic_ns()}"
     pooler_dir.mkdir()
     pooler_dir.chmod(0o755)
-    pooler = (start_pgbouncer if name == "pgbouncer" else start_pgsidecar)(s, pooler_dir)
+    if name == "pgbouncer":
+        pooler = start_pgbouncer(s, pooler_dir)
+    else:
+        pooler = start_pgsidecar(s, pooler_dir, stats=name != "pgsidecar-nostats")
     try:
         wait_ready(s, pooler)
         yield pooler
@@ -903,6 +910,53 @@ def sample_until_done(soak: Soak, pooler: Pooler, procs: list[subprocess.Popen])
 
 
 # --------------------------------------------------------------------------------------
+# Cost of statistics
+
+OVERHEAD_WORKLOAD = ["-S", "-M", "simple"]
+OVERHEAD_CLIENTS = 64
+OVERHEAD_BUDGET = 0.05
+
+
+def run_stats_overhead(s, work: Path) -> list[tuple[Result, Result]]:
+    """(stats on, stats off) per round. The order alternates between rounds so that a
+    drift in the machine's speed does not always favour the same configuration."""
+    rounds = []
+    for i in range(s.stats_overhead):
+        order = ["pgsidecar", "pgsidecar-nostats"]
+        if i % 2:
+            order.reverse()
+        got = {}
+        for name in order:
+            with pooler_running(s, name, work) as pooler:
+                got[name] = measure(s, name, pooler.port, OVERHEAD_WORKLOAD, OVERHEAD_CLIENTS,
+                                    s.duration, work, pooler)
+            log(f"  stats round {i + 1} {name}: {fmt_tps(got[name])} tps")
+        rounds.append((got["pgsidecar"], got["pgsidecar-nostats"]))
+    return rounds
+
+
+def overhead_section(s, rounds: list[tuple[Result, Result]]) -> str:
+    lines = [f"`pgbench -S -M simple -c {OVERHEAD_CLIENTS} -T {s.duration}` through pgsidecar "
+             "with `stats = true` and `stats = false`, alternating, pool size "
+             f"{s.pool_size}.", "",
+             "| round | stats on TPS | stats off TPS | on / off | CPU µs per tx: on / off |",
+             "|---|---|---|---|---|"]
+    for i, (on, off) in enumerate(rounds, 1):
+        cpu = "–"
+        if on.cpu_per_1k and off.cpu_per_1k:
+            cpu = f"{on.cpu_per_1k * 1000:.1f} / {off.cpu_per_1k * 1000:.1f}"
+        lines.append(f"| {i} | {fmt_tps(on)} | {fmt_tps(off)} | {fmt_ratio(on, off)} | {cpu} |")
+    ok = [(on.tps, off.tps) for on, off in rounds if on.status == off.status == "ok"]
+    if ok:
+        on_total, off_total = sum(a for a, _ in ok), sum(b for _, b in ok)
+        loss = 1 - on_total / off_total
+        verdict = "within" if loss <= OVERHEAD_BUDGET else "over"
+        lines += ["", f"Throughput lost to statistics over {len(ok)} rounds: {loss:.1%} "
+                      f"({verdict} the {OVERHEAD_BUDGET:.0%} budget)."]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
 # Formatting
 
 
@@ -1191,7 +1245,7 @@ def main(argv: list[str]) -> int:
     started = datetime.datetime.now()
     work = Path(tempfile.mkdtemp(prefix="pgsidecar-bench-"))
     work.chmod(0o755)  # PgBouncer runs as postgres and reads its files from here
-    cells, idle, busy, soak = [], [], [], None
+    cells, idle, busy, soak, overhead = [], [], [], None, []
     try:
         prepare(s)
         machine = machine_description(s)
@@ -1201,8 +1255,12 @@ def main(argv: list[str]) -> int:
             idle, busy = run_conns(s, work)
         if s.soak:
             soak = run_soak(s, work)
+        if s.stats_overhead:
+            overhead = run_stats_overhead(s, work)
         machine["load average at end"] = load_average()
         text = report(s, machine, cells, idle, busy, soak, started)
+        if overhead:
+            text += "\n## Cost of statistics\n\n" + overhead_section(s, overhead) + "\n"
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         stamp = started.strftime("%Y%m%d-%H%M%S")
         md = RESULTS_DIR / f"{stamp}.md"

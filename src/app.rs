@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,7 +23,9 @@ use crate::config::{Config, ConfigError, Overrides, Upstream};
 use crate::pool::{run_reaper, Pool, PoolKey, PoolParams};
 use crate::query::Analyzer;
 use crate::session::{ClientRegistry, Measure};
+use crate::slow::{Capturer, Slow};
 use crate::stats::Registry as StatsRegistry;
+use crate::store::Store;
 
 /// Query shapes whose analysis is cached (keyed by the literal-free token stream).
 const ANALYZER_CACHE: usize = 10_000;
@@ -48,6 +50,16 @@ pub struct Shared {
     pub measure: Option<Measure>,
     /// When the proxy started (uptime, and time zero for statistics).
     pub started: tokio::time::Instant,
+    /// Slow statements: thresholds, counters, recent events, alerts and plans.
+    pub slow: Arc<Slow>,
+    /// The durable store, once connected and migrated (never, when off or unreachable).
+    pub store: OnceLock<Store>,
+    /// Side connections for EXPLAIN captures.
+    pub capturer: Capturer,
+    /// HTTP client for alert webhooks.
+    pub http: reqwest::Client,
+    /// This sidecar's name in the store (host/pid/port), to tell a fleet apart.
+    pub sidecar_id: String,
     /// Mirrors of the two tokens, readable without a lock on the hot path.
     draining: AtomicBool,
     forcing: AtomicBool,
@@ -117,6 +129,7 @@ impl Shared {
             let settings = config.pool_settings(&upstream, &pool.key.database);
             pool.update_params(PoolParams::new(&config, settings));
         }
+        self.slow.reload(&config);
         self.upstream.store(Arc::new(upstream));
         self.config.store(Arc::new(config));
         tracing::info!("configuration reloaded");
@@ -229,7 +242,13 @@ impl App {
             registry: Arc::new(StatsRegistry::new(config.max_fingerprints)),
             epoch: started,
         });
+        let (slow, slow_rx) = Slow::new(&config);
         let shared = Arc::new(Shared {
+            slow,
+            store: OnceLock::new(),
+            capturer: Capturer::default(),
+            http: reqwest::Client::new(),
+            sidecar_id: crate::slow::sidecar_id(local_addr.port()),
             measure,
             started,
             config: ArcSwap::from_pointee(config),
@@ -254,6 +273,7 @@ impl App {
         if let Some(admin) = admin {
             tracker.spawn(crate::admin::serve(admin, shared.clone()));
         }
+        crate::slow::start(&shared, slow_rx, &tracker);
         let reaper_shared = shared.clone();
         tracker.spawn(run_reaper(
             move || reaper_shared.all_pools(),

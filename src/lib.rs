@@ -15,12 +15,15 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod console;
+pub mod explain;
 pub mod listener;
 pub mod pool;
 pub mod protocol;
 pub mod query;
 pub mod session;
+pub mod slow;
 pub mod stats;
+pub mod store;
 pub mod timefmt;
 
 pub use app::{App, AppError, ConfigSource, Shared};

@@ -50,6 +50,9 @@ struct Opts {
 enum Command {
     /// Validate the configuration and print the effective settings.
     CheckConfig,
+    /// Apply the store's migrations (schema `pgsidecar`) to `store_url` (default: the
+    /// upstream) and exit.
+    Migrate,
 }
 
 impl Opts {
@@ -91,6 +94,9 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     init_tracing(config.log_format);
+    if let Some(Command::Migrate) = cli.command {
+        return migrate(&config);
+    }
     let runtime = match config.worker_threads {
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -109,6 +115,31 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("pgsidecar: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pgsidecar migrate`: one line per applied migration, or that none was needed.
+fn migrate(config: &Config) -> std::process::ExitCode {
+    let url = config.store_url.as_deref().unwrap_or(&config.upstream);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(pgsidecar::store::migrate(url)) {
+        Ok(applied) if applied.is_empty() => {
+            println!("pgsidecar: store schema is up to date");
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            for version in applied {
+                println!("pgsidecar: applied migration {version}");
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pgsidecar: migrate: {e}");
             std::process::ExitCode::FAILURE
         }
     }

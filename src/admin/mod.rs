@@ -9,6 +9,10 @@
 //! | GET | `/api/pools` | pools: mode, size, servers and clients by state, checkouts, waits ([`pools`]) | `database`, `user`, `limit`, `cursor` |
 //! | GET | `/api/queries` | statement statistics per (database, user, fingerprint) ([`queries`]) | `window`, `sort`, `database`, `user`, `command`, `table`, `limit`, `cursor` |
 //! | GET | `/api/queries/{fingerprint}` | one fingerprint (16 hex digits) in every window | `database` |
+//! | GET | `/api/slow` | slow executions, newest first ([`slow`]) | `limit`, `cursor` |
+//! | GET | `/api/alerts` | fired alerts, newest first | `limit`, `cursor` |
+//! | GET | `/api/plans` | captured EXPLAIN plans with their hashes, newest first | `fingerprint`, `database`, `limit`, `cursor` |
+//! | GET | `/api/jobs` | background jobs in the store (payloads hidden) | `status`, `limit`, `cursor` |
 //!
 //! - Token ([`auth`]): with `admin_token` set, `/api/*` needs `Authorization: Bearer
 //!   <token>` (401 otherwise); `/metrics` needs it too when `protect_metrics = true`;
@@ -32,6 +36,7 @@ mod pools;
 mod probes;
 mod queries;
 mod rows;
+mod slow;
 
 use std::sync::Arc;
 
@@ -71,6 +76,10 @@ pub fn router(shared: Arc<Shared>) -> prometheus::Result<Router> {
         .route("/api/pools", get(pools::list))
         .route("/api/queries", get(queries::list))
         .route("/api/queries/{fingerprint}", get(queries::detail))
+        .route("/api/slow", get(slow::slow))
+        .route("/api/alerts", get(slow::alerts))
+        .route("/api/plans", get(slow::plans))
+        .route("/api/jobs", get(slow::jobs))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{Config, LogFormat, PoolMode, Upstream};
 use crate::auth::scram::ScramVerifier;
@@ -111,7 +112,70 @@ impl Config {
                 "must be more than 0".into(),
             ));
         }
+        self.validate_slow()?;
         self.validate_users()
+    }
+
+    fn validate_slow(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_string(),
+        };
+        let order = |key: &str, warning: u64, critical: u64| {
+            if critical < warning {
+                return Err(invalid(
+                    format!("{key}slow_critical_ms"),
+                    "must not be below slow_warning_ms",
+                ));
+            }
+            Ok(())
+        };
+        order("", self.slow_warning_ms, self.slow_critical_ms)?;
+        for (name, db) in &self.databases {
+            let warning = db.slow_warning_ms.unwrap_or(self.slow_warning_ms);
+            let critical = db.slow_critical_ms.unwrap_or(self.slow_critical_ms);
+            order(&format!("databases.{name}."), warning, critical)?;
+        }
+        for (fp, t) in &self.slow_fingerprints {
+            let key = format!("slow_fingerprints.{fp}");
+            if fp.len() != 16 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(key, "must be a fingerprint of 16 hex digits"));
+            }
+            let warning = t.slow_warning_ms.unwrap_or(self.slow_warning_ms);
+            let critical = t.slow_critical_ms.unwrap_or(self.slow_critical_ms);
+            order(&format!("{key}."), warning, critical)?;
+        }
+        if self.alert_consecutive == 0 {
+            return Err(invalid("alert_consecutive".into(), "must be at least 1"));
+        }
+        if let Some(url) = &self.alert_webhook_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "alert_webhook_url".into(),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if let Some(url) = &self.store_url {
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| invalid("store_url".into(), &e.to_string()))?;
+        }
+        if self.retention_days == 0 {
+            return Err(invalid("retention_days".into(), "must be at least 1"));
+        }
+        if self.stats_flush_interval < Duration::from_secs(1) {
+            return Err(invalid(
+                "stats_flush_interval".into(),
+                "must be at least 1s",
+            ));
+        }
+        if self.explain_statement_timeout.is_zero() {
+            return Err(invalid(
+                "explain_statement_timeout".into(),
+                "must be more than 0",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_users(&self) -> Result<(), ConfigError> {

@@ -85,6 +85,40 @@ pub struct Config {
     pub protect_metrics: bool,
     /// Users allowed into the SQL admin console (database `pgsidecar` or `pgbouncer`).
     pub admin_users: Vec<String>,
+    /// A statement slower than this is a slow event (level warning), in milliseconds.
+    pub slow_warning_ms: u64,
+    /// A statement slower than this is critical and gets an EXPLAIN capture.
+    pub slow_critical_ms: u64,
+    /// Slow executions of one fingerprint in a row that fire an alert.
+    pub alert_consecutive: u32,
+    /// After an alert, the same fingerprint stays quiet this long (suppressed, counted).
+    #[serde(with = "humantime_serde")]
+    pub alert_cooldown: Duration,
+    /// Alerts are also POSTed here as JSON (Slack- and Alertmanager-friendly).
+    pub alert_webhook_url: Option<String>,
+    /// At most one EXPLAIN capture per fingerprint this often.
+    #[serde(with = "humantime_serde")]
+    pub explain_interval: Duration,
+    /// `statement_timeout` of an EXPLAIN capture.
+    #[serde(with = "humantime_serde")]
+    pub explain_statement_timeout: Duration,
+    /// `lock_timeout` of an EXPLAIN capture.
+    #[serde(with = "humantime_serde")]
+    pub explain_lock_timeout: Duration,
+    /// Keep the bound parameter values with captured plans (off: literals are private).
+    pub explain_store_params: bool,
+    /// Keep slow events, plans, alerts, statistics history and jobs in PostgreSQL
+    /// (schema `pgsidecar`). Off, or unreachable: memory only.
+    pub store: bool,
+    /// Where the store lives; default: the upstream URL.
+    pub store_url: Option<String>,
+    /// Days of history the store keeps.
+    pub retention_days: u32,
+    /// How often the last minute's statistics are written to the store (one batch).
+    #[serde(with = "humantime_serde")]
+    pub stats_flush_interval: Duration,
+    /// Thresholds for single fingerprints (16 hex digits).
+    pub slow_fingerprints: BTreeMap<String, SlowOverride>,
     /// Users that may log in, with their passwords.
     pub users: Vec<UserConfig>,
     /// Per-database overrides, keyed by the database name clients use.
@@ -114,6 +148,16 @@ pub struct DatabaseConfig {
     pub pool_mode: Option<PoolMode>,
     pub pool_size: Option<usize>,
     pub min_pool_size: Option<usize>,
+    pub slow_warning_ms: Option<u64>,
+    pub slow_critical_ms: Option<u64>,
+}
+
+/// Slow-statement thresholds of one fingerprint; unset ones follow the database's.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowOverride {
+    pub slow_warning_ms: Option<u64>,
+    pub slow_critical_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -170,6 +214,20 @@ impl Default for Config {
             admin_token: None,
             protect_metrics: false,
             admin_users: Vec::new(),
+            slow_warning_ms: 500,
+            slow_critical_ms: 1000,
+            alert_consecutive: 3,
+            alert_cooldown: Duration::from_secs(600),
+            alert_webhook_url: None,
+            explain_interval: Duration::from_secs(600),
+            explain_statement_timeout: Duration::from_secs(30),
+            explain_lock_timeout: Duration::from_secs(5),
+            explain_store_params: false,
+            store: true,
+            store_url: None,
+            retention_days: 30,
+            stats_flush_interval: Duration::from_secs(60),
+            slow_fingerprints: BTreeMap::new(),
             users: Vec::new(),
             databases: BTreeMap::new(),
         }

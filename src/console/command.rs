@@ -31,6 +31,10 @@ pub enum Show {
     Help,
     /// Top statement shapes over a window (`all` by default).
     Queries(Window),
+    /// The latest slow executions, alerts and background jobs.
+    Slow,
+    Alerts,
+    Jobs,
 }
 
 /// Splits a Query string into statements at `;` outside quotes; empty ones are dropped.
@@ -106,6 +110,9 @@ fn show(words: &[String]) -> Option<Show> {
         "config" => Show::Config,
         "version" => Show::Version,
         "help" => Show::Help,
+        "slow" => Show::Slow,
+        "alerts" => Show::Alerts,
+        "jobs" => Show::Jobs,
         _ => return None,
     })
 }

@@ -106,6 +106,7 @@ pub fn help(out: &mut BytesMut) {
     let detail = "\n\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|LISTS|VERSION\n\
                   \tSHOW STATS|STATS_TOTALS\n\
                   \tSHOW QUERIES [1m|5m|1h|24h|all]\n\
+                  \tSHOW SLOW|ALERTS|JOBS\n\
                   \tRELOAD\n\
                   \tPAUSE [<db>]\n\
                   \tRESUME [<db>]\n\

@@ -15,6 +15,7 @@ mod control;
 mod info;
 mod pools;
 mod session;
+mod slow;
 mod stats;
 mod wire;
 

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use super::command::{parse, split, Command, Show};
 use super::wire::{command_complete, empty_query};
-use super::{control, info, pools, stats, Registration};
+use super::{control, info, pools, slow, stats, Registration};
 use crate::app::Shared;
 use crate::protocol::messages::{error_response, ready_for_query, Severity};
 use crate::protocol::{read_cstr, ProtocolError};
@@ -180,6 +180,9 @@ impl Console {
             Command::Show(Show::Lists) => info::show_lists(shared),
             Command::Show(Show::Queries(window)) => stats::show_queries(shared, window)?,
             Command::Show(Show::Config) => info::show_config(shared),
+            Command::Show(Show::Slow) => slow::show_slow(shared).await?,
+            Command::Show(Show::Alerts) => slow::show_alerts(shared).await?,
+            Command::Show(Show::Jobs) => slow::show_jobs(shared).await?,
             Command::Show(Show::Version) => info::show_version(),
             Command::Show(Show::Help) => {
                 info::help(out);

@@ -18,7 +18,7 @@ mod parse;
 mod split;
 #[cfg(test)]
 mod tests;
-mod worker;
+pub(crate) mod worker;
 
 use std::fmt::Write as _;
 

@@ -1,5 +1,6 @@
 //! A small process-wide pool of long-lived, large-stack threads that run every pg_query
-//! call, so the callers' stacks and thread counts never matter to libpg_query.
+//! call (the analyzer's, and any other module's via [`run`]), so the callers' stacks and
+//! thread counts never matter to libpg_query.
 //!
 //! Why not call pg_query on the caller's thread:
 //! - libpg_query sizes its stack-depth checks (which turn a too-deep tree into a parse
@@ -14,7 +15,7 @@
 //! statement shape.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 
@@ -25,16 +26,32 @@ const THREADS: usize = 2;
 /// tree levels; 16 MiB leaves ample room (only touched pages are committed).
 const STACK_SIZE: usize = 16 << 20;
 
-type Job = (String, SyncSender<Option<Parsed>>);
+type Job = Box<dyn FnOnce() + Send>;
 
 static POOL: OnceLock<Option<Sender<Job>>> = OnceLock::new();
 
 /// Runs `parse::analyze(sql)` on a pool thread and waits for it. `None` when pg_query
 /// cannot parse the statement, or when no pool thread could be started or it failed.
 pub(crate) fn analyze(sql: &str) -> Option<Parsed> {
+    let sql = sql.to_owned();
+    run(move || parse::analyze(&sql)).flatten()
+}
+
+/// Runs `job` (which may call pg_query) on a pool thread and waits for its result. `None`
+/// when no pool thread could be started, or when `job` panicked.
+pub(crate) fn run<T, F>(job: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
     let pool = POOL.get_or_init(start).as_ref()?;
-    let (reply, result) = mpsc::sync_channel(1);
-    pool.send((sql.to_owned(), reply)).ok()?;
+    let (reply, result) = mpsc::sync_channel::<Option<T>>(1);
+    let job: Job = Box::new(move || {
+        // pg_query's Rust side has a few indexing/cast panics on odd trees: a panic here
+        // means "no result", never a dead pool thread.
+        let _ = reply.send(catch_unwind(AssertUnwindSafe(job)).ok());
+    });
+    pool.send(job).ok()?;
     result.recv().ok().flatten()
 }
 
@@ -56,14 +73,9 @@ fn start() -> Option<Sender<Job>> {
 fn serve(queue: &Mutex<Receiver<Job>>) {
     loop {
         let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok((sql, reply)) = job else {
+        let Ok(job) = job else {
             return;
         };
-        // pg_query's Rust side has a few indexing/cast panics on odd trees: a panic here
-        // means "could not parse", never a dead pool thread.
-        let parsed = catch_unwind(AssertUnwindSafe(|| parse::analyze(&sql)))
-            .ok()
-            .flatten();
-        let _ = reply.send(parsed);
+        job();
     }
 }

@@ -4,10 +4,9 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 use rand::Rng;
 
@@ -50,8 +49,9 @@ pub struct ClientEntry {
     pub secret: i32,
     pub identity: ClientIdentity,
     pub connected_at: SystemTime,
-    /// The server it uses now: two atomic swaps per transaction, no lock.
-    server: ArcSwapOption<CancelKey>,
+    /// The server it uses now, set twice per transaction. A plain mutex: uncontended it
+    /// costs two atomics, where an `ArcSwap` store walks every thread's debt list.
+    server: Mutex<Option<Arc<CancelKey>>>,
     state: AtomicU8,
 }
 
@@ -66,7 +66,14 @@ impl ClientEntry {
 
     /// The server pid the client uses now, if any.
     pub fn server_pid(&self) -> Option<i32> {
-        self.server.load().as_ref().map(|k| k.pid)
+        self.current_server().map(|k| k.pid)
+    }
+
+    fn current_server(&self) -> Option<Arc<CancelKey>> {
+        self.server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -97,7 +104,7 @@ impl ClientRegistry {
                     secret,
                     identity: identity.clone(),
                     connected_at: SystemTime::now(),
-                    server: ArcSwapOption::empty(),
+                    server: Mutex::new(None),
                     state: AtomicU8::new(ClientState::Idle as u8),
                 });
                 slot.insert(entry.clone());
@@ -115,7 +122,7 @@ impl ClientRegistry {
         let target = self
             .clients
             .get(&(pid, secret))
-            .and_then(|entry| entry.server.load_full());
+            .and_then(|entry| entry.current_server());
         let Some(target) = target else {
             tracing::debug!(pid, "cancel request for an idle or unknown client ignored");
             return;
@@ -155,7 +162,11 @@ impl ClientHandle {
             Some(_) => ClientState::Active,
             None => ClientState::Idle,
         };
-        self.entry.server.store(server);
+        *self
+            .entry
+            .server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = server;
         self.entry.state.store(state as u8, Ordering::Relaxed);
     }
 

@@ -341,7 +341,7 @@ impl Relay {
                     if let (Some(b'B'), Some(tracker)) = (start, self.tracker.as_mut()) {
                         // A streamed Bind: its names are at the front of this piece.
                         let piece = &self.cbuf[self.c_fwd + 5..self.c_fwd + len];
-                        tracker.bind(piece);
+                        tracker.bind(piece, false);
                     }
                     self.c_fwd += len;
                     continue;

@@ -14,7 +14,7 @@ use super::error::checkout_error;
 use super::login::{sync_server, Greeted};
 use super::params::{is_transferable, ClientParams};
 use super::relay::{Event, Relay, RelayError};
-use super::track::Tracker;
+use super::track::{SlowHook, Tracker};
 use super::{report, SessionError};
 use crate::app::Shared;
 use crate::config::PoolMode;
@@ -41,7 +41,14 @@ impl Serve {
         relay.release_when_idle = greeted.pool.mode() == PoolMode::Transaction;
         if let Some(measure) = &shared.measure {
             let key = &greeted.pool.key;
-            relay.tracker = Some(Tracker::new(measure.clone(), &key.database, &key.user));
+            let app = greeted.params.get("application_name").unwrap_or("");
+            let hook = SlowHook::new(shared.slow.clone(), &key.database, app);
+            relay.tracker = Some(Tracker::new(
+                measure.clone(),
+                &key.database,
+                &key.user,
+                Some(hook),
+            ));
         }
         if let Some(server) = greeted.server {
             relay.attach_server(server);

@@ -6,7 +6,7 @@
 //! `create`, which is what keeps `tracked() <= max_fingerprints` exact. Reads clone the
 //! entries' `Arc`s out of the map first, then lock entries one at a time.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use dashmap::DashMap;
@@ -46,6 +46,8 @@ pub struct QueryStats {
     meta: Arc<QueryMeta>,
     first_seen: u64,
     evicted: AtomicBool,
+    /// Slow executions in a row (reset by a fast one), for alerts.
+    slow_streak: AtomicU32,
     agg: Arc<AggGroup>,
     shard: usize,
     inner: Mutex<Windowed>,
@@ -72,6 +74,21 @@ impl QueryStats {
     /// resolve the key again to be tracked anew.
     pub fn is_evicted(&self) -> bool {
         self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// A slow execution: returns how many in a row that makes.
+    pub fn note_slow(&self) -> u32 {
+        self.slow_streak
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+    }
+
+    /// A fast execution ends any streak (a plain load when there is none).
+    #[inline]
+    pub fn note_fast(&self) {
+        if self.slow_streak.load(Ordering::Relaxed) != 0 {
+            self.slow_streak.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Approximate heap bytes of this entry's histograms and slots.
@@ -174,6 +191,7 @@ impl Registry {
             meta,
             first_seen: now,
             evicted: AtomicBool::new(false),
+            slow_streak: AtomicU32::new(0),
             agg,
             shard: self.next_shard.fetch_add(1, Ordering::Relaxed) % AGG_SHARDS,
             inner: Mutex::new(Windowed::new(now)),

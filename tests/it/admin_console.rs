@@ -228,6 +228,45 @@ async fn config_lists_and_version(proxy: &Proxy) {
     );
 }
 
+const SLOW: &str =
+    "id|at|database|username|fingerprint|level|duration_ms|application_name|sidecar|query";
+const ALERTS: &str =
+    "id|at|database|username|fingerprint|level|consecutive|duration_ms|sidecar|query";
+const JOBS: &str =
+    "id|kind|status|attempts|max_attempts|run_at|claimed_by|created_at|finished_at|error";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_alerts_and_jobs_through_psql() {
+    let proxy = Proxy::with(|c| {
+        c.admin_users = vec!["postgres".into()];
+        c.slow_warning_ms = 0;
+        c.slow_critical_ms = 60_000;
+        c.alert_consecutive = 2;
+    })
+    .await;
+    let client = proxy.client().await;
+    for i in 0..3 {
+        simple_ok(&client, &format!("SELECT {i} AS slow_probe")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let slow = psql(&proxy, "pgsidecar", "SHOW SLOW").await;
+    assert_eq!(slow.header.join("|"), SLOW);
+    let probes: Vec<&Vec<String>> = (slow.rows.iter())
+        .filter(|r| slow.get(r, "query").contains("slow_probe"))
+        .collect();
+    assert_eq!(probes.len(), 3, "{:?}", slow.rows);
+    assert!(probes.iter().all(|r| slow.get(r, "level") == "warning"));
+    let alerts = psql(&proxy, "pgsidecar", "SHOW ALERTS").await;
+    assert_eq!(alerts.header.join("|"), ALERTS);
+    assert_eq!(alerts.rows.len(), 1, "{:?}", alerts.rows);
+    assert_eq!(alerts.num(&alerts.rows[0], "consecutive"), 2);
+    // No store: no jobs, but the same columns.
+    let jobs = psql(&proxy, "pgbouncer", "SHOW JOBS").await;
+    assert_eq!(jobs.header.join("|"), JOBS);
+    assert!(jobs.rows.is_empty(), "{:?}", jobs.rows);
+    proxy.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbouncer_database_and_simple_protocol_only() {
     let proxy = Proxy::with(admin_proxy()).await;

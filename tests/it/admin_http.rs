@@ -6,9 +6,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use prometheus_parse::{Sample, Scrape, Value};
+use prometheus_parse::{Scrape, Value};
 use serde_json::Value as Json;
 
+use crate::common::http::{one, samples, scrape, value, Http};
 use crate::common::{direct, unique, Proxy};
 
 /// A proxy with its admin server on a free port, adjusted by `f`.
@@ -18,55 +19,6 @@ async fn proxy_with(f: impl FnOnce(&mut pgsidecar::Config)) -> Proxy {
         f(c);
     })
     .await
-}
-
-/// Requests to one proxy's admin server.
-struct Http {
-    base: String,
-    client: reqwest::Client,
-    token: Option<String>,
-}
-
-impl Http {
-    fn new(proxy: &Proxy) -> Http {
-        let addr = proxy.app.admin_addr().expect("admin server listening");
-        Http {
-            base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
-            token: None,
-        }
-    }
-
-    fn with_token(proxy: &Proxy, token: &str) -> Http {
-        Http {
-            token: Some(token.to_string()),
-            ..Http::new(proxy)
-        }
-    }
-
-    async fn text(&self, path: &str) -> (u16, String) {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("admin answers");
-        let status = response.status().as_u16();
-        (status, response.text().await.expect("body"))
-    }
-
-    async fn json(&self, path: &str) -> (u16, Json) {
-        let (status, body) = self.text(path).await;
-        let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
-        (status, json)
-    }
-
-    /// A 400 whose error message contains `needle`.
-    async fn rejects(&self, path: &str, needle: &str) {
-        let (status, body) = self.json(path).await;
-        assert_eq!(status, 400, "{path}: {body}");
-        let error = body["error"].as_str().unwrap_or_default();
-        assert!(error.contains(needle), "{path}: {error}");
-    }
 }
 
 /// A table with three rows, named uniquely, made without the proxy (so that the
@@ -92,34 +44,6 @@ async fn drop_table(name: &str) {
 /// Statistics are recorded as responses pass; give the relay a moment.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(100)).await;
-}
-
-fn scrape(text: &str) -> Scrape {
-    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text format")
-}
-
-fn samples<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
-    let matches = |s: &&Sample| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v));
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(matches)
-        .collect()
-}
-
-fn value(sample: &Sample) -> f64 {
-    match &sample.value {
-        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
-        other => panic!("{}: not a number: {other:?}", sample.metric),
-    }
-}
-
-/// The value of the one sample of `name` with `labels`.
-fn one(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found = samples(scrape, name, labels);
-    assert_eq!(found.len(), 1, "{name} {labels:?}: {found:?}");
-    value(found[0])
 }
 
 /// The listing rows of a `/api/queries` answer, by normalized text fragment.

@@ -107,3 +107,32 @@ async fn reload_applies_new_sizes_and_keeps_old_config_on_error() {
     app.wait().await;
     let _ = std::fs::remove_file(path);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_applies_the_store_schema_once() {
+    let db = crate::store::TestDb::create().await;
+    let run = || {
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || pgsidecar(&["migrate", "--upstream", &url]))
+    };
+    let first = run().await.unwrap();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(stdout.contains("applied migration 0001"), "{stdout}");
+    let second = run().await.unwrap();
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success());
+    assert!(stdout.contains("up to date"), "{stdout}");
+    let unreachable = tokio::task::spawn_blocking(|| {
+        pgsidecar(&["migrate", "--upstream", "postgres://postgres@127.0.0.1:1/x"])
+    })
+    .await
+    .unwrap();
+    assert!(!unreachable.status.success());
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(stderr.contains("migrate:"), "{stderr}");
+}

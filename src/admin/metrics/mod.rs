@@ -3,7 +3,8 @@
 //! touches Prometheus) and the crate's Linux process collector (`process_*`: CPU, RSS,
 //! virtual memory, open and max fds, threads, start time).
 //!
-//! Families: see [`queries`] (statements) and [`pools`] (pools, clients, build).
+//! Families: see [`queries`] (statements), [`pools`] (pools, clients, build) and
+//! [`slow`] (slow statements, alerts, plans, store).
 //! Names carry the `pgsidecar_` prefix, values are in base units (seconds, bytes),
 //! counters end in `_total`, and distributions are histograms with fixed buckets so
 //! that a fleet of sidecars aggregates. Gathering runs on a blocking thread.
@@ -11,6 +12,7 @@
 mod family;
 mod pools;
 mod queries;
+mod slow;
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ pub fn registry(shared: &Arc<Shared>) -> prometheus::Result<Registry> {
     let registry = Registry::new();
     registry.register(Box::new(queries::QueryCollector::new(shared.clone())?))?;
     registry.register(Box::new(pools::PoolCollector::new(shared.clone())?))?;
+    registry.register(Box::new(slow::SlowCollector::new(shared.clone())?))?;
     #[cfg(target_os = "linux")]
     registry.register(Box::new(
         prometheus::process_collector::ProcessCollector::for_self(),

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use serde_json::Value as Json;
 use tokio_postgres::Client;
 
-use super::{drop_table, find, proxy_with, settle, table, Http};
+use super::{drop_table, find, proxy_with, settle, table};
+use crate::common::http::Http;
 
 fn rows(page: &Json) -> &Vec<Json> {
     page["data"].as_array().expect("data array")

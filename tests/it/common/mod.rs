@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod http;
 pub mod raw;
 
 use std::net::SocketAddr;
@@ -43,6 +44,8 @@ pub fn test_config() -> Config {
         auth_type: AuthType::Trust,
         pool_mode: PoolMode::Transaction,
         pool_size: 4,
+        // The store writes a schema; tests that want one give it a throwaway database.
+        store: false,
         ..Config::default()
     }
 }

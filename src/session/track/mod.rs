@@ -10,7 +10,10 @@
 //! statement's completion in the same request when that is later (a multi-statement
 //! Query or a pipeline runs its statements one after another), to its completion.
 
-use std::collections::{HashMap, VecDeque};
+mod queue;
+mod slow;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -18,6 +21,9 @@ use tokio::time::Instant;
 use crate::protocol::read_cstr;
 use crate::query::{Analyzer, QueryInfo};
 use crate::stats::{CommandKind, Outcome, QueryMeta, QueryStats, Registry, StatKey};
+use queue::{InFlight, Prepared, Queue, Source};
+
+pub use slow::SlowHook;
 
 /// Entries kept in the per-session shortcut from fingerprint to statistics entry.
 const LOCAL_ENTRIES: usize = 256;
@@ -31,33 +37,39 @@ pub struct Measure {
     pub epoch: Instant,
 }
 
-struct InFlight {
-    entry: Arc<QueryStats>,
-    started: Instant,
-    request: u64,
+/// A portal: its statement and the values it was bound with (`complete` is false when
+/// only the start of a streamed Bind was seen).
+struct Portal {
+    stmt: Arc<Prepared>,
+    bind: Vec<u8>,
+    complete: bool,
 }
 
 pub struct Tracker {
     measure: Measure,
     database: String,
     user: String,
-    /// Prepared statement name ("" is the unnamed one) to its entry.
-    statements: HashMap<String, Arc<QueryStats>>,
-    portals: HashMap<String, Arc<QueryStats>>,
+    /// Prepared statement name ("" is the unnamed one) to what it is.
+    statements: HashMap<String, Arc<Prepared>>,
+    portals: HashMap<String, Portal>,
     /// Shortcuts to statistics entries, by fingerprint and by lexer hash (bounded;
     /// cleared when full). An evicted entry found here is looked up again.
     local: HashMap<u64, Arc<QueryStats>>,
     by_shape: HashMap<u64, Arc<QueryStats>>,
-    inflight: VecDeque<InFlight>,
+    /// The last shape seen, checked before `by_shape`: a session mostly repeats itself,
+    /// and this sits in the tracker's own (warm) memory rather than a map's buffer.
+    last_shape: Option<(u64, Arc<QueryStats>)>,
+    inflight: Queue,
     /// Requests read from the client so far, and requests the server has finished.
     requests_sent: u64,
     requests_done: u64,
     /// When the server last completed a statement (start of the next one's own time).
     last_completion: Option<Instant>,
+    slow: Option<SlowHook>,
 }
 
 impl Tracker {
-    pub fn new(measure: Measure, database: &str, user: &str) -> Tracker {
+    pub fn new(measure: Measure, database: &str, user: &str, slow: Option<SlowHook>) -> Tracker {
         Tracker {
             measure,
             database: database.to_string(),
@@ -66,10 +78,12 @@ impl Tracker {
             portals: HashMap::new(),
             local: HashMap::new(),
             by_shape: HashMap::new(),
-            inflight: VecDeque::new(),
+            last_shape: None,
+            inflight: Queue::default(),
             requests_sent: 0,
             requests_done: 0,
             last_completion: None,
+            slow,
         }
     }
 
@@ -81,37 +95,34 @@ impl Tracker {
                     let now = Instant::now();
                     for stmt in crate::query::split_statements(sql) {
                         let entry = self.entry_for_statement(&stmt);
-                        self.push(entry, now);
+                        let source = self.keep_text(stmt.text);
+                        self.push(entry, now, source);
                     }
                 }
                 self.requests_sent += 1;
             }
-            b'P' => {
-                let mut pos = 0;
-                let name = read_cstr(body, &mut pos).unwrap_or("");
-                if let Some(sql) = read_cstr(body, &mut pos) {
-                    if sql.trim().is_empty() {
-                        self.statements.remove(name);
-                    } else {
-                        let info = self.measure.analyzer.analyze_text(sql);
-                        let entry = self.entry_for(&info);
-                        self.statements.insert(name.to_string(), entry);
-                    }
-                }
-            }
-            b'B' => self.bind(body),
+            b'P' => self.parse(body),
+            b'B' => self.bind(body, true),
             b'E' => {
                 let portal = cstr(body).unwrap_or("");
-                if let Some(entry) = self.portals.get(portal).cloned() {
-                    self.push(entry, Instant::now());
+                if let Some(p) = self.portals.get(portal) {
+                    let (entry, stmt) = (p.stmt.entry.clone(), p.stmt.clone());
+                    let source = match (p.complete, &self.slow) {
+                        (true, Some(_)) => match self.inflight.keep(&p.bind) {
+                            Some(bind) => Source::Bound { stmt, bind },
+                            None => Source::None,
+                        },
+                        _ => Source::None,
+                    };
+                    self.push(entry, Instant::now(), source);
                 }
             }
             b'C' => {
                 let mut pos = 1;
                 if let Some(name) = read_cstr(body, &mut pos) {
                     match body.first() {
-                        Some(b'S') => self.statements.remove(name),
-                        _ => self.portals.remove(name),
+                        Some(b'S') => self.statements.remove(name).map(drop),
+                        _ => self.portals.remove(name).map(drop),
                     };
                 }
             }
@@ -120,21 +131,68 @@ impl Tracker {
         }
     }
 
-    /// The start of a Bind (the whole frame, or its first bytes when it is streamed):
-    /// only the portal and statement names are read.
-    pub fn bind(&mut self, body: &[u8]) {
+    fn parse(&mut self, body: &[u8]) {
+        let mut pos = 0;
+        let name = read_cstr(body, &mut pos).unwrap_or("");
+        let Some(sql) = read_cstr(body, &mut pos) else {
+            return;
+        };
+        if sql.trim().is_empty() {
+            self.statements.remove(name);
+            return;
+        }
+        let types = body.get(pos..).unwrap_or_default();
+        // The unnamed statement is re-parsed with the same text on every query by many
+        // drivers: keep what is there instead of analyzing and allocating again.
+        if let Some(existing) = self.statements.get(name) {
+            if &*existing.sql == sql && param_types(types).eq(existing.param_types.iter().copied())
+            {
+                return;
+            }
+        }
+        let param_types: Vec<u32> = param_types(types).collect();
+        let info = self.measure.analyzer.analyze_text(sql);
+        let entry = self.entry_for(&info);
+        let prepared = Prepared {
+            entry,
+            sql: sql.into(),
+            param_types: param_types.into(),
+        };
+        self.statements.insert(name.to_string(), Arc::new(prepared));
+    }
+
+    /// The start of a Bind (the whole frame when `complete`, else its first bytes when
+    /// it is streamed): the portal and statement names, and the values when complete.
+    pub fn bind(&mut self, body: &[u8], complete: bool) {
         let mut pos = 0;
         let (Some(portal), Some(statement)) =
             (read_cstr(body, &mut pos), read_cstr(body, &mut pos))
         else {
             return;
         };
-        match self.statements.get(statement).cloned() {
-            Some(entry) => {
-                self.portals.insert(portal.to_string(), entry);
+        let Some(stmt) = self.statements.get(statement).cloned() else {
+            self.portals.remove(portal);
+            return;
+        };
+        let values = if complete && self.slow.is_some() {
+            body.get(pos..).unwrap_or_default()
+        } else {
+            &[]
+        };
+        match self.portals.get_mut(portal) {
+            Some(p) => {
+                p.stmt = stmt;
+                p.bind.clear();
+                p.bind.extend_from_slice(values);
+                p.complete = complete;
             }
             None => {
-                self.portals.remove(portal);
+                let p = Portal {
+                    stmt,
+                    bind: values.to_vec(),
+                    complete,
+                };
+                self.portals.insert(portal.to_string(), p);
             }
         }
     }
@@ -154,8 +212,9 @@ impl Tracker {
                 // Statements of finished requests that never completed were skipped by
                 // the server after an error: they did not run.
                 while self.inflight.front().is_some_and(|f| f.request < done) {
-                    self.inflight.pop_front();
+                    self.inflight.pop();
                 }
+                self.inflight.settle();
                 // `last_completion` stays at the last statement's completion: close
                 // enough to this ReadyForQuery, and it spares a clock read.
             }
@@ -168,11 +227,10 @@ impl Tracker {
     pub fn fail_waiting(&mut self, sqlstate: [u8; 5]) {
         let now = Instant::now();
         let secs = now.duration_since(self.measure.epoch).as_secs();
-        for done in self.inflight.drain(..) {
+        let registry = &self.measure.registry;
+        for done in self.inflight.drain() {
             let micros = now.duration_since(done.started).as_micros() as u64;
-            self.measure
-                .registry
-                .record(&done.entry, micros, 0, Outcome::Error { sqlstate }, secs);
+            registry.record(&done.entry, micros, 0, Outcome::Error { sqlstate }, secs);
         }
         self.requests_done = self.requests_sent;
     }
@@ -184,7 +242,7 @@ impl Tracker {
         if self.inflight.front().is_none_or(|f| f.request != current) {
             return;
         }
-        let Some(done) = self.inflight.pop_front() else {
+        let Some(done) = self.inflight.pop() else {
             return;
         };
         let started = match self.last_completion {
@@ -197,30 +255,55 @@ impl Tracker {
         self.measure
             .registry
             .record(&done.entry, micros, rows, outcome, secs);
+        if let Some(hook) = &self.slow {
+            if micros >= hook.floor_us {
+                hook.slow_execution(&self.database, &done, micros, &self.inflight);
+            } else {
+                done.entry.note_fast();
+            }
+        }
+        self.inflight.settle();
     }
 
-    fn push(&mut self, entry: Arc<QueryStats>, now: Instant) {
-        self.inflight.push_back(InFlight {
+    fn push(&mut self, entry: Arc<QueryStats>, now: Instant, source: Source) {
+        self.inflight.push(InFlight {
             entry,
             started: now,
             request: self.requests_sent,
+            source,
         });
     }
 
+    fn keep_text(&mut self, text: &str) -> Source {
+        if self.slow.is_none() {
+            return Source::None;
+        }
+        self.inflight
+            .keep(text.as_bytes())
+            .map_or(Source::None, Source::Text)
+    }
+
     /// The entry for a simple-protocol statement. Repeated shapes are found by the
-    /// lexer's hash in the session's own map: no shared cache, no registry lookup.
+    /// lexer's hash in the session's own memory: no shared cache, no registry lookup.
     fn entry_for_statement(&mut self, stmt: &crate::query::Statement<'_>) -> Arc<QueryStats> {
-        if let Some(entry) = self.by_shape.get(&stmt.hash) {
-            if !entry.is_evicted() {
+        if let Some((hash, entry)) = &self.last_shape {
+            if *hash == stmt.hash && !entry.is_evicted() {
                 return entry.clone();
             }
         }
-        let info = self.measure.analyzer.analyze(stmt);
-        let entry = self.entry_for(&info);
-        if self.by_shape.len() >= LOCAL_ENTRIES {
-            self.by_shape.clear();
-        }
-        self.by_shape.insert(stmt.hash, entry.clone());
+        let entry = match self.by_shape.get(&stmt.hash) {
+            Some(entry) if !entry.is_evicted() => entry.clone(),
+            _ => {
+                let info = self.measure.analyzer.analyze(stmt);
+                let entry = self.entry_for(&info);
+                if self.by_shape.len() >= LOCAL_ENTRIES {
+                    self.by_shape.clear();
+                }
+                self.by_shape.insert(stmt.hash, entry.clone());
+                entry
+            }
+        };
+        self.last_shape = Some((stmt.hash, entry.clone()));
         entry
     }
 
@@ -243,6 +326,18 @@ impl Tracker {
         self.local.insert(info.fingerprint, entry.clone());
         entry
     }
+}
+
+/// The parameter type OIDs at the end of a Parse body.
+fn param_types(rest: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    let n = rest
+        .get(..2)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    rest.get(2..)
+        .unwrap_or_default()
+        .chunks_exact(4)
+        .take(n as usize)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }
 
 fn meta_of(info: &QueryInfo) -> QueryMeta {
@@ -324,7 +419,7 @@ mod timing {
                 registry: Arc::new(Registry::new(5000)),
                 epoch: Instant::now(),
             };
-            let mut t = Tracker::new(measure, "db", "user");
+            let mut t = Tracker::new(measure, "db", "user", None);
             let n = 200_000;
             let started = std::time::Instant::now();
             for i in 0..n {

@@ -1,0 +1,99 @@
+//! `GET /api/slow`, `/api/alerts`, `/api/plans` and `/api/jobs`: newest-first lists
+//! from the store (memory when there is none), paged with `limit` and a signed cursor.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::cursor::{Cursor, Position};
+use super::error::ApiError;
+use super::params::{Params, RawParams};
+use super::Ctx;
+use crate::slow::List;
+use crate::store::JobStatus;
+
+pub async fn slow(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
+    page(&ctx, Params::new(raw)?, "slow", List::Slow, &[]).await
+}
+
+pub async fn alerts(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
+    page(&ctx, Params::new(raw)?, "alerts", List::Alerts, &[]).await
+}
+
+/// Filters: `fingerprint` (16 hex digits) and `database`.
+pub async fn plans(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(raw)?;
+    let fingerprint = p.filter("fingerprint")?;
+    if let Some(f) = &fingerprint {
+        if f.len() != 16 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::bad_request(format!(
+                "invalid fingerprint {f:?}: expected 16 hex digits"
+            )));
+        }
+    }
+    let database = p.filter("database")?;
+    let list = List::Plans {
+        fingerprint: fingerprint.map(|f| f.to_ascii_lowercase()),
+        database,
+    };
+    page(&ctx, p, "plans", list, &["fingerprint", "database"]).await
+}
+
+/// Filter: `status` (pending, running, done, failed).
+pub async fn jobs(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(raw)?;
+    let status = match p.filter("status")?.as_deref() {
+        None => None,
+        Some("pending") => Some(JobStatus::Pending),
+        Some("running") => Some(JobStatus::Running),
+        Some("done") => Some(JobStatus::Done),
+        Some("failed") => Some(JobStatus::Failed),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid status {other:?}: expected pending, running, done or failed"
+            )))
+        }
+    };
+    page(&ctx, p, "jobs", List::Jobs { status }, &["status"]).await
+}
+
+/// One page of `list`; the cursor's scope is the endpoint with its filters.
+async fn page(
+    ctx: &Ctx,
+    mut p: Params,
+    name: &str,
+    list: List,
+    filters: &[&str],
+) -> Result<Json<Value>, ApiError> {
+    let limit = p.limit()?;
+    let token = p.filter("cursor")?;
+    let accepted: Vec<&str> = ["limit", "cursor"].iter().chain(filters).copied().collect();
+    p.finish(&accepted)?;
+    let scope = json!([name, format!("{list:?}")]).to_string();
+    let before_id = match token {
+        Some(token) => Some(ctx.cursors.open(&token, &scope)?.after.value as i64),
+        None => None,
+    };
+    let listing = crate::slow::list(&ctx.shared, &list, before_id, limit)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot read the store: {e}")))?;
+    let next_cursor = listing.next_before_id.map(|id| {
+        ctx.cursors.seal(&Cursor {
+            scope,
+            snapshot: None,
+            after: Position {
+                value: id as u64,
+                database: String::new(),
+                user: String::new(),
+                fingerprint: 0,
+            },
+        })
+    });
+    Ok(Json(json!({
+        "data": listing.rows,
+        "next_cursor": next_cursor,
+        "has_more": listing.next_before_id.is_some(),
+    })))
+}

@@ -1,0 +1,106 @@
+//! Newest-first lists of slow events, alerts, plans and jobs, from the store when there
+//! is one and from memory otherwise, for the admin API and the console alike.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::Shared;
+use crate::store::{JobStatus, Page};
+
+/// What to list.
+#[derive(Debug, Clone)]
+pub enum List {
+    Slow,
+    Alerts,
+    Plans {
+        fingerprint: Option<String>,
+        database: Option<String>,
+    },
+    Jobs {
+        status: Option<JobStatus>,
+    },
+}
+
+/// One page: JSON rows (each with an `id`) and where the next page starts.
+pub struct Listing {
+    pub rows: Vec<Value>,
+    pub next_before_id: Option<i64>,
+}
+
+fn from_page<T: Serialize>(page: Page<T>) -> Listing {
+    Listing {
+        rows: page.items.iter().map(to_json).collect(),
+        next_before_id: page.next_before_id,
+    }
+}
+
+fn to_json<T: Serialize>(row: &T) -> Value {
+    serde_json::to_value(row).unwrap_or(Value::Null)
+}
+
+/// From memory: fetch one more than `limit` to know whether another page exists.
+fn from_memory<T: Serialize>(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> Listing {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    Listing {
+        next_before_id: rows.last().filter(|_| more).map(id),
+        rows: rows.iter().map(to_json).collect(),
+    }
+}
+
+/// A page of `list`. Job payloads are never shown (an EXPLAIN job's carries the
+/// client's parameter values until it is done).
+pub async fn list(
+    shared: &Shared,
+    list: &List,
+    before_id: Option<i64>,
+    limit: usize,
+) -> Result<Listing, String> {
+    let recent = &shared.slow.recent;
+    let Some(store) = shared.store.get() else {
+        return Ok(match list {
+            List::Slow => from_memory(recent.events(before_id, limit + 1), limit, |e| e.id),
+            List::Alerts => from_memory(recent.alerts(before_id, limit + 1), limit, |a| a.id),
+            List::Plans {
+                fingerprint,
+                database,
+            } => {
+                let (f, d) = (fingerprint.as_deref(), database.as_deref());
+                let plans = recent.plans(f, d, before_id, limit + 1);
+                from_memory(plans, limit, |p| p.id)
+            }
+            List::Jobs { .. } => Listing {
+                rows: Vec::new(),
+                next_before_id: None,
+            },
+        });
+    };
+    let limit = limit as u32;
+    let listing = match list {
+        List::Slow => store.list_slow(before_id, limit).await.map(from_page),
+        List::Alerts => store.list_alerts(before_id, limit).await.map(from_page),
+        List::Plans {
+            fingerprint,
+            database,
+        } => {
+            let (f, d) = (fingerprint.as_deref(), database.as_deref());
+            store
+                .list_plans(f, d, before_id, limit)
+                .await
+                .map(from_page)
+        }
+        List::Jobs { status } => store
+            .list_jobs(*status, before_id, limit)
+            .await
+            .map(|page| {
+                let mut listing = from_page(page);
+                for row in &mut listing.rows {
+                    if let Some(job) = row.as_object_mut() {
+                        job.remove("payload");
+                    }
+                }
+                listing
+            }),
+    };
+    listing.map_err(|e| e.to_string())
+}

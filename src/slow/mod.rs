@@ -1,0 +1,203 @@
+//! Slow statements: thresholds, slow events, alerts and EXPLAIN capture. The client path
+//! only compares a duration with a threshold and, when slow, hands a [`SlowSample`] to a
+//! bounded queue ([`Slow::submit`], never waits); one background worker does the rest.
+
+pub mod alerts;
+mod capture;
+mod jobs;
+mod lists;
+mod recent;
+mod start;
+mod webhook;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::stats::QueryStats;
+pub use crate::store::Level;
+
+pub use capture::{CaptureInput, Capturer};
+pub use lists::{list, List, Listing};
+pub use recent::Recent;
+pub use start::{sidecar_id, start};
+
+/// Slow samples waiting for the worker; beyond this they are dropped and counted.
+const QUEUE: usize = 4096;
+
+/// Warning and critical thresholds, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub warning_us: u64,
+    pub critical_us: u64,
+}
+
+/// The thresholds in force: per fingerprint over per database over global.
+#[derive(Debug, Clone)]
+pub struct SlowPolicy {
+    global: Thresholds,
+    databases: HashMap<String, Thresholds>,
+    fingerprints: HashMap<u64, Thresholds>,
+}
+
+impl SlowPolicy {
+    pub fn from_config(config: &Config) -> SlowPolicy {
+        let ms = |v: u64| v.saturating_mul(1000);
+        let global = Thresholds {
+            warning_us: ms(config.slow_warning_ms),
+            critical_us: ms(config.slow_critical_ms),
+        };
+        let databases = config
+            .databases
+            .iter()
+            .map(|(name, db)| {
+                let t = Thresholds {
+                    warning_us: db.slow_warning_ms.map_or(global.warning_us, ms),
+                    critical_us: db.slow_critical_ms.map_or(global.critical_us, ms),
+                };
+                (name.clone(), t)
+            })
+            .collect();
+        let fingerprints = config
+            .slow_fingerprints
+            .iter()
+            .filter_map(|(hex, t)| {
+                let fp = u64::from_str_radix(hex, 16).ok()?;
+                let t = Thresholds {
+                    warning_us: t.slow_warning_ms.map_or(global.warning_us, ms),
+                    critical_us: t.slow_critical_ms.map_or(global.critical_us, ms),
+                };
+                Some((fp, t))
+            })
+            .collect();
+        SlowPolicy {
+            global,
+            databases,
+            fingerprints,
+        }
+    }
+
+    pub fn thresholds(&self, database: &str, fingerprint: u64) -> Thresholds {
+        if let Some(t) = self.fingerprints.get(&fingerprint) {
+            return *t;
+        }
+        self.databases.get(database).copied().unwrap_or(self.global)
+    }
+
+    /// The lowest warning threshold any statement of `database` can have: anything
+    /// faster needs no further look.
+    pub fn floor_us(&self, database: &str) -> u64 {
+        let db = self.databases.get(database).unwrap_or(&self.global);
+        self.fingerprints
+            .values()
+            .map(|t| t.warning_us)
+            .fold(db.warning_us, u64::min)
+    }
+}
+
+/// One slow execution, as the client path hands it over.
+pub struct SlowSample {
+    pub entry: Arc<QueryStats>,
+    pub application_name: Arc<str>,
+    pub duration_us: u64,
+    pub level: Level,
+    /// This execution is the `streak`-th slow one in a row of its entry.
+    pub streak: u32,
+    /// Unix time, milliseconds.
+    pub at_ms: i64,
+    /// What EXPLAIN needs (critical executions only, when the statement text and the
+    /// bound values were available).
+    pub capture: Option<CaptureInput>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct SlowCounters {
+    pub warning: AtomicU64,
+    pub critical: AtomicU64,
+    pub alerts: AtomicU64,
+    pub suppressed: AtomicU64,
+    /// Samples dropped because the worker's queue was full.
+    pub dropped: AtomicU64,
+    pub plans_captured: AtomicU64,
+    pub plan_failures: AtomicU64,
+    pub plan_changes: AtomicU64,
+    pub webhook_failures: AtomicU64,
+}
+
+/// The hub in `Shared`: the queue's sending side, the thresholds, counters and the
+/// recent events kept in memory.
+pub struct Slow {
+    tx: mpsc::Sender<SlowSample>,
+    pub policy: ArcSwap<SlowPolicy>,
+    pub counters: SlowCounters,
+    pub recent: Recent,
+}
+
+impl Slow {
+    /// The hub and the receiving end for [`spawn_worker`].
+    pub fn new(config: &Config) -> (Arc<Slow>, mpsc::Receiver<SlowSample>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let slow = Slow {
+            tx,
+            policy: ArcSwap::from_pointee(SlowPolicy::from_config(config)),
+            counters: SlowCounters::default(),
+            recent: Recent::default(),
+        };
+        (Arc::new(slow), rx)
+    }
+
+    /// Hands a sample to the worker without waiting; a full queue drops it (counted).
+    pub fn submit(&self, sample: SlowSample) {
+        if self.tx.try_send(sample).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn reload(&self, config: &Config) {
+        self.policy.store(Arc::new(SlowPolicy::from_config(config)));
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DatabaseConfig, SlowOverride};
+
+    #[test]
+    fn fingerprint_overrides_database_overrides_global() {
+        let mut config = Config::default();
+        config.databases.insert(
+            "app".into(),
+            DatabaseConfig {
+                slow_warning_ms: Some(100),
+                ..DatabaseConfig::default()
+            },
+        );
+        config.slow_fingerprints.insert(
+            "00000000000000ff".into(),
+            SlowOverride {
+                slow_warning_ms: Some(5),
+                slow_critical_ms: Some(50),
+            },
+        );
+        let p = SlowPolicy::from_config(&config);
+        assert_eq!(p.thresholds("other", 1).warning_us, 500_000);
+        assert_eq!(p.thresholds("app", 1).warning_us, 100_000);
+        assert_eq!(p.thresholds("app", 1).critical_us, 1_000_000);
+        assert_eq!(p.thresholds("app", 0xff).warning_us, 5_000);
+        assert_eq!(p.floor_us("app"), 5_000);
+    }
+}

@@ -1,0 +1,116 @@
+//! The latest slow events, alerts and plans kept in memory: what the API and console
+//! show when there is no store, bounded so a storm of slow queries cannot grow memory.
+//! Rows have the store's shapes, with ids of their own.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::store::{Alert, Plan, SlowEvent, Stored};
+
+/// Items kept per list.
+const KEEP: usize = 1000;
+
+struct Ring<T> {
+    next_id: i64,
+    items: VecDeque<T>,
+}
+
+impl<T> Default for Ring<T> {
+    fn default() -> Self {
+        Ring {
+            next_id: 1,
+            items: VecDeque::new(),
+        }
+    }
+}
+
+impl<T: Clone> Ring<T> {
+    fn push(&mut self, make: impl FnOnce(i64) -> T) -> T {
+        let item = make(self.next_id);
+        self.next_id += 1;
+        if self.items.len() == KEEP {
+            self.items.pop_front();
+        }
+        self.items.push_back(item.clone());
+        item
+    }
+
+    /// Newest first: up to `limit` items with ids below `before_id` that `keep` accepts.
+    fn page(
+        &self,
+        before_id: Option<i64>,
+        limit: usize,
+        id: impl Fn(&T) -> i64,
+        keep: impl Fn(&T) -> bool,
+    ) -> Vec<T> {
+        (self.items.iter().rev())
+            .filter(|t| before_id.is_none_or(|b| id(t) < b))
+            .filter(|t| keep(t))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Default)]
+pub struct Recent {
+    events: Mutex<Ring<Stored<SlowEvent>>>,
+    alerts: Mutex<Ring<Stored<Alert>>>,
+    plans: Mutex<Ring<Plan>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Recent {
+    pub fn push_event(&self, sidecar: &str, event: SlowEvent) {
+        lock(&self.events).push(|id| Stored {
+            id,
+            sidecar: sidecar.to_string(),
+            row: event,
+        });
+    }
+
+    pub fn push_alert(&self, sidecar: &str, alert: Alert) {
+        lock(&self.alerts).push(|id| Stored {
+            id,
+            sidecar: sidecar.to_string(),
+            row: alert,
+        });
+    }
+
+    pub fn push_plan(&self, make: impl FnOnce(i64) -> Plan) {
+        lock(&self.plans).push(make);
+    }
+
+    pub fn events(&self, before_id: Option<i64>, limit: usize) -> Vec<Stored<SlowEvent>> {
+        lock(&self.events).page(before_id, limit, |e| e.id, |_| true)
+    }
+
+    pub fn alerts(&self, before_id: Option<i64>, limit: usize) -> Vec<Stored<Alert>> {
+        lock(&self.alerts).page(before_id, limit, |a| a.id, |_| true)
+    }
+
+    pub fn plans(
+        &self,
+        fingerprint: Option<&str>,
+        database: Option<&str>,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> Vec<Plan> {
+        let keep = |p: &Plan| {
+            fingerprint.is_none_or(|f| p.plan.fingerprint == f)
+                && database.is_none_or(|d| p.plan.database == d)
+        };
+        lock(&self.plans).page(before_id, limit, |p| p.id, keep)
+    }
+
+    /// The latest plan hash captured for (database, fingerprint).
+    pub fn latest_hash(&self, database: &str, fingerprint: &str) -> Option<String> {
+        let plans = lock(&self.plans);
+        (plans.items.iter().rev())
+            .find(|p| p.plan.database == database && p.plan.fingerprint == fingerprint)
+            .map(|p| p.plan.plan_hash.clone())
+    }
+}

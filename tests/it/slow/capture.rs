@@ -1,0 +1,112 @@
+//! EXPLAIN captures in memory-only mode: a SELECT is analyzed with the value the
+//! client bound; an UPDATE and a DELETE are explained without ANALYZE and leave the
+//! table exactly as the client's own statement did.
+
+use serde_json::Value;
+
+use super::eventually;
+use crate::common::http::Http;
+use crate::common::{direct, unique, Proxy};
+
+/// A proxy where every statement is critical (thresholds 0), so every shape is captured.
+async fn capturing_proxy() -> Proxy {
+    Proxy::with(|c| {
+        c.slow_warning_ms = 0;
+        c.slow_critical_ms = 0;
+    })
+    .await
+}
+
+/// `id` 1..=1000 with `v = id`, made without the proxy.
+async fn table() -> String {
+    let name = unique("slowcap");
+    let sql = format!(
+        "CREATE TABLE {name} (id int PRIMARY KEY, v int);
+         INSERT INTO {name} SELECT g, g FROM generate_series(1, 1000) g; ANALYZE {name}"
+    );
+    direct().await.batch_execute(&sql).await.unwrap();
+    name
+}
+
+/// The captured plans whose query mentions `table`.
+async fn plans_for(http: &Http, table: &str) -> Vec<Value> {
+    let (status, page) = http.json("/api/plans?limit=100").await;
+    assert_eq!(status, 200, "{page}");
+    let rows = page["data"].as_array().cloned().unwrap_or_default();
+    rows.into_iter()
+        .filter(|p| p["query"].as_str().unwrap_or_default().contains(table))
+        .collect()
+}
+
+async fn wait_plan(http: &Http, table: &str, verb: &str) -> Value {
+    let find = || async {
+        let plans = plans_for(http, table).await;
+        let verb_of = |p: &Value| p["query"].as_str().unwrap_or_default().starts_with(verb);
+        plans.into_iter().find(verb_of)
+    };
+    let what = format!("a {verb} plan on {table}");
+    eventually(&what, 20, || async { find().await.is_some() }).await;
+    find().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_select_is_analyzed_with_the_bound_value() {
+    let proxy = capturing_proxy().await;
+    let http = Http::new(&proxy);
+    let t = table().await;
+    let client = proxy.client().await;
+    let sql = format!("SELECT id FROM {t} WHERE v = $1");
+    let rows = client.query(&sql, &[&4242i32]).await.unwrap();
+    assert!(rows.is_empty());
+    let plan = wait_plan(&http, &t, "SELECT").await;
+    assert_eq!(plan["analyzed"], true, "{plan}");
+    assert!(plan["actual_ms"].as_f64().is_some(), "{plan}");
+    assert_eq!(plan["plan_hash"].as_str().unwrap().len(), 16);
+    let text = plan["plan"].to_string();
+    assert!(
+        text.contains("4242"),
+        "the real filter value is in the plan: {text}"
+    );
+    // Literals are private by default: the values are not kept with the plan.
+    assert!(plan.get("params").is_none_or(Value::is_null), "{plan}");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_explained_without_analyze_and_run_once() {
+    let proxy = capturing_proxy().await;
+    let http = Http::new(&proxy);
+    let t = table().await;
+    let client = proxy.client().await;
+    let updated = client
+        .execute(
+            &format!("UPDATE {t} SET v = v + 1 WHERE id <= $1"),
+            &[&10i32],
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, 10);
+    let deleted = client
+        .execute(&format!("DELETE FROM {t} WHERE id > $1"), &[&990i32])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 10);
+    for verb in ["UPDATE", "DELETE"] {
+        let plan = wait_plan(&http, &t, verb).await;
+        assert_eq!(plan["analyzed"], false, "{plan}");
+        assert!(plan["actual_ms"].is_null(), "{plan}");
+    }
+    let check = direct().await;
+    let row = check
+        .query_one(&format!("SELECT count(*), sum(v)::int8 FROM {t}"), &[])
+        .await
+        .unwrap();
+    let (count, sum): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(count, 990, "only the client's DELETE removed rows");
+    assert_eq!(
+        sum,
+        (1..=990).sum::<i64>() + 10,
+        "only the client's UPDATE changed v"
+    );
+    proxy.stop().await;
+}

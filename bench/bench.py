@@ -20,6 +20,9 @@ This script owns everything under `bench/` (and the numbers in docs/BENCHMARKS.m
   `--pool-size`: throughput, p99 and whether every client was served.
 * Soak (`--soak MINUTES`). pgbench `-S` plus connection churn through pgsidecar while its
   RSS is sampled every 10 s; exits 1 when the final RSS exceeds 1.1x the post-warm-up RSS.
+* Cost of statistics (`--stats-overhead ROUNDS`). `-S -M simple -c 64` through pgsidecar
+  with `stats = true` and `stats = false`, the order alternating between rounds; TPS,
+  CPU per transaction and the throughput lost over all rounds against the 5% budget.
 * Report. A Markdown report (printed, and written to bench/results/<timestamp>.md) with
   the target verdicts, plus CSV files next to it.
 

@@ -278,6 +278,7 @@ fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AuthType;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let c = Config::from_toml(text, Path::new("proxy.toml"))?;
@@ -293,6 +294,32 @@ mod tests {
         assert_eq!(c.pool_mode, PoolMode::Transaction);
         assert_eq!(c.checkout_timeout.as_secs(), 5);
         assert_eq!(c.server_idle_timeout.as_secs(), 600);
+    }
+
+    #[test]
+    fn the_sample_file_holds_the_defaults() {
+        let mut sample = parse(include_str!("../../proxy.toml")).unwrap();
+        // The one deliberate difference: the sample runs against a local trust server.
+        assert_eq!(sample.auth_type, AuthType::Trust);
+        sample.auth_type = Config::default().auth_type;
+        assert_eq!(
+            sample.to_display_toml(),
+            Config::default().to_display_toml()
+        );
+    }
+
+    #[test]
+    fn slow_settings_are_checked() {
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        let e = err("slow_warning_ms = 10\nslow_critical_ms = 5\n");
+        assert!(e.contains("slow_critical_ms"), "{e}");
+        let e = err("[slow_fingerprints.abc]\nslow_warning_ms = 1\n");
+        assert!(e.contains("slow_fingerprints.abc"), "{e}");
+        let e = err("alert_webhook_url = \"ftp://x\"\n");
+        assert!(e.contains("alert_webhook_url"), "{e}");
+        let e = err("[databases.app]\nslow_critical_ms = 1\n");
+        assert!(e.contains("databases.app.slow_critical_ms"), "{e}");
+        assert!(parse("[slow_fingerprints.0123456789abcdef]\nslow_warning_ms = 1\n").is_ok());
     }
 
     #[test]

@@ -20,6 +20,8 @@ use crate::store::{Alert, SlowEvent};
 /// Captures waiting to run in memory-only mode; more are skipped (the next slow
 /// execution after `explain_interval` tries again).
 const CAPTURE_QUEUE: usize = 16;
+/// Capture times kept before the expired ones are swept (O(n), so not per call).
+const EXPLAINED_SWEEP_AT: usize = 10_000;
 /// Slow events written to the store in one statement, at most every second.
 const EVENT_BATCH: usize = 200;
 
@@ -169,6 +171,11 @@ impl Worker {
             .is_some_and(|t| now.saturating_duration_since(*t) < config.explain_interval)
         {
             return;
+        }
+        if self.explained.len() >= EXPLAINED_SWEEP_AT {
+            let interval = config.explain_interval;
+            self.explained
+                .retain(|_, t| now.saturating_duration_since(*t) < interval);
         }
         self.explained.insert(id, now);
         let job = CaptureJob {

@@ -70,6 +70,20 @@ async fn a_select_is_analyzed_with_the_bound_value() {
     // Literals are private by default: the values are not kept with the plan.
     assert!(plan.get("params").is_none_or(Value::is_null), "{plan}");
     proxy.stop().await;
+
+    // Unless asked for: then the bound value (int4, binary) is kept, as hex.
+    let proxy = Proxy::with(|c| {
+        c.slow_warning_ms = 0;
+        c.slow_critical_ms = 0;
+        c.explain_store_params = true;
+    })
+    .await;
+    let http = Http::new(&proxy);
+    let sql = format!("SELECT id FROM {t} WHERE v = $1 OR id = $1");
+    proxy.client().await.query(&sql, &[&4242i32]).await.unwrap();
+    let plan = wait_plan(&http, &t, "SELECT").await;
+    assert_eq!(plan["params"], serde_json::json!(["\\x00001092"]), "{plan}");
+    proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

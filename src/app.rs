@@ -42,6 +42,8 @@ pub struct Shared {
     pub clients: AtomicUsize,
     /// Clients ever accepted.
     pub clients_total: AtomicU64,
+    /// Clients pinned to their server, by reason (in the order of `PIN_REASONS`).
+    pub pinned_clients: [AtomicU64; 5],
     /// Fired by the first shutdown request: stop accepting, let transactions finish.
     pub shutdown: CancellationToken,
     /// Fired when `shutdown_timeout` runs out or on a second request: close everyone.
@@ -258,6 +260,7 @@ impl App {
             auth: Authenticator::default(),
             clients: AtomicUsize::new(0),
             clients_total: AtomicU64::new(0),
+            pinned_clients: Default::default(),
             shutdown: CancellationToken::new(),
             force_close: CancellationToken::new(),
             draining: AtomicBool::new(false),

@@ -59,7 +59,7 @@ impl Drop for PooledServer {
             return;
         };
         let session_mode = self.pool.mode() == PoolMode::Session;
-        if server.is_clean() && !session_mode {
+        if server.is_clean() && !session_mode && !server.needs_reset {
             self.pool.push_idle(server);
             return;
         }
@@ -105,8 +105,12 @@ async fn clean(
         }
         tracing::debug!(pool = %pool.key, pid = server.pid, "rolled back a transaction its client abandoned");
     }
-    if session_mode {
-        let reset = pool.params().reset_query.clone();
+    if session_mode || server.needs_reset {
+        let mut reset = pool.params().reset_query.clone();
+        if reset.is_empty() && server.needs_reset {
+            reset = "DISCARD ALL".into();
+        }
+        server.needs_reset = false;
         if !reset.is_empty() {
             if let Err(e) = server.simple_query(&reset, CLEANUP_LIMIT).await {
                 tracing::info!(pool = %pool.key, error = %e, "server_reset_query failed; closing server");

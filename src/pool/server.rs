@@ -86,6 +86,9 @@ pub struct ServerConn {
     /// Set when the connection's protocol state is unknown (a message half sent or half
     /// read); such a server is closed, never reused.
     pub poisoned: bool,
+    /// A client pinned to this server left session state on it (LISTEN, advisory
+    /// locks, temporary tables, held cursors): reset it before anyone else gets it.
+    pub needs_reset: bool,
     /// `pid`, `secret` and address, shared with the cancel registry while a client
     /// uses this server (set at login).
     pub cancel_key: Arc<CancelKey>,
@@ -121,6 +124,7 @@ impl ServerConn {
             tx_status: b'I',
             pending: 0,
             poisoned: false,
+            needs_reset: false,
             created: now,
             last_used: now,
             open_count,
@@ -204,19 +208,33 @@ impl ServerConn {
     pub async fn simple_query(&mut self, sql: &str, limit: Duration) -> Result<(), ServerError> {
         let mut out = BytesMut::new();
         messages::query(&mut out, sql);
-        self.exchange(&out, limit).await
+        self.exchange(&out, limit, None).await
+    }
+
+    /// Runs `sql` and returns its rows as text (NULL as `None`).
+    pub async fn query_rows(&mut self, sql: &str, limit: Duration) -> Result<Rows, ServerError> {
+        let mut out = BytesMut::new();
+        messages::query(&mut out, sql);
+        let mut rows = Rows::new();
+        self.exchange(&out, limit, Some(&mut rows)).await?;
+        Ok(rows)
     }
 
     /// Cheapest possible round trip: a lone Sync is answered with ReadyForQuery.
     pub async fn ping(&mut self, limit: Duration) -> Result<(), ServerError> {
-        self.exchange(b"S\0\0\0\x04", limit).await
+        self.exchange(b"S\0\0\0\x04", limit, None).await
     }
 
-    async fn exchange(&mut self, request: &[u8], limit: Duration) -> Result<(), ServerError> {
+    async fn exchange(
+        &mut self,
+        request: &[u8],
+        limit: Duration,
+        rows: Option<&mut Rows>,
+    ) -> Result<(), ServerError> {
         self.pending += 1;
         let work = async {
             self.stream.write_all(request).await?;
-            self.read_until_ready().await
+            self.read_until_ready(rows).await
         };
         match tokio::time::timeout(limit, work).await {
             Ok(result) => result,
@@ -230,7 +248,7 @@ impl ServerConn {
         }
     }
 
-    async fn read_until_ready(&mut self) -> Result<(), ServerError> {
+    async fn read_until_ready(&mut self, mut rows: Option<&mut Rows>) -> Result<(), ServerError> {
         let mut buf = BytesMut::with_capacity(4096);
         let mut scanner = FrameScanner::new(Direction::Backend, usize::MAX);
         let mut first_error = None;
@@ -243,6 +261,11 @@ impl ServerConn {
                             if let Some((k, v)) = parse_parameter_status(body) {
                                 let (k, v) = (k.to_string(), v.to_string());
                                 self.note_parameter(&k, &v);
+                            }
+                        }
+                        b'D' => {
+                            if let Some(rows) = rows.as_deref_mut() {
+                                rows.push(data_row(body));
                             }
                         }
                         b'E' if first_error.is_none() => {
@@ -323,4 +346,35 @@ pub async fn send_cancel(address: &str, pid: i32, secret: i32) -> std::io::Resul
     let mut sink = [0u8; 16];
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut sink)).await;
     Ok(())
+}
+
+/// Rows of a query the proxy runs itself, as text.
+pub type Rows = Vec<Vec<Option<String>>>;
+
+/// The text values of a DataRow body (a malformed one reads as the columns seen so far).
+fn data_row(body: &[u8]) -> Vec<Option<String>> {
+    let mut values = Vec::new();
+    let Some(count) = body.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+        return values;
+    };
+    let mut pos = 2;
+    for _ in 0..count {
+        let Some(len) = body
+            .get(pos..pos + 4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            break;
+        };
+        pos += 4;
+        if len < 0 {
+            values.push(None);
+            continue;
+        }
+        let Some(value) = body.get(pos..pos + len as usize) else {
+            break;
+        };
+        values.push(Some(String::from_utf8_lossy(value).into_owned()));
+        pos += len as usize;
+    }
+    values
 }

@@ -12,6 +12,7 @@
 //! (`parsed == false`). Literal values are never stored: normalized texts carry `$n`.
 
 mod analyzer;
+mod effects;
 mod fallback;
 mod lexer;
 mod parse;
@@ -23,6 +24,7 @@ pub(crate) mod worker;
 use std::fmt::Write as _;
 
 pub use analyzer::{Analyzer, MAX_PARSE_DEPTH};
+pub use effects::{session_effects, PinReason, SessionEffects};
 pub use split::{split_statements, Statement, Statements};
 
 /// The kind of a statement, for per-command statistics.

@@ -19,6 +19,9 @@ pub use crate::pool::server::is_transferable;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientParams {
     settings: Vec<(String, String)>,
+    /// Names in `settings` that were read back from a server after the client changed
+    /// its session (SET and the like), as opposed to asked for at startup.
+    session_names: Vec<String>,
     /// Hash of `settings`, kept current by `set`.
     signature: u64,
 }
@@ -123,6 +126,33 @@ impl ClientParams {
             let _ = write!(sql, "SELECT {};", calls.join(", "));
         }
         (!sql.is_empty()).then_some(sql)
+    }
+
+    /// Adopts the session-level settings read back from `server` after the client may
+    /// have changed some (SET, RESET, `set_config`, DISCARD): `current` is every
+    /// `(name, value)` the session set. Reported parameters are left to ParameterStatus.
+    /// Records on the server what it now has, so the next client gets its own values.
+    pub fn adopt_session(&mut self, server: &mut ServerConn, current: &[(String, String)]) {
+        let current: Vec<(String, &str)> = (current.iter())
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
+            .filter(|(k, _)| !server.reported.contains_key(k.as_str()))
+            .collect();
+        for name in std::mem::take(&mut self.session_names) {
+            if !current.iter().any(|(k, _)| *k == name) {
+                self.settings.retain(|(k, _)| *k != name);
+            }
+        }
+        server.applied.clear();
+        for (name, value) in current {
+            server.applied.insert(name.clone(), value.to_string());
+            match self.settings.iter_mut().find(|(k, _)| *k == name) {
+                Some(entry) => entry.1 = value.to_string(),
+                None => self.settings.push((name.clone(), value.to_string())),
+            }
+            self.session_names.push(name);
+        }
+        self.signature = self.compute_signature();
+        server.verified_for = Some(self.signature);
     }
 
     /// After a sync: records on the server what it now has, and adopts the server's

@@ -21,7 +21,8 @@ use super::buffers;
 use super::track::{sqlstate_of, Tracker};
 use crate::pool::PooledServer;
 use crate::protocol::messages::{self, parse_parameter_status};
-use crate::protocol::{Direction, FrameScanner, ProtocolError, Scan};
+use crate::protocol::{read_cstr, Direction, FrameScanner, ProtocolError, Scan};
+use crate::query::{session_effects, PinReason};
 
 /// Reads stop while this much framed data waits to be written (backpressure). Bytes of
 /// a frame still arriving do not count, so a message the proxy must see whole (a long
@@ -33,6 +34,9 @@ const READ_CHUNK: usize = 8 * 1024;
 const EARLY_CHECKOUT: usize = 64 * 1024;
 /// Steps of progress before yielding to other tasks.
 const STEPS_PER_POLL: usize = 32;
+
+/// Called once when a client gets pinned, with the reason and the statement.
+pub type PinReport = Box<dyn FnMut(PinReason, &str) + Send>;
 
 /// What the session must do next.
 #[derive(Debug)]
@@ -88,6 +92,14 @@ pub struct Relay {
     pub release_when_idle: bool,
     /// Per-statement measurement, when statistics are on.
     pub tracker: Option<Tracker>,
+    /// Transaction mode: look for statements with session effects (settings, pins).
+    pub watch_effects: bool,
+    /// A statement may have changed a session setting since the server was attached.
+    pub settings_touched: bool,
+    /// Why the client keeps its server for the rest of its session, once it must.
+    pub pinned: Option<PinReason>,
+    /// Told once, when the client gets pinned (reason and statement), to log and count.
+    pub on_pin: Option<PinReport>,
 }
 
 impl Relay {
@@ -110,6 +122,10 @@ impl Relay {
             reported: Vec::new(),
             release_when_idle: true,
             tracker: None,
+            watch_effects: false,
+            settings_touched: false,
+            pinned: None,
+            on_pin: None,
         }
     }
 
@@ -377,12 +393,38 @@ impl Relay {
             if let Some(tracker) = self.tracker.as_mut() {
                 tracker.client_frame(tag, &self.cbuf[self.c_fwd + 5..self.c_fwd + len]);
             }
+            if self.watch_effects && matches!(tag, b'Q' | b'P') {
+                self.note_effects(tag, self.c_fwd + 5..self.c_fwd + len);
+            }
             self.c_fwd += len;
         }
         if self.server.is_none() && (self.c_fwd > EARLY_CHECKOUT || self.cscan.mid_frame()) {
             self.wants_server = true;
         }
         Ok(())
+    }
+
+    /// Looks for session effects in a Query or Parse (body at `body` in `cbuf`): a
+    /// possible settings change is noted; a pin keeps the server for good.
+    fn note_effects(&mut self, tag: u8, body: std::ops::Range<usize>) {
+        let body = &self.cbuf[body];
+        let mut pos = 0;
+        if tag == b'P' {
+            let _name = read_cstr(body, &mut pos);
+        }
+        let Some(sql) = read_cstr(body, &mut pos) else {
+            return;
+        };
+        let effects = session_effects(sql);
+        self.settings_touched |= effects.settings;
+        if let Some(reason) = effects.pin {
+            self.pinned = Some(reason);
+            self.watch_effects = false;
+            self.release_when_idle = false;
+            if let Some(mut on_pin) = self.on_pin.take() {
+                on_pin(reason, sql);
+            }
+        }
     }
 
     /// Removes the frame at `c_fwd` from the client buffer.

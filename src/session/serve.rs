@@ -4,6 +4,7 @@
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -13,12 +14,14 @@ use super::clients::ClientHandle;
 use super::error::checkout_error;
 use super::login::{sync_server, Greeted};
 use super::params::{is_transferable, ClientParams};
-use super::relay::{Event, Relay, RelayError};
+use super::relay::{Event, PinReport, Relay, RelayError};
 use super::track::{SlowHook, Tracker};
 use super::{report, SessionError};
+use crate::admin::PIN_REASONS;
 use crate::app::Shared;
 use crate::config::PoolMode;
 use crate::pool::{Pool, PoolError, ServerError};
+use crate::query::PinReason;
 
 pub struct Serve {
     shared: Arc<Shared>,
@@ -27,6 +30,26 @@ pub struct Serve {
     params: ClientParams,
     client: ClientHandle,
     peer: SocketAddr,
+}
+
+/// Every setting the session changed (SET, `set_config`), and the role (not listed in
+/// pg_settings).
+const SESSION_SETTINGS: &str = "SELECT name, setting FROM pg_catalog.pg_settings \
+     WHERE source = 'session' UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
+
+/// Counts and logs, once per client, that it was pinned to its server.
+fn pin_reporter(shared: &Arc<Shared>, pool: &crate::pool::PoolKey, peer: SocketAddr) -> PinReport {
+    let shared = shared.clone();
+    let pool = pool.to_string();
+    Box::new(move |reason, sql| {
+        let index = PIN_REASONS.iter().position(|r| *r == reason.as_str());
+        if let Some(counter) = index.and_then(|i| shared.pinned_clients.get(i)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        let statement: String = sql.chars().take(200).collect();
+        tracing::info!(%peer, %pool, reason = reason.as_str(), %statement,
+            "client pinned to its server for the rest of its session");
+    })
 }
 
 impl Serve {
@@ -39,6 +62,8 @@ impl Serve {
         let config = shared.config();
         let mut relay = Relay::new(stream, config.max_message_size);
         relay.release_when_idle = greeted.pool.mode() == PoolMode::Transaction;
+        relay.watch_effects = relay.release_when_idle;
+        relay.on_pin = Some(pin_reporter(&shared, &greeted.pool.key, peer));
         if let Some(measure) = &shared.measure {
             let key = &greeted.pool.key;
             let app = greeted.params.get("application_name").unwrap_or("");
@@ -106,7 +131,10 @@ impl Serve {
             .await?;
             match event {
                 Event::NeedServer => self.attach().await?,
-                Event::ServerIdle => self.release(),
+                Event::ServerIdle => {
+                    self.read_back_settings().await;
+                    self.release();
+                }
                 Event::ClientDone => return Ok(()),
             }
         }
@@ -140,13 +168,44 @@ impl Serve {
         Ok(())
     }
 
+    /// After a transaction that may have changed session settings, reads them back from
+    /// the server into the client's record, so they follow the client to its next
+    /// server and never stay behind for another client. A failure closes the server.
+    async fn read_back_settings(&mut self) {
+        if !std::mem::take(&mut self.relay.settings_touched) {
+            return;
+        }
+        let Some(server) = self.relay.server.as_mut() else {
+            return;
+        };
+        let limit = self.pool.params().connect_timeout;
+        match server.query_rows(SESSION_SETTINGS, limit).await {
+            Ok(rows) => {
+                let current: Vec<(String, String)> = (rows.into_iter())
+                    .filter_map(|row| match row.as_slice() {
+                        [Some(name), Some(value)] => Some((name.clone(), value.clone())),
+                        _ => None,
+                    })
+                    .filter(|(name, value)| !(name == "role" && value == "none"))
+                    .collect();
+                self.params.adopt_session(server, &current);
+            }
+            Err(e) => {
+                tracing::info!(peer = %self.peer, pool = %self.pool.key, error = %e, "cannot read back session settings; closing the server");
+                server.poisoned = true;
+            }
+        }
+    }
+
     /// Gives the server back (dropping the guard returns or cleans it), after carrying
-    /// any settings the client changed over to its own record.
+    /// any settings the client changed over to its own record. A pinned client's server
+    /// is reset before anyone else gets it.
     fn release(&mut self) {
         self.client.set_server(None);
         let Some(mut server) = self.relay.detach_server() else {
             return;
         };
+        server.needs_reset |= self.relay.pinned.is_some();
         for (name, value) in self.relay.reported.drain(..) {
             server.note_parameter(&name, &value);
             if is_transferable(&name.to_ascii_lowercase()) {

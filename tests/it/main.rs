@@ -18,6 +18,7 @@ mod pool_maintenance;
 mod queries;
 mod scram;
 mod server_auth;
+mod session_state;
 mod shutdown;
 mod signals;
 mod slow;

@@ -19,8 +19,9 @@ use crate::admin::pools::{client_counts, server_counts};
 use crate::app::Shared;
 use crate::pool::WAIT_BUCKETS;
 
-/// Reasons a client can be pinned to its server; nothing pins yet, the family is
-/// exported at 0 so dashboards can be built now.
+/// Reasons a client can be pinned to its server, in the order of
+/// `Shared::pinned_clients`. `copy` stays 0: a COPY cannot outlive its transaction in
+/// the protocol, so it never pins.
 pub const PIN_REASONS: [&str; 5] = [
     "listen",
     "advisory_lock",
@@ -212,8 +213,8 @@ impl Collector for PoolCollector {
             self.shared.clients_total.load(Ordering::Relaxed) as f64,
         );
         let mut pinned = Family::new(&PINNED);
-        for reason in PIN_REASONS {
-            pinned.counter(&[reason], 0.0);
+        for (reason, n) in PIN_REASONS.iter().zip(&self.shared.pinned_clients) {
+            pinned.counter(&[reason], n.load(Ordering::Relaxed) as f64);
         }
         let mut build = Family::new(&BUILD);
         build.gauge(&[env!("CARGO_PKG_VERSION")], 1.0);

@@ -21,7 +21,6 @@ use crate::admin::PIN_REASONS;
 use crate::app::Shared;
 use crate::config::PoolMode;
 use crate::pool::{Pool, PoolError, ServerError};
-use crate::query::PinReason;
 
 pub struct Serve {
     shared: Arc<Shared>,

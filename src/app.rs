@@ -329,6 +329,8 @@ impl App {
             self.force_shutdown();
             self.tracker.wait().await;
         }
+        // Every client is gone: background workers (slow statements) may end too.
+        self.shared.force_close.cancel();
         tracing::info!("pgsidecar stopped");
     }
 }

@@ -54,7 +54,10 @@ async fn in_transaction(
     safety: Safety,
 ) -> Result<CapturedPlan, ExplainError> {
     let outcome = explain(client, req, limits, safety).await;
-    match client.batch_execute("ROLLBACK").await {
+    // Session advisory locks survive a rollback: a function the statement ran may have
+    // taken one, and this connection goes back to its pool.
+    let rollback = "ROLLBACK; SELECT pg_catalog.pg_advisory_unlock_all()";
+    match client.batch_execute(rollback).await {
         Ok(()) => outcome,
         Err(source) => {
             tracing::warn!(error = %source, "ROLLBACK after EXPLAIN capture failed");
@@ -78,9 +81,18 @@ async fn explain(
         .await
         .map_err(fail)?;
     let downgrade_reason = match safety {
-        Safety::Analyze { functions } => volatility::unsafe_function(client, &functions)
+        Safety::Analyze {
+            functions,
+            relations,
+        } => match volatility::unsafe_function(client, &functions)
             .await
-            .map_err(fail)?,
+            .map_err(fail)?
+        {
+            Some(reason) => Some(reason),
+            None => volatility::unsafe_relation(client, &relations)
+                .await
+                .map_err(fail)?,
+        },
         Safety::PlainOnly { reason } => Some(reason.to_owned()),
     };
     let analyzed = downgrade_reason.is_none();

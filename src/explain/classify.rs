@@ -16,14 +16,19 @@ use crate::query::{split_statements, MAX_PARSE_DEPTH};
 /// What a capture may do with a statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Safety {
-    /// A plain query: executing it changes nothing, unless one of `functions` does (the
-    /// caller checks their volatility first).
-    Analyze { functions: Vec<FunctionName> },
+    /// A plain query: executing it changes nothing, unless one of `functions` does, or
+    /// a view or row-security policy among `relations` runs functions of its own (the
+    /// caller checks both first).
+    Analyze {
+        functions: Vec<FunctionName>,
+        relations: Vec<FunctionName>,
+    },
     /// Only plan it: executing it could change something, or it could not be analyzed.
     PlainOnly { reason: &'static str },
 }
 
-/// A function called by name, as written (identifiers already case-folded by the parser).
+/// A function (or relation) by name, as written (identifiers already case-folded by the
+/// parser).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FunctionName {
     /// The schema when the call was qualified (`pg_catalog.now()`).
@@ -84,10 +89,13 @@ fn classify_now(sql: &str) -> Safety {
     if let Some(reason) = found.unsafe_reason {
         return plain(reason);
     }
-    found.functions.sort();
-    found.functions.dedup();
+    for names in [&mut found.functions, &mut found.relations] {
+        names.sort();
+        names.dedup();
+    }
     Safety::Analyze {
         functions: found.functions,
+        relations: found.relations,
     }
 }
 
@@ -96,6 +104,7 @@ fn classify_now(sql: &str) -> Safety {
 struct Found {
     unsafe_reason: Option<&'static str>,
     functions: Vec<FunctionName>,
+    relations: Vec<FunctionName>,
 }
 
 impl Found {
@@ -122,6 +131,16 @@ impl Found {
                 "LockingClause" => self.unsafe_reason = Some("locking clause (FOR UPDATE/SHARE)"),
                 "into_clause" if !value.is_null() => {
                     self.unsafe_reason = Some("SELECT INTO creates a table");
+                }
+                "RangeVar" => {
+                    let name = value.get("relname").and_then(Value::as_str);
+                    let schema = value.get("schemaname").and_then(Value::as_str);
+                    if let Some(name) = name.filter(|n| !n.is_empty()) {
+                        self.relations.push(FunctionName {
+                            schema: schema.filter(|s| !s.is_empty()).map(str::to_owned),
+                            name: name.to_owned(),
+                        });
+                    }
                 }
                 "FuncCall" => {
                     if let Some(name) = function_name(value) {
@@ -172,7 +191,9 @@ mod tests {
 
     fn functions(sql: &str) -> Vec<String> {
         match classify(sql) {
-            Safety::Analyze { functions } => functions.iter().map(ToString::to_string).collect(),
+            Safety::Analyze { functions, .. } => {
+                functions.iter().map(ToString::to_string).collect()
+            }
             other => panic!("{sql}: expected Analyze, got {other:?}"),
         }
     }

@@ -10,6 +10,38 @@ const LOOKUP: &str = "SELECT n.nspname::text, p.proname::text, p.provolatile = '
      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
      WHERE p.proname = ANY($1::text[])";
 
+/// Views (whose rules run their own functions) and tables with row security (whose
+/// policies do), among the relations a query reads; CTE names do not resolve and drop out.
+const RELATIONS: &str = "SELECT c.relname::text FROM pg_catalog.pg_class c \
+     WHERE c.oid = ANY(ARRAY(SELECT pg_catalog.to_regclass(r) FROM unnest($1::text[]) r)) \
+     AND (c.relkind = 'v' OR c.relrowsecurity)";
+
+/// Why reading `relations` might execute functions the statement does not name: a view
+/// or row-level security. Conservative: any view counts, whatever it calls.
+pub(crate) async fn unsafe_relation(
+    client: &Client,
+    relations: &[FunctionName],
+) -> Result<Option<String>, tokio_postgres::Error> {
+    if relations.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<String> = relations.iter().map(qualified).collect();
+    let rows = client.query(RELATIONS, &[&names]).await?;
+    Ok(rows.first().map(|row| {
+        let name: String = row.get(0);
+        format!("reads view or row-security table {name}")
+    }))
+}
+
+/// `schema.name` quoted for `to_regclass`, so case and odd characters survive.
+fn qualified(name: &FunctionName) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    match &name.schema {
+        Some(schema) => format!("{}.{}", quote(schema), quote(&name.name)),
+        None => quote(&name.name),
+    }
+}
+
 /// One `pg_proc` row.
 #[derive(Debug)]
 struct Proc {

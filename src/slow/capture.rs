@@ -114,11 +114,21 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Side connections for EXPLAIN, one small pool per server database, as the proxy's
-/// own identity (the upstream URL's user), never a client's connection.
+/// Side connections for EXPLAIN, one small pool per server (host, port, database, and
+/// the proxy's own identity: the upstream URL's user), never a client's connection.
 #[derive(Default)]
 pub struct Capturer {
-    pools: DashMap<String, deadpool_postgres::Pool>,
+    pools: DashMap<PoolTarget, deadpool_postgres::Pool>,
+}
+
+/// Where a side pool connects; a reload that changes any of it gets a new pool.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PoolTarget {
+    host: String,
+    port: u16,
+    dbname: String,
+    user: String,
+    password: Option<String>,
 }
 
 impl Capturer {
@@ -154,7 +164,14 @@ impl Capturer {
     }
 
     fn pool(&self, upstream: &Upstream, settings: &PoolSettings) -> deadpool_postgres::Pool {
-        if let Some(pool) = self.pools.get(&settings.server_dbname) {
+        let target = PoolTarget {
+            host: settings.host.clone(),
+            port: settings.port,
+            dbname: settings.server_dbname.clone(),
+            user: upstream.user.clone(),
+            password: upstream.password.clone(),
+        };
+        if let Some(pool) = self.pools.get(&target) {
             return pool.clone();
         }
         let mut pg = tokio_postgres::Config::new();
@@ -179,8 +196,7 @@ impl Capturer {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .unwrap_or_else(|e| unreachable!("pool with a runtime builds: {e}"));
-        self.pools
-            .insert(settings.server_dbname.clone(), pool.clone());
+        self.pools.insert(target, pool.clone());
         pool
     }
 }

@@ -12,17 +12,37 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::capture::CaptureInput;
-use super::{unix_ms, webhook};
+use super::flush::FlushRow;
+use super::webhook;
 use crate::app::Shared;
 use crate::explain::{CapturedPlan, ExplainLimits};
 use crate::store::{self, Alert, NewPlan, Plan, Store};
 
 /// Attempts for a webhook delivery without a store (the store's jobs retry by themselves).
 const MEMORY_DELIVERY_ATTEMPTS: u32 = 3;
-/// A job claimed longer ago than this by a sidecar that never finished it is retried.
+/// A job claimed longer ago than this (at least; see [`stale_after`]) by a sidecar that
+/// never finished it is retried.
 const STALE_CLAIM: Duration = Duration::from_secs(300);
-/// Jobs one claim takes.
-const CLAIM_BATCH: u32 = 4;
+/// Jobs one claim takes: one, so a claim's start is its job's start (a batch would age
+/// its last job while the first ones run, and another sidecar could take it over).
+const CLAIM_BATCH: u32 = 1;
+
+/// How long one store call from the slow pipeline may take: a store that stops
+/// answering must not stall slow-event handling behind it.
+const STORE_CALL: Duration = Duration::from_secs(10);
+
+/// Runs a store call with [`STORE_CALL`] as its limit; errors become text.
+pub(super) async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, store::StoreError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(STORE_CALL, call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the store did not answer within {} s",
+            STORE_CALL.as_secs()
+        )),
+    }
+}
 
 /// One EXPLAIN to capture (also the payload of an `explain` job).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,13 +133,13 @@ pub async fn deliver_alert(shared: &Arc<Shared>, alert: Alert) {
     let url = shared.config().alert_webhook_url.clone();
     match shared.store.get() {
         Some(store) => {
-            if let Err(e) = store.insert_alert(&alert).await {
+            if let Err(e) = bounded(store.insert_alert(&alert)).await {
                 tracing::warn!(error = %e, "cannot store the alert");
             }
             if let Some(url) = url {
                 let body = webhook::body(&alert, &shared.sidecar_id);
                 let payload = json!({ "url": url, "body": body });
-                if let Err(e) = store.enqueue("webhook", payload, None).await {
+                if let Err(e) = bounded(store.enqueue("webhook", payload, None)).await {
                     tracing::warn!(error = %e, "cannot queue the alert webhook; posting it now");
                     spawn_memory_delivery(shared.clone(), url, alert);
                 }
@@ -150,10 +170,7 @@ fn spawn_memory_delivery(shared: Arc<Shared>, url: String, alert: Alert) {
 
 /// Queues a capture unless another sidecar captured this fingerprint within the interval.
 pub async fn enqueue_capture(store: &Store, job: CaptureJob, interval: Duration) {
-    match store
-        .try_claim_explain(&job.database, &job.fingerprint, interval)
-        .await
-    {
+    match bounded(store.try_claim_explain(&job.database, &job.fingerprint, interval)).await {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
@@ -165,7 +182,7 @@ pub async fn enqueue_capture(store: &Store, job: CaptureJob, interval: Duration)
         Ok(p) => p,
         Err(e) => return tracing::warn!(error = %e, "cannot encode the EXPLAIN job"),
     };
-    if let Err(e) = store.enqueue("explain", payload, None).await {
+    if let Err(e) = bounded(store.enqueue("explain", payload, None)).await {
         tracing::warn!(error = %e, "cannot queue the EXPLAIN capture");
     }
 }
@@ -182,43 +199,46 @@ pub async fn run_jobs(
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        if let Err(e) = store.requeue_stale(STALE_CLAIM).await {
+        if let Err(e) = store.requeue_stale(stale_after(&shared)).await {
             tracing::debug!(error = %e, "cannot requeue stale jobs");
         }
-        let jobs = match store.claim(CLAIM_BATCH).await {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot claim jobs");
-                continue;
+        // Run what is due, one claim at a time, until nothing is left or shutdown.
+        while !stop.is_cancelled() {
+            let jobs = match store.claim(CLAIM_BATCH).await {
+                Ok(jobs) if !jobs.is_empty() => jobs,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot claim jobs");
+                    break;
+                }
+            };
+            for job in jobs {
+                finish_job(&shared, &store, &job).await;
             }
-        };
-        for job in jobs {
-            finish_job(&shared, &store, &job).await;
         }
     }
 }
 
-/// Runs a claimed job and records how it went. An EXPLAIN job's payload (the client's
-/// parameter values) is cleared once the job will not run again.
+/// Runs a claimed job and records how it went. The store drops the payload (an EXPLAIN
+/// job's holds the client's parameter values) once the job will not run again.
 async fn finish_job(shared: &Arc<Shared>, store: &Store, job: &store::Job) {
-    let outcome = run_job(shared, store, &job.kind, &job.payload).await;
-    let last_run = match outcome {
-        Ok(()) => store.complete(job.id).await.map(|_| true),
+    let recorded = match run_job(shared, store, &job.kind, &job.payload).await {
+        Ok(()) => store.complete(job.id).await.map(drop),
         Err(e) => {
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %e, "job failed");
-            let status = store.fail(job.id, &e).await;
-            status.map(|s| s != Some(store::JobStatus::Pending))
+            store.fail(job.id, &e).await.map(drop)
         }
     };
-    match last_run {
-        Ok(true) if job.kind == "explain" => {
-            if let Err(e) = store.clear_payload(job.id).await {
-                tracing::warn!(job = job.id, error = %e, "cannot clear the job's parameter values");
-            }
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(job = job.id, error = %e, "cannot record the job's outcome"),
+    if let Err(e) = recorded {
+        tracing::warn!(job = job.id, error = %e, "cannot record the job's outcome");
     }
+}
+
+/// How long a claim may last before the job counts as abandoned: longer than the
+/// longest capture (two statements under `explain_statement_timeout`, plus waits).
+fn stale_after(shared: &Shared) -> Duration {
+    let capture = shared.config().explain_statement_timeout * 2 + Duration::from_secs(60);
+    capture.max(STALE_CLAIM)
 }
 
 async fn run_job(
@@ -240,7 +260,8 @@ async fn run_job(
         "flush" => {
             let rows: Vec<FlushRow> = serde_json::from_value(payload["rows"].clone())
                 .map_err(|e| format!("bad payload: {e}"))?;
-            let rows: Vec<store::Snapshot> = rows.into_iter().map(FlushRow::snapshot).collect();
+            let rows: Vec<store::Snapshot> =
+                rows.into_iter().map(FlushRow::into_snapshot).collect();
             store
                 .insert_snapshots(&rows)
                 .await
@@ -255,103 +276,4 @@ async fn run_job(
         }
         other => Err(format!("unknown job kind {other:?}")),
     }
-}
-
-/// Every `stats_flush_interval` (a minute), the last minute's statistics of every active
-/// entry become a `flush` job (one batch, never per query); once a day (the first sidecar
-/// of the fleet to queue the day's key) a `retention` job.
-pub async fn run_schedules(
-    shared: Arc<Shared>,
-    store: Store,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let mut tick = tokio::time::interval(shared.config().stats_flush_interval);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        if let Some(rows) = minute_rows(&shared) {
-            if let Err(e) = store.enqueue("flush", json!({ "rows": rows }), None).await {
-                tracing::warn!(error = %e, "cannot queue the statistics flush");
-            }
-        }
-        let day = store::rfc3339_ms(std::time::SystemTime::now());
-        let key = format!("retention:{}", &day[..10]);
-        if let Err(e) = store.enqueue("retention", json!({}), Some(&key)).await {
-            tracing::debug!(error = %e, "cannot queue the retention job");
-        }
-    }
-}
-
-/// One entry's last minute, as carried in a `flush` job's payload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct FlushRow {
-    at_ms: i64,
-    database: String,
-    username: String,
-    fingerprint: String,
-    query: String,
-    command: String,
-    calls: i64,
-    errors: i64,
-    rows: i64,
-    total_ms: f64,
-    p50_ms: f64,
-    p95_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-}
-
-impl FlushRow {
-    fn snapshot(self) -> store::Snapshot {
-        store::Snapshot {
-            at: std::time::UNIX_EPOCH + Duration::from_millis(self.at_ms.max(0) as u64),
-            database: self.database,
-            username: self.username,
-            fingerprint: self.fingerprint,
-            query: self.query,
-            command: self.command,
-            calls: self.calls,
-            errors: self.errors,
-            rows: self.rows,
-            total_ms: self.total_ms,
-            p50_ms: self.p50_ms,
-            p95_ms: self.p95_ms,
-            p99_ms: self.p99_ms,
-            max_ms: self.max_ms,
-        }
-    }
-}
-
-/// The 1-minute window of each entry that ran in it.
-fn minute_rows(shared: &Shared) -> Option<Vec<FlushRow>> {
-    let measure = shared.measure.as_ref()?;
-    let now = measure.epoch.elapsed().as_secs();
-    let at_ms = unix_ms() / 60_000 * 60_000;
-    let ms = |us: u64| us as f64 / 1000.0;
-    let rows: Vec<FlushRow> = measure
-        .registry
-        .snapshot(crate::stats::Window::Min1, now)
-        .into_iter()
-        .filter(|s| s.calls > 0)
-        .map(|s| FlushRow {
-            at_ms,
-            database: s.key.database.clone(),
-            username: s.key.user.clone(),
-            fingerprint: format!("{:016x}", s.key.fingerprint),
-            query: s.meta.normalized.clone(),
-            command: s.meta.command_label.clone(),
-            calls: s.calls as i64,
-            errors: s.errors as i64,
-            rows: s.rows as i64,
-            total_ms: ms(s.total_us),
-            p50_ms: ms(s.p50_us),
-            p95_ms: ms(s.p95_us),
-            p99_ms: ms(s.p99_us),
-            max_ms: ms(s.max_us),
-        })
-        .collect();
-    (!rows.is_empty()).then_some(rows)
 }

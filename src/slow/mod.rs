@@ -4,6 +4,7 @@
 
 pub mod alerts;
 mod capture;
+mod flush;
 mod jobs;
 mod lists;
 mod recent;
@@ -42,7 +43,8 @@ pub struct Thresholds {
 pub struct SlowPolicy {
     global: Thresholds,
     databases: HashMap<String, Thresholds>,
-    fingerprints: HashMap<u64, Thresholds>,
+    /// Per fingerprint: warning and critical, each unset when it follows the database.
+    fingerprints: HashMap<u64, (Option<u64>, Option<u64>)>,
 }
 
 impl SlowPolicy {
@@ -63,16 +65,14 @@ impl SlowPolicy {
                 (name.clone(), t)
             })
             .collect();
+        // A fingerprint's unset threshold follows its database's, so overrides are kept
+        // as given and completed per lookup.
         let fingerprints = config
             .slow_fingerprints
             .iter()
             .filter_map(|(hex, t)| {
                 let fp = u64::from_str_radix(hex, 16).ok()?;
-                let t = Thresholds {
-                    warning_us: t.slow_warning_ms.map_or(global.warning_us, ms),
-                    critical_us: t.slow_critical_ms.map_or(global.critical_us, ms),
-                };
-                Some((fp, t))
+                Some((fp, (t.slow_warning_ms.map(ms), t.slow_critical_ms.map(ms))))
             })
             .collect();
         SlowPolicy {
@@ -83,19 +83,22 @@ impl SlowPolicy {
     }
 
     pub fn thresholds(&self, database: &str, fingerprint: u64) -> Thresholds {
-        if let Some(t) = self.fingerprints.get(&fingerprint) {
-            return *t;
+        let db = self.databases.get(database).copied().unwrap_or(self.global);
+        match self.fingerprints.get(&fingerprint) {
+            Some((warning, critical)) => Thresholds {
+                warning_us: warning.unwrap_or(db.warning_us),
+                critical_us: critical.unwrap_or(db.critical_us),
+            },
+            None => db,
         }
-        self.databases.get(database).copied().unwrap_or(self.global)
     }
 
     /// The lowest warning threshold any statement of `database` can have: anything
     /// faster needs no further look.
     pub fn floor_us(&self, database: &str) -> u64 {
         let db = self.databases.get(database).unwrap_or(&self.global);
-        self.fingerprints
-            .values()
-            .map(|t| t.warning_us)
+        (self.fingerprints.values())
+            .filter_map(|(warning, _)| *warning)
             .fold(db.warning_us, u64::min)
     }
 }
@@ -199,5 +202,16 @@ mod tests {
         assert_eq!(p.thresholds("app", 1).critical_us, 1_000_000);
         assert_eq!(p.thresholds("app", 0xff).warning_us, 5_000);
         assert_eq!(p.floor_us("app"), 5_000);
+        config.slow_fingerprints.insert(
+            "00000000000000fe".into(),
+            SlowOverride {
+                slow_warning_ms: None,
+                slow_critical_ms: Some(7_000),
+            },
+        );
+        let p = SlowPolicy::from_config(&config);
+        // An unset fingerprint threshold follows the database's, not the global one.
+        assert_eq!(p.thresholds("app", 0xfe).warning_us, 100_000);
+        assert_eq!(p.thresholds("app", 0xfe).critical_us, 7_000_000);
     }
 }

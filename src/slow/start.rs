@@ -19,7 +19,8 @@ const STORE_START: Duration = Duration::from_secs(15);
 /// shutdown; they are not waited for (nothing a client waits on is left in them).
 pub fn start(shared: &Arc<Shared>, rx: mpsc::Receiver<SlowSample>, _tracker: &TaskTracker) {
     let stop = shared.shutdown.clone();
-    let captures = super::worker::spawn_worker(shared.clone(), rx, stop.clone());
+    // The worker keeps recording while clients drain; it stops when they are closed.
+    let captures = super::worker::spawn_worker(shared.clone(), rx, shared.force_close.clone());
     tokio::spawn(jobs::run_memory_captures(shared.clone(), captures));
     let config = shared.config();
     if !config.store {
@@ -47,7 +48,7 @@ pub fn start(shared: &Arc<Shared>, rx: mpsc::Receiver<SlowSample>, _tracker: &Ta
             return;
         }
         tokio::spawn(jobs::run_jobs(shared.clone(), store.clone(), stop.clone()));
-        tokio::spawn(jobs::run_schedules(shared, store, stop));
+        tokio::spawn(super::flush::run_schedules(shared, store, stop));
     });
 }
 

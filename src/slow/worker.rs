@@ -203,7 +203,7 @@ impl Worker {
             return;
         }
         let events = std::mem::take(&mut self.events);
-        if let Err(e) = store.insert_slow_events(&events).await {
+        if let Err(e) = jobs::bounded(store.insert_slow_events(&events)).await {
             tracing::warn!(error = %e, count = events.len(), "cannot store slow events; they stay in memory only");
         }
     }

@@ -96,6 +96,10 @@ impl QueryStats {
         lock(&self.inner).heap_bytes()
     }
 
+    fn minute(&self, minute: u64, now: u64, acc: &mut Acc) {
+        lock(&self.inner).read_minute(minute, now, acc);
+    }
+
     fn window(&self, w: Window, now: u64, acc: &mut Acc) -> (u64, u64) {
         let mut inner = lock(&self.inner);
         inner.read(w, now, acc);
@@ -275,6 +279,28 @@ impl Registry {
             })
             .collect();
         rows.sort_by(|a, b| b.total_us.cmp(&a.total_us).then_with(|| a.key.cmp(&b.key)));
+        rows
+    }
+
+    /// One row per entry that ran in the completed minute `minute` (minutes since the
+    /// registry's time zero), each counted once: what a store flush writes.
+    pub fn minute(&self, minute: u64, now: u64) -> Vec<QuerySnapshot> {
+        let mut acc = Acc::new();
+        let mut rows = Vec::new();
+        for e in self.all_entries() {
+            acc.clear();
+            e.minute(minute, now, &mut acc);
+            if acc.c.calls > 0 {
+                let stats = WindowStats::from_acc(&acc);
+                let seen = (e.first_seen, lock(&e.inner).last_seen);
+                rows.push(QuerySnapshot::new(
+                    e.key.clone(),
+                    e.meta.clone(),
+                    stats,
+                    seen,
+                ));
+            }
+        }
         rows
     }
 

@@ -222,6 +222,16 @@ impl Windowed {
         }
     }
 
+    /// Adds the completed minute `minute` into `acc`, if it is still kept.
+    pub fn read_minute(&mut self, minute: u64, now: u64, acc: &mut Acc) {
+        self.advance(now / 60);
+        // The first tier spans one minute: its blocks are minutes.
+        if let Some((_, slot)) = self.tiers[0].slots.iter().find(|(b, _)| *b == minute) {
+            let view = slot.view();
+            acc.add(&view.c, &view.classes, view.buckets);
+        }
+    }
+
     /// Total time in window `w`: the cheap number eviction ranks entries by.
     pub fn total_us(&mut self, w: Window, now: u64) -> u64 {
         self.advance(now / 60);

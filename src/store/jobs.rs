@@ -101,7 +101,10 @@ RETURNING ",
     job_columns!()
 );
 
-const COMPLETE: &str = "UPDATE pgsidecar.jobs SET status = 'done', finished_at = now()
+/// A finished job keeps no payload: an EXPLAIN job's holds the client's values, and
+/// flushes are large.
+const COMPLETE: &str = "UPDATE pgsidecar.jobs SET status = 'done', finished_at = now(),
+    payload = NULL
 WHERE id = $1 AND status = 'running' AND claimed_by = $2";
 
 /// Back to pending after `base * 2^(attempts-1)` while attempts remain, else failed.
@@ -112,6 +115,7 @@ const FAIL: &str = "UPDATE pgsidecar.jobs SET
         THEN now() + make_interval(secs => $4 * power(2, least(attempts, 31) - 1))
         ELSE run_at END,
     finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END,
+    payload = CASE WHEN attempts < max_attempts THEN payload END,
     error = $3
 WHERE id = $1 AND status = 'running' AND claimed_by = $2
 RETURNING status";
@@ -122,6 +126,7 @@ const REQUEUE_STALE: &str = "UPDATE pgsidecar.jobs SET
     status = CASE WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END,
     run_at = now(),
     finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END,
+    payload = CASE WHEN attempts < max_attempts THEN payload END,
     error = 'abandoned by ' || coalesce(claimed_by, 'an unknown sidecar')
 WHERE status = 'running' AND started_at < now() - make_interval(secs => $1)";
 

@@ -288,7 +288,7 @@ async fn plan_hash_follows_the_plan_shape() {
 }
 
 #[tokio::test]
-async fn a_writer_hidden_in_a_view_is_stopped_by_the_read_only_transaction() {
+async fn views_and_row_security_are_not_analyzed() {
     let client = direct().await;
     let log = table(&client, "explain_viewlog", 0).await;
     let f = unique("explain_hidden");
@@ -300,15 +300,40 @@ async fn a_writer_hidden_in_a_view_is_stopped_by_the_read_only_transaction() {
         ))
         .await
         .unwrap();
-    // The text calls no function, so it is analyzed; the write inside fails instead.
-    let err = capture(
+    // The text calls no function, but the view does: only planned, never run.
+    let limits = ExplainLimits::default();
+    let plan = capture(
         &client,
         &text_request(format!("SELECT * FROM {f}_v")),
-        &ExplainLimits::default(),
+        &limits,
     )
     .await
-    .unwrap_err();
-    assert_eq!(err.sqlstate(), Some("25006"), "{err}");
-    assert!(!err.connection_unusable());
+    .unwrap();
+    assert!(!plan.analyzed);
+    let reason = plan.downgrade_reason.unwrap_or_default();
+    assert!(reason.contains("view"), "{reason}");
     assert_eq!(count(&client, &log).await, 0);
+    // Row-level security policies may call functions too.
+    let secured = table(&client, "explain_rls", 3).await;
+    client
+        .batch_execute(&format!("ALTER TABLE {secured} ENABLE ROW LEVEL SECURITY"))
+        .await
+        .unwrap();
+    let sql = format!("SELECT * FROM {secured} WHERE v = 1");
+    let plan = capture(&client, &text_request(sql), &limits).await.unwrap();
+    assert!(!plan.analyzed, "{:?}", plan.downgrade_reason);
+    // A plain table and a CTE name are no reason to downgrade.
+    let plain = table(&client, "explain_plain", 3).await;
+    let sql = format!("WITH w AS (SELECT * FROM {plain}) SELECT * FROM w");
+    let plan = capture(&client, &text_request(sql), &limits).await.unwrap();
+    assert!(plan.analyzed, "{:?}", plan.downgrade_reason);
+    // Advisory locks a function took do not outlive the capture.
+    let locked = capture(
+        &client,
+        &text_request("SELECT pg_catalog.pg_advisory_lock(777001)".into()),
+        &limits,
+    )
+    .await
+    .unwrap();
+    assert!(!locked.analyzed, "pg_advisory_lock is volatile");
 }

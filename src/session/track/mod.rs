@@ -96,7 +96,7 @@ impl Tracker {
                     for stmt in crate::query::split_statements(sql) {
                         let entry = self.entry_for_statement(&stmt);
                         let source = self.keep_text(stmt.text);
-                        self.push(entry, now, source);
+                        self.push(Some(entry), now, source);
                     }
                 }
                 self.requests_sent += 1;
@@ -105,17 +105,19 @@ impl Tracker {
             b'B' => self.bind(body, true),
             b'E' => {
                 let portal = cstr(body).unwrap_or("");
-                if let Some(p) = self.portals.get(portal) {
-                    let (entry, stmt) = (p.stmt.entry.clone(), p.stmt.clone());
-                    let source = match (p.complete, &self.slow) {
-                        (true, Some(_)) => match self.inflight.keep(&p.bind) {
-                            Some(bind) => Source::Bound { stmt, bind },
-                            None => Source::None,
-                        },
-                        _ => Source::None,
-                    };
-                    self.push(entry, Instant::now(), source);
-                }
+                let Some(p) = self.portals.get(portal) else {
+                    self.push(None, Instant::now(), Source::None);
+                    return;
+                };
+                let (entry, stmt) = (p.stmt.entry.clone(), p.stmt.clone());
+                let source = match (p.complete, &self.slow) {
+                    (true, Some(_)) => match self.inflight.keep(&p.bind) {
+                        Some(bind) => Source::Bound { stmt, bind },
+                        None => Source::None,
+                    },
+                    _ => Source::None,
+                };
+                self.push(Some(entry), Instant::now(), source);
             }
             b'C' => {
                 let mut pos = 1;
@@ -145,8 +147,10 @@ impl Tracker {
         // The unnamed statement is re-parsed with the same text on every query by many
         // drivers: keep what is there instead of analyzing and allocating again.
         if let Some(existing) = self.statements.get(name) {
-            if &*existing.sql == sql && param_types(types).eq(existing.param_types.iter().copied())
-            {
+            let same = &*existing.sql == sql
+                && param_types(types).eq(existing.param_types.iter().copied())
+                && !existing.entry.is_evicted();
+            if same {
                 return;
             }
         }
@@ -174,8 +178,11 @@ impl Tracker {
             self.portals.remove(portal);
             return;
         };
+        // Values beyond what the arena could keep are never explained: don't copy them.
+        let rest = body.get(pos..).unwrap_or_default();
+        let complete = complete && rest.len() <= queue::ARENA_MAX;
         let values = if complete && self.slow.is_some() {
-            body.get(pos..).unwrap_or_default()
+            rest
         } else {
             &[]
         };
@@ -215,6 +222,12 @@ impl Tracker {
                     self.inflight.pop();
                 }
                 self.inflight.settle();
+                // Portals end with their transaction; drop the named ones once nothing
+                // more is on its way (drivers that name portals would grow the map).
+                let idle = body.first() == Some(&b'I') && done == self.requests_sent;
+                if idle && self.portals.len() > 1 {
+                    self.portals.retain(|name, _| name.is_empty());
+                }
                 // `last_completion` stays at the last statement's completion: close
                 // enough to this ReadyForQuery, and it spares a clock read.
             }
@@ -230,7 +243,9 @@ impl Tracker {
         let registry = &self.measure.registry;
         for done in self.inflight.drain() {
             let micros = now.duration_since(done.started).as_micros() as u64;
-            registry.record(&done.entry, micros, 0, Outcome::Error { sqlstate }, secs);
+            if let Some(entry) = &done.entry {
+                registry.record(entry, micros, 0, Outcome::Error { sqlstate }, secs);
+            }
         }
         self.requests_done = self.requests_sent;
     }
@@ -250,22 +265,30 @@ impl Tracker {
             _ => done.started,
         };
         self.last_completion = Some(now);
-        let micros = now.duration_since(started).as_micros() as u64;
-        let secs = now.duration_since(self.measure.epoch).as_secs();
-        self.measure
-            .registry
-            .record(&done.entry, micros, rows, outcome, secs);
-        if let Some(hook) = &self.slow {
-            if micros >= hook.floor_us {
-                hook.slow_execution(&self.database, &done, micros, &self.inflight);
-            } else {
-                done.entry.note_fast();
+        if let Some(entry) = &done.entry {
+            let micros = now.duration_since(started).as_micros() as u64;
+            let secs = now.duration_since(self.measure.epoch).as_secs();
+            self.measure
+                .registry
+                .record(entry, micros, rows, outcome, secs);
+            if let Some(hook) = &self.slow {
+                if micros >= hook.floor_us {
+                    hook.slow_execution(
+                        &self.database,
+                        entry,
+                        &done.source,
+                        micros,
+                        &self.inflight,
+                    );
+                } else {
+                    entry.note_fast();
+                }
             }
         }
         self.inflight.settle();
     }
 
-    fn push(&mut self, entry: Arc<QueryStats>, now: Instant, source: Source) {
+    fn push(&mut self, entry: Option<Arc<QueryStats>>, now: Instant, source: Source) {
         self.inflight.push(InFlight {
             entry,
             started: now,
@@ -389,50 +412,5 @@ fn rows_of(body: &[u8]) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::rows_of;
-
-    #[test]
-    fn rows_from_command_tags() {
-        assert_eq!(rows_of(b"SELECT 5\0"), 5);
-        assert_eq!(rows_of(b"INSERT 0 7\0"), 7);
-        assert_eq!(rows_of(b"CREATE TABLE\0"), 0);
-        assert_eq!(rows_of(b"garbage"), 0);
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-
-    /// `cargo test --release --lib track_cost -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn track_cost() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let measure = Measure {
-                analyzer: Arc::new(Analyzer::new(1000)),
-                registry: Arc::new(Registry::new(5000)),
-                epoch: Instant::now(),
-            };
-            let mut t = Tracker::new(measure, "db", "user", None);
-            let n = 200_000;
-            let started = std::time::Instant::now();
-            for i in 0..n {
-                let q = format!(
-                    "SELECT abalance FROM pgbench_accounts WHERE aid = {};\0",
-                    i % 100_000
-                );
-                t.client_frame(b'Q', q.as_bytes());
-                t.server_frame(b'C', b"SELECT 1\0");
-                t.server_frame(b'Z', b"I");
-            }
-            let per = started.elapsed().as_nanos() / n;
-            println!("tracker cost per simple query: {per} ns (includes a format! of the query)");
-        });
-    }
-}
+#[path = "tests.rs"]
+mod tests;

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::stats::QueryStats;
 
 /// Bytes of statement text and values kept for the queued statements at most.
-const ARENA_MAX: usize = 1 << 20;
+pub const ARENA_MAX: usize = 1 << 20;
 
 /// A named or unnamed prepared statement as the client parsed it.
 pub struct Prepared {
@@ -34,7 +34,10 @@ pub enum Source {
 }
 
 pub struct InFlight {
-    pub entry: Arc<QueryStats>,
+    /// `None` for an Execute of a portal the tracker does not know (a statement
+    /// prepared with SQL PREPARE, or a streamed Parse): it still takes its place in the
+    /// order of responses, so the statements after it are matched correctly.
+    pub entry: Option<Arc<QueryStats>>,
     pub started: Instant,
     pub request: u64,
     pub source: Source,

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use super::queue::{InFlight, Queue, Source};
+use super::queue::{Queue, Source};
 use crate::slow::{unix_ms, CaptureInput, Level, Slow, SlowSample};
+use crate::stats::QueryStats;
 
 /// What a session needs to report slow executions.
 pub struct SlowHook {
@@ -27,8 +28,14 @@ impl SlowHook {
 
     /// An execution at or over the floor: slow by its own thresholds or not.
     #[cold]
-    pub(super) fn slow_execution(&self, database: &str, done: &InFlight, micros: u64, q: &Queue) {
-        let entry = &done.entry;
+    pub(super) fn slow_execution(
+        &self,
+        database: &str,
+        entry: &Arc<QueryStats>,
+        source: &Source,
+        micros: u64,
+        q: &Queue,
+    ) {
         let t = self
             .slow
             .policy
@@ -44,7 +51,7 @@ impl SlowHook {
             Level::Warning
         };
         let capture = match level {
-            Level::Critical => capture_input(&done.source, q),
+            Level::Critical => capture_input(source, q),
             Level::Warning => None,
         };
         self.slow.submit(SlowSample {

@@ -145,10 +145,16 @@ async fn alerts_go_out_as_jobs_and_statistics_are_flushed() {
     );
     let client = db.client().await;
     let flushed = "SELECT calls FROM pgsidecar.stats_snapshots WHERE query LIKE '%' || $1 || '%'";
-    eventually("a statistics snapshot", 20, || async {
+    // Only completed minutes are flushed: the first one ends a minute after start.
+    eventually("a statistics snapshot", 90, || async {
         !client.query(flushed, &[&t]).await.unwrap().is_empty()
     })
     .await;
+    // Each minute once, with its exact count, however often the flush runs.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let rows = client.query(flushed, &[&t]).await.unwrap();
+    let calls: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(calls, vec![1]);
     let stored_alerts: i64 = client
         .query_one("SELECT count(*) FROM pgsidecar.alerts", &[])
         .await

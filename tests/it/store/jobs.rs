@@ -133,6 +133,7 @@ async fn failures_back_off_exponentially_then_fail() {
     assert_eq!(job.attempts, 3);
     assert_eq!(job.error.as_deref(), Some("boom 3"));
     assert!(job.finished_at.is_some());
+    assert_eq!(job.payload, Value::Null, "a failed job keeps no payload");
     // Finished for good: not claimable, and a late fail or complete changes nothing.
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(store.claim(1).await.unwrap().is_empty());
@@ -204,10 +205,12 @@ async fn complete_clear_and_status_filter() {
     assert_eq!(a.claim(1).await.unwrap()[0].id, id);
     assert!(!b.complete(id).await.unwrap(), "b does not hold the job");
     assert!(a.complete(id).await.unwrap());
-    assert!(a.clear_payload(id).await.unwrap());
+    // A finished job keeps no payload (an EXPLAIN job's holds private values).
     let job = a.job(id).await.unwrap().unwrap();
     assert_eq!((job.status, job.payload), (JobStatus::Done, Value::Null));
     assert!(job.finished_at.is_some());
+    assert!(a.clear_payload(other).await.unwrap());
+    assert_eq!(a.job(other).await.unwrap().unwrap().payload, Value::Null);
 
     let done = a.list_jobs(Some(JobStatus::Done), None, 10).await.unwrap();
     assert_eq!(

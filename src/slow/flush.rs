@@ -1,0 +1,127 @@
+//! The statistics history and retention schedules: every completed minute of every
+//! active fingerprint goes to the store once, as one `flush` job per minute; once a day a
+//! `retention` job (the day's dedupe key lets one sidecar of a fleet queue it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use super::unix_ms;
+use crate::app::Shared;
+use crate::store::{self, Store};
+
+/// Checks every `stats_flush_interval` (a minute) for completed minutes not yet
+/// flushed. A minute is written once, labelled with its own start, never the partial
+/// current one.
+pub async fn run_schedules(shared: Arc<Shared>, store: Store, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(shared.config().stats_flush_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut flushed: Option<u64> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        flush_completed_minutes(&shared, &store, &mut flushed).await;
+        let day = store::rfc3339_ms(std::time::SystemTime::now());
+        let key = format!("retention:{}", &day[..10]);
+        if let Err(e) = store.enqueue("retention", json!({}), Some(&key)).await {
+            tracing::debug!(error = %e, "cannot queue the retention job");
+        }
+    }
+}
+
+/// Queues a flush for each completed minute after `flushed` (at most the last few: the
+/// minute tier keeps only that many).
+async fn flush_completed_minutes(shared: &Shared, store: &Store, flushed: &mut Option<u64>) {
+    let Some(measure) = shared.measure.as_ref() else {
+        return;
+    };
+    let now = measure.epoch.elapsed().as_secs();
+    let Some(last_complete) = (now / 60).checked_sub(1) else {
+        return;
+    };
+    let first = flushed
+        .map_or(last_complete, |f| f + 1)
+        .max(last_complete.saturating_sub(4));
+    for minute in first..=last_complete {
+        // Wall-clock start of `minute`: now, less the seconds since that minute began.
+        let at_ms = unix_ms() - ((now - minute * 60) * 1000) as i64;
+        let rows = minute_rows(shared, minute, now, at_ms);
+        if !rows.is_empty() {
+            if let Err(e) = store.enqueue("flush", json!({ "rows": rows }), None).await {
+                tracing::warn!(error = %e, "cannot queue the statistics flush");
+            }
+        }
+        *flushed = Some(minute);
+    }
+}
+
+/// One entry's minute, as carried in a `flush` job's payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlushRow {
+    at_ms: i64,
+    database: String,
+    username: String,
+    fingerprint: String,
+    query: String,
+    command: String,
+    calls: i64,
+    errors: i64,
+    rows: i64,
+    total_ms: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+impl FlushRow {
+    pub fn into_snapshot(self) -> store::Snapshot {
+        store::Snapshot {
+            at: std::time::UNIX_EPOCH + Duration::from_millis(self.at_ms.max(0) as u64),
+            database: self.database,
+            username: self.username,
+            fingerprint: self.fingerprint,
+            query: self.query,
+            command: self.command,
+            calls: self.calls,
+            errors: self.errors,
+            rows: self.rows,
+            total_ms: self.total_ms,
+            p50_ms: self.p50_ms,
+            p95_ms: self.p95_ms,
+            p99_ms: self.p99_ms,
+            max_ms: self.max_ms,
+        }
+    }
+}
+
+fn minute_rows(shared: &Shared, minute: u64, now: u64, at_ms: i64) -> Vec<FlushRow> {
+    let Some(measure) = shared.measure.as_ref() else {
+        return Vec::new();
+    };
+    let ms = |us: u64| us as f64 / 1000.0;
+    (measure.registry.minute(minute, now).into_iter())
+        .map(|s| FlushRow {
+            at_ms,
+            database: s.key.database.clone(),
+            username: s.key.user.clone(),
+            fingerprint: format!("{:016x}", s.key.fingerprint),
+            query: s.meta.normalized.clone(),
+            command: s.meta.command_label.clone(),
+            calls: s.calls as i64,
+            errors: s.errors as i64,
+            rows: s.rows as i64,
+            total_ms: ms(s.total_us),
+            p50_ms: ms(s.p50_us),
+            p95_ms: ms(s.p95_us),
+            p99_ms: ms(s.p99_us),
+            max_ms: ms(s.max_us),
+        })
+        .collect()
+}

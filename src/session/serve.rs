@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
 
-use tokio::net::TcpStream;
+use crate::tls::ClientStream;
 
 use super::clients::ClientHandle;
 use super::error::checkout_error;
@@ -32,7 +32,7 @@ pub struct Serve {
 impl Serve {
     pub fn new(
         shared: Arc<Shared>,
-        stream: TcpStream,
+        stream: ClientStream,
         greeted: Greeted,
         peer: SocketAddr,
     ) -> Serve {

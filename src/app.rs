@@ -26,6 +26,7 @@ use crate::session::{ClientRegistry, Measure};
 use crate::slow::{Capturer, Slow};
 use crate::stats::Registry as StatsRegistry;
 use crate::store::Store;
+use crate::tls::Tls;
 
 /// Query shapes whose analysis is cached (keyed by the literal-free token stream).
 const ANALYZER_CACHE: usize = 10_000;
@@ -34,6 +35,8 @@ const ANALYZER_CACHE: usize = 10_000;
 pub struct Shared {
     config: ArcSwap<Config>,
     upstream: ArcSwap<Upstream>,
+    /// TLS acceptor and server connector, rebuilt on reload.
+    tls: ArcSwap<Tls>,
     pub pools: DashMap<PoolKey, Arc<Pool>>,
     /// Logged-in clients: state, cancel keys.
     pub clients_registry: ClientRegistry,
@@ -97,6 +100,10 @@ impl Shared {
         self.upstream.load_full()
     }
 
+    pub fn tls(&self) -> Arc<Tls> {
+        self.tls.load_full()
+    }
+
     /// The pool for (database, user), created on first use.
     pub fn pool(&self, database: &str, user: &str) -> Arc<Pool> {
         let key = PoolKey {
@@ -108,7 +115,7 @@ impl Shared {
         }
         let config = self.config();
         let settings = config.pool_settings(&self.upstream(), database);
-        let params = PoolParams::new(&config, settings);
+        let params = PoolParams::new(&config, settings, self.tls().server.clone());
         self.pools
             .entry(key.clone())
             .or_insert_with(|| {
@@ -127,10 +134,12 @@ impl Shared {
                 key: "upstream".into(),
                 reason,
             })?;
+        let tls = Tls::from_config(&config)?;
         for pool in self.pools.iter() {
             let settings = config.pool_settings(&upstream, &pool.key.database);
-            pool.update_params(PoolParams::new(&config, settings));
+            pool.update_params(PoolParams::new(&config, settings, tls.server.clone()));
         }
+        self.tls.store(Arc::new(tls));
         self.slow.reload(&config);
         self.upstream.store(Arc::new(upstream));
         self.config.store(Arc::new(config));
@@ -225,6 +234,7 @@ impl App {
                 key: "upstream".into(),
                 reason,
             })?;
+        let tls = Tls::from_config(&config).map_err(ConfigError::from)?;
         let listener =
             TcpListener::bind(&config.listen)
                 .await
@@ -255,6 +265,7 @@ impl App {
             started,
             config: ArcSwap::from_pointee(config),
             upstream: ArcSwap::from_pointee(upstream),
+            tls: ArcSwap::from_pointee(tls),
             pools: DashMap::new(),
             clients_registry: ClientRegistry::default(),
             auth: Authenticator::default(),

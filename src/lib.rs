@@ -8,7 +8,7 @@
 //! frames both ways. In transaction mode the server goes back to the pool at the
 //! ReadyForQuery that ends the transaction; a server left dirty is rolled back or closed
 //! before anyone else gets it. [`app`] owns start-up, reload and shutdown; [`config`]
-//! the options.
+//! the options; [`tls`] the rustls acceptor (clients) and connector (servers).
 
 pub mod admin;
 pub mod app;
@@ -25,6 +25,7 @@ pub mod slow;
 pub mod stats;
 pub mod store;
 pub mod timefmt;
+pub mod tls;
 
 pub use app::{App, AppError, ConfigSource, Shared};
 pub use config::Config;

@@ -16,8 +16,39 @@ const DEFAULT_ITERATIONS: u32 = 4096;
 const SALT_LEN: usize = 16;
 /// Same raw nonce length as libpq and the PostgreSQL backend.
 const NONCE_RAW_LEN: usize = 18;
-/// The GS2 header `ScramKeyClient` sends: it never does channel binding.
+/// The GS2 header `ScramKeyClient` sends without TLS: no channel binding.
 const GS2_NO_BINDING: &[u8] = b"n,,";
+
+/// Channel binding for `ScramKeyClient`. The ClientKey does not depend on it (only the
+/// signed AuthMessage does), so pass-through can bind to the proxy's own TLS connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyBinding {
+    /// Not TLS: `n,,`.
+    Unsupported,
+    /// TLS, but the server did not offer -PLUS: `y,,`.
+    Unrequested,
+    /// SCRAM-SHA-256-PLUS with this `tls-server-end-point` hash.
+    EndPoint(Vec<u8>),
+}
+
+impl KeyBinding {
+    fn gs2_header(&self) -> &'static [u8] {
+        match self {
+            KeyBinding::Unsupported => GS2_NO_BINDING,
+            KeyBinding::Unrequested => b"y,,",
+            KeyBinding::EndPoint(_) => b"p=tls-server-end-point,,",
+        }
+    }
+
+    /// The `c=` attribute's input: the GS2 header, then the binding data if any.
+    fn cbind_input(&self) -> Vec<u8> {
+        let mut input = self.gs2_header().to_vec();
+        if let KeyBinding::EndPoint(hash) = self {
+            input.extend_from_slice(hash);
+        }
+        input
+    }
+}
 
 /// A stored SCRAM-SHA-256 secret, as in `pg_authid.rolpassword`.
 #[derive(Clone, PartialEq, Eq)]
@@ -245,6 +276,7 @@ pub struct ScramKeyClient {
     iterations: u32,
     stored_key: [u8; 32],
     server_key: [u8; 32],
+    binding: KeyBinding,
     state: ClientState,
 }
 
@@ -268,8 +300,15 @@ impl ScramKeyClient {
             iterations: verifier.iterations,
             stored_key: verifier.stored_key,
             server_key: verifier.server_key,
+            binding: KeyBinding::Unsupported,
             state: ClientState::Initial,
         }
+    }
+
+    /// Uses `binding` for the exchange (the default is none).
+    pub fn with_binding(mut self, binding: KeyBinding) -> ScramKeyClient {
+        self.binding = binding;
+        self
     }
 
     /// client-first-message bytes: `n,,n=,r=<nonce>`. The user name is sent empty like libpq
@@ -277,7 +316,7 @@ impl ScramKeyClient {
     pub fn client_first(&mut self) -> Vec<u8> {
         let client_nonce = random_nonce();
         let client_first_bare = format!("n=,r={client_nonce}").into_bytes();
-        let mut message = GS2_NO_BINDING.to_vec();
+        let mut message = self.binding.gs2_header().to_vec();
         message.extend_from_slice(&client_first_bare);
         self.state = ClientState::SentFirst {
             client_nonce,
@@ -308,7 +347,7 @@ impl ScramKeyClient {
             return Err(ScramError::SaltMismatch);
         }
         let mut without_proof = b"c=".to_vec();
-        without_proof.extend_from_slice(B64.encode(GS2_NO_BINDING).as_bytes());
+        without_proof.extend_from_slice(B64.encode(self.binding.cbind_input()).as_bytes());
         without_proof.extend_from_slice(b",r=");
         without_proof.extend_from_slice(first.nonce);
 

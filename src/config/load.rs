@@ -113,6 +113,7 @@ impl Config {
             ));
         }
         self.validate_slow()?;
+        self.validate_tls()?;
         self.validate_users()
     }
 

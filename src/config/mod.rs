@@ -4,14 +4,17 @@
 //! Loading, command-line overrides and validation live in [`load`].
 
 mod load;
+mod tls;
 mod upstream;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, Overrides};
+pub use tls::{ClientTlsMode, ServerTlsMode};
 pub use upstream::Upstream;
 
 /// The whole configuration. Unknown keys are rejected so that a typo never silently falls
@@ -66,6 +69,16 @@ pub struct Config {
     pub client_login_timeout: Duration,
     /// Largest protocol message accepted from a client, in bytes.
     pub max_message_size: usize,
+    /// TLS towards clients: `disable`, `allow` or `require`.
+    pub client_tls: ClientTlsMode,
+    /// PEM certificate chain clients are shown (required unless `client_tls` is disable).
+    pub client_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    pub client_tls_key_file: Option<PathBuf>,
+    /// TLS towards servers: `disable`, `prefer`, `require` or `verify-full`.
+    pub server_tls: ServerTlsMode,
+    /// PEM CA certificates a server's chain must lead to (`verify-full`).
+    pub server_tls_ca_file: Option<PathBuf>,
     /// How long SIGTERM waits for open transactions before closing every client.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
@@ -206,6 +219,11 @@ impl Default for Config {
             server_reset_query: "DISCARD ALL".into(),
             client_login_timeout: Duration::from_secs(15),
             max_message_size: 256 * 1024 * 1024,
+            client_tls: ClientTlsMode::Disable,
+            client_tls_cert_file: None,
+            client_tls_key_file: None,
+            server_tls: ServerTlsMode::Disable,
+            server_tls_ca_file: None,
             shutdown_timeout: Duration::from_secs(30),
             worker_threads: 1,
             stats: true,

@@ -23,9 +23,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::tls::ClientStream;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::app::Shared;
 use crate::protocol::messages::{self, Severity};
@@ -54,7 +54,7 @@ fn database_of(startup: &StartupMessage) -> Option<&str> {
 /// Logs a console client in (within `client_login_timeout`) and serves it until it leaves.
 pub async fn login_and_serve(
     shared: Arc<Shared>,
-    mut stream: TcpStream,
+    mut stream: ClientStream,
     peer: SocketAddr,
     startup: StartupMessage,
 ) {
@@ -86,7 +86,7 @@ fn client_user(startup: &StartupMessage) -> &str {
 /// the client was refused (and told so).
 async fn login(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     peer: SocketAddr,
     startup: &StartupMessage,
 ) -> Result<Option<Registration>, SessionError> {

@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::tls::ClientStream;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::command::{parse, split, Command, Show};
 use super::wire::{command_complete, empty_query};
@@ -46,7 +46,7 @@ enum Next {
 
 pub struct Console {
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: ClientStream,
     peer: SocketAddr,
     _registration: Registration,
     /// An extended-protocol message was refused; the rest of its batch is skipped until
@@ -57,7 +57,7 @@ pub struct Console {
 impl Console {
     pub fn new(
         shared: Arc<Shared>,
-        stream: TcpStream,
+        stream: ClientStream,
         peer: SocketAddr,
         registration: Registration,
     ) -> Console {
@@ -214,7 +214,7 @@ impl Console {
 }
 
 /// Reads one message: `None` at a clean end of stream.
-async fn read_frame(stream: &mut TcpStream) -> Result<Option<(u8, Vec<u8>)>, SessionError> {
+async fn read_frame(stream: &mut ClientStream) -> Result<Option<(u8, Vec<u8>)>, SessionError> {
     let mut header = [0u8; 5];
     match stream.read(&mut header[..1]).await? {
         0 => return Ok(None),

@@ -22,6 +22,10 @@ pub struct PoolCounters {
     pub checkouts: AtomicU64,
     pub checkout_timeouts: AtomicU64,
     pub connect_errors: AtomicU64,
+    /// Server logins over TLS.
+    pub tls_logins: AtomicU64,
+    /// Server logins that used SCRAM-SHA-256-PLUS (channel binding).
+    pub channel_bound_logins: AtomicU64,
     /// Sum of checkout waits in microseconds, for averages.
     pub wait_us_total: AtomicU64,
     /// Longest wait of a client currently waiting is not tracked; this is the longest

@@ -1,5 +1,6 @@
-//! Opening a server connection: TCP connect, StartupMessage, and answering whichever
-//! authentication the server asks for (SCRAM-SHA-256, md5, cleartext or none).
+//! Opening a server connection: TCP connect, TLS negotiation (`server_tls`),
+//! StartupMessage, and answering whichever authentication the server asks for
+//! (SCRAM-SHA-256, with channel binding over TLS when offered, md5, cleartext or none).
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -7,7 +8,9 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use postgres_protocol::authentication::md5_hash;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,9 +18,11 @@ use tokio::net::TcpStream;
 use super::server::{CancelKey, ServerConn, ServerTarget};
 use super::ServerError;
 use crate::auth::md5::md5_response_from_stored;
-use crate::auth::scram::{ScramKeyClient, ScramVerifier};
+use crate::auth::scram::{KeyBinding, ScramKeyClient, ScramVerifier};
+use crate::config::ServerTlsMode;
 use crate::protocol::messages::{parse_error_fields, parse_parameter_status};
 use crate::protocol::{read_cstr, Direction, FrameScanner, Scan};
+use crate::tls::{end_point_hash, ServerStream, ServerTls};
 
 /// What the proxy can prove to the server on a user's behalf.
 #[derive(Clone, Default)]
@@ -49,10 +54,20 @@ enum Scram {
     Keys(ScramKeyClient),
 }
 
+/// SCRAM state across the login's authentication messages.
+struct Login {
+    state: Option<Scram>,
+    /// `tls-server-end-point` data, when the connection is TLS.
+    binding: Option<Vec<u8>>,
+    /// SCRAM-SHA-256-PLUS was chosen.
+    bound: bool,
+}
+
 /// Connects and logs in, within `limit` for the whole exchange.
 pub async fn open(
     target: &ServerTarget,
     auth: &ServerAuth,
+    tls: &ServerTls,
     limit: Duration,
     open_count: Arc<AtomicUsize>,
 ) -> Result<Box<ServerConn>, ServerError> {
@@ -65,10 +80,15 @@ pub async fn open(
                 source,
             })?;
         stream.set_nodelay(true)?;
+        let stream = negotiate_tls(stream, tls, target, &address).await?;
         // Boxed: a connection moves between the idle list and its borrowers on every
         // checkout, and a pointer moves cheaper than the whole struct.
         let mut conn = Box::new(ServerConn::new(stream, address.clone().into(), open_count));
-        startup(&mut conn, target, auth).await?;
+        let binding = conn.stream.tls_session().and_then(|s| {
+            let cert = s.get_ref().1.peer_certificates()?.first()?;
+            Some(end_point_hash(cert))
+        });
+        startup(&mut conn, target, auth, binding).await?;
         Ok(conn)
     };
     match tokio::time::timeout(limit, work).await {
@@ -80,10 +100,50 @@ pub async fn open(
     }
 }
 
+/// Asks for TLS unless `server_tls` is disable, and runs the handshake when the server
+/// agrees. A refusal is an error unless the mode is `prefer`.
+async fn negotiate_tls(
+    mut tcp: TcpStream,
+    tls: &ServerTls,
+    target: &ServerTarget,
+    address: &str,
+) -> Result<ServerStream, ServerError> {
+    if tls.mode == ServerTlsMode::Disable {
+        return Ok(ServerStream::Plain(tcp));
+    }
+    const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    tcp.write_all(&SSL_REQUEST).await?;
+    let mut answer = [0u8; 1];
+    if tcp.read(&mut answer).await? == 0 {
+        return Err(ServerError::Closed);
+    }
+    match answer[0] {
+        b'S' => {
+            let session =
+                tls.handshake(tcp, &target.host)
+                    .await
+                    .map_err(|source| ServerError::Tls {
+                        address: address.to_string(),
+                        source,
+                    })?;
+            Ok(ServerStream::tls(session))
+        }
+        b'N' if tls.mode == ServerTlsMode::Prefer => Ok(ServerStream::Plain(tcp)),
+        b'N' => Err(ServerError::TlsRefused {
+            address: address.to_string(),
+            mode: tls.mode.as_str(),
+        }),
+        other => Err(ServerError::Protocol(format!(
+            "unexpected answer {other:#04x} to SSLRequest"
+        ))),
+    }
+}
+
 async fn startup(
     conn: &mut ServerConn,
     target: &ServerTarget,
     auth: &ServerAuth,
+    binding: Option<Vec<u8>>,
 ) -> Result<(), ServerError> {
     let mut out = BytesMut::new();
     let params = [
@@ -95,7 +155,11 @@ async fn startup(
 
     let mut buf = BytesMut::with_capacity(1024);
     let mut scanner = FrameScanner::new(Direction::Backend, usize::MAX);
-    let mut scram = None;
+    let mut scram = Login {
+        state: None,
+        binding,
+        bound: false,
+    };
     loop {
         let (tag, len) = match scanner.next(&buf) {
             Ok(Scan::Frame { tag, len }) => (tag, len),
@@ -143,6 +207,7 @@ async fn startup(
                     .map(|(k, (_, v))| (k.clone(), v.clone()))
                     .collect();
                 conn.drifted.clear();
+                conn.channel_binding = scram.bound;
                 conn.cancel_key = Arc::new(CancelKey {
                     address: conn.address.clone(),
                     pid: conn.pid,
@@ -161,9 +226,10 @@ fn answer_auth(
     body: &[u8],
     target: &ServerTarget,
     auth: &ServerAuth,
-    scram: &mut Option<Scram>,
+    login: &mut Login,
     out: &mut BytesMut,
 ) -> Result<(), ServerError> {
+    let scram = &mut login.state;
     let malformed = || ServerError::Protocol("malformed authentication request".into());
     let code = body
         .get(..4)
@@ -186,31 +252,7 @@ fn answer_auth(
             };
             frontend::password_message(response.as_bytes(), out)?;
         }
-        (10, _) => {
-            if !sasl_mechanisms(data).any(|m| m == SCRAM_SHA_256) {
-                return Err(ServerError::Auth(format!(
-                    "server offers no SASL mechanism pgsidecar supports for user \"{user}\""
-                )));
-            }
-            let (state, first) = match auth {
-                ServerAuth::Password(p) => {
-                    let s = ScramSha256::new(p.as_bytes(), ChannelBinding::unsupported());
-                    let first = s.message().to_vec();
-                    (Scram::Password(s), first)
-                }
-                ServerAuth::ScramKeys {
-                    client_key,
-                    verifier,
-                } => {
-                    let mut k = ScramKeyClient::new(*client_key, verifier);
-                    let first = k.client_first();
-                    (Scram::Keys(k), first)
-                }
-                _ => return Err(missing_secret(user, "SCRAM-SHA-256")),
-            };
-            frontend::sasl_initial_response(SCRAM_SHA_256, &first, out)?;
-            *scram = Some(state);
-        }
+        (10, _) => start_scram(data, user, auth, login, out)?,
         (11, _) => {
             let reply = match scram.as_mut() {
                 Some(Scram::Password(s)) => {
@@ -238,6 +280,60 @@ fn answer_auth(
     Ok(())
 }
 
+/// Starts a SCRAM exchange: SCRAM-SHA-256-PLUS with `tls-server-end-point` when the
+/// connection is TLS and the server offers it, else SCRAM-SHA-256 (flagged "could bind"
+/// over TLS, so a server that does offer -PLUS can detect a downgrade).
+fn start_scram(
+    data: &[u8],
+    user: &str,
+    auth: &ServerAuth,
+    login: &mut Login,
+    out: &mut BytesMut,
+) -> Result<(), ServerError> {
+    let plus = login.binding.is_some() && sasl_mechanisms(data).any(|m| m == SCRAM_SHA_256_PLUS);
+    if !plus && !sasl_mechanisms(data).any(|m| m == SCRAM_SHA_256) {
+        return Err(ServerError::Auth(format!(
+            "server offers no SASL mechanism pgsidecar supports for user \"{user}\""
+        )));
+    }
+    let binding = match (&login.binding, plus) {
+        (Some(hash), true) => KeyBinding::EndPoint(hash.clone()),
+        (Some(_), false) => KeyBinding::Unrequested,
+        (None, _) => KeyBinding::Unsupported,
+    };
+    let (state, first) = match auth {
+        ServerAuth::Password(p) => {
+            let channel_binding = match &binding {
+                KeyBinding::EndPoint(hash) => ChannelBinding::tls_server_end_point(hash.clone()),
+                KeyBinding::Unrequested => ChannelBinding::unrequested(),
+                KeyBinding::Unsupported => ChannelBinding::unsupported(),
+            };
+            let s = ScramSha256::new(p.as_bytes(), channel_binding);
+            let first = s.message().to_vec();
+            (Scram::Password(s), first)
+        }
+        ServerAuth::ScramKeys {
+            client_key,
+            verifier,
+        } => {
+            let mut k = ScramKeyClient::new(*client_key, verifier).with_binding(binding);
+            let first = k.client_first();
+            (Scram::Keys(k), first)
+        }
+        _ => return Err(missing_secret(user, "SCRAM-SHA-256")),
+    };
+    let mechanism = if plus {
+        SCRAM_SHA_256_PLUS
+    } else {
+        SCRAM_SHA_256
+    };
+    tracing::debug!(user, mechanism, "SCRAM login to server");
+    frontend::sasl_initial_response(mechanism, &first, out)?;
+    login.state = Some(state);
+    login.bound = plus;
+    Ok(())
+}
+
 fn sasl_mechanisms(data: &[u8]) -> impl Iterator<Item = &str> {
     let mut pos = 0;
     std::iter::from_fn(move || read_cstr(data, &mut pos).filter(|m| !m.is_empty()))
@@ -257,3 +353,7 @@ fn scram_error(user: &str) -> impl Fn(crate::auth::scram::ScramError) -> ServerE
         ))
     }
 }
+
+#[cfg(test)]
+#[path = "login_tests.rs"]
+mod tests;

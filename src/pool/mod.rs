@@ -29,6 +29,7 @@ pub use server::{ServerConn, ServerTarget};
 
 use crate::config::{Config, PoolMode, PoolSettings};
 use crate::protocol::messages::ErrorFields;
+use crate::tls::ServerTls;
 use counters::GaugeGuard;
 
 /// A pool's identity: the database as clients name it, and the user.
@@ -69,6 +70,14 @@ pub enum ServerError {
     Closed,
     #[error("server protocol error: {0}")]
     Protocol(String),
+    #[error("server {address} refused TLS (server_tls = {mode})")]
+    TlsRefused { address: String, mode: &'static str },
+    #[error("TLS handshake with server {address} failed: {source}")]
+    Tls {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Failures getting a server from a pool.
@@ -96,10 +105,12 @@ pub struct PoolParams {
     pub lifetime: Duration,
     pub check_delay: Duration,
     pub reset_query: String,
+    /// How to talk TLS to the server (shared by every pool).
+    pub server_tls: Arc<ServerTls>,
 }
 
 impl PoolParams {
-    pub fn new(config: &Config, settings: PoolSettings) -> PoolParams {
+    pub fn new(config: &Config, settings: PoolSettings, server_tls: Arc<ServerTls>) -> PoolParams {
         PoolParams {
             settings,
             checkout_timeout: config.checkout_timeout,
@@ -108,6 +119,7 @@ impl PoolParams {
             lifetime: config.server_lifetime,
             check_delay: config.server_check_delay,
             reset_query: config.server_reset_query.clone(),
+            server_tls,
         }
     }
 }
@@ -324,13 +336,22 @@ impl Pool {
         let opened = login::open(
             &target,
             &auth,
+            &params.server_tls,
             params.connect_timeout,
             self.counters.open.clone(),
         )
         .await;
         match opened {
             Ok(server) => {
-                tracing::debug!(pool = %self.key, pid = server.pid, "opened server connection");
+                tracing::debug!(pool = %self.key, pid = server.pid, tls = server.stream.is_tls(), channel_binding = server.channel_binding, "opened server connection");
+                if server.stream.is_tls() {
+                    self.counters.tls_logins.fetch_add(1, Ordering::Relaxed);
+                }
+                if server.channel_binding {
+                    self.counters
+                        .channel_bound_logins
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 let welcome = server
                     .reported
                     .values()

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::ServerError;
 use crate::protocol::messages::{self, parse_error_fields, parse_parameter_status};
 use crate::protocol::{Direction, FrameScanner, Scan};
+use crate::tls::ServerStream;
 
 /// Reported parameters a client cannot set with `set_config` (lower case).
 const READ_ONLY: &[&str] = &[
@@ -59,7 +60,9 @@ pub struct CancelKey {
 /// Invariant: when a `ServerConn` sits idle in a pool, `pending == 0`, `tx_status == b'I'`
 /// and `poisoned == false`, so the next client starts from a clean protocol state.
 pub struct ServerConn {
-    pub stream: TcpStream,
+    pub stream: ServerStream,
+    /// The login used SCRAM-SHA-256-PLUS, binding it to this TLS connection.
+    pub channel_binding: bool,
     /// The server's BackendKeyData, used to forward a client's cancel request.
     pub pid: i32,
     pub secret: i32,
@@ -100,7 +103,7 @@ pub struct ServerConn {
 
 impl ServerConn {
     pub(super) fn new(
-        stream: TcpStream,
+        stream: ServerStream,
         address: Arc<str>,
         open_count: Arc<AtomicUsize>,
     ) -> ServerConn {
@@ -108,6 +111,7 @@ impl ServerConn {
         let now = Instant::now();
         ServerConn {
             stream,
+            channel_binding: false,
             pid: 0,
             secret: 0,
             cancel_key: Arc::new(CancelKey {
@@ -169,13 +173,25 @@ impl ServerConn {
     /// server that went away a moment ago may not show there yet. A connection idle for
     /// longer than `ASK_KERNEL_AFTER` is therefore asked directly with a non-blocking
     /// recv; one reused within microseconds (the hot path) costs no syscall.
+    ///
+    /// Over TLS the socket is only peeked at: its bytes are ciphertext, and reading them
+    /// past rustls would break the session. Any byte at all then retires the connection,
+    /// since what it says (a FATAL, or a rare ParameterStatus) cannot be told apart
+    /// without decrypting.
     pub fn still_usable(&mut self, idle_for: Duration) -> bool {
         const ASK_KERNEL_AFTER: Duration = Duration::from_millis(50);
         let mut buf = [0u8; 1024];
-        let read = if idle_for > ASK_KERNEL_AFTER {
-            recv_nonblocking(&self.stream, &mut buf)
-        } else {
-            self.stream.try_read(&mut buf)
+        let read = match &self.stream {
+            ServerStream::Tls(_) => {
+                return matches!(
+                    recv_nonblocking(self.stream.tcp(), &mut buf[..1], libc::MSG_PEEK),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                )
+            }
+            ServerStream::Plain(tcp) if idle_for > ASK_KERNEL_AFTER => {
+                recv_nonblocking(tcp, &mut buf, 0)
+            }
+            ServerStream::Plain(tcp) => tcp.try_read(&mut buf),
         };
         match read {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
@@ -301,8 +317,12 @@ impl ServerConn {
     }
 
     /// Best-effort polite goodbye; the socket closes when the connection drops.
+    /// Over TLS nothing is sent: a Terminate would have to be encrypted and flushed,
+    /// and the server treats the closing socket the same way.
     pub fn terminate(&mut self) {
-        let _ = self.stream.try_write(b"X\0\0\0\x04");
+        if let ServerStream::Plain(tcp) = &self.stream {
+            let _ = tcp.try_write(b"X\0\0\0\x04");
+        }
     }
 }
 
@@ -312,8 +332,9 @@ impl Drop for ServerConn {
     }
 }
 
-/// One `recv(MSG_DONTWAIT)` straight on the socket, bypassing tokio's readiness cache.
-fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+/// One `recv(MSG_DONTWAIT | flags)` straight on the socket, bypassing tokio's readiness
+/// cache.
+fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8], flags: i32) -> std::io::Result<usize> {
     use std::os::fd::AsRawFd;
     // SAFETY: the fd is open for the lifetime of `stream`; `buf` is valid for
     // `buf.len()` bytes of writes; MSG_DONTWAIT makes the call non-blocking.
@@ -322,7 +343,7 @@ fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize
             stream.as_raw_fd(),
             buf.as_mut_ptr().cast(),
             buf.len(),
-            libc::MSG_DONTWAIT,
+            libc::MSG_DONTWAIT | flags,
         )
     };
     if n < 0 {

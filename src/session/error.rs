@@ -29,6 +29,9 @@ pub enum SessionError {
     LoginTimeout,
     #[error("pgsidecar is shutting down")]
     ShuttingDown,
+    #[error("pgsidecar: TLS is required (client_tls = require); connect with sslmode=require")]
+    TlsRequired,
+
     #[error("client connection: {0}")]
     ClientIo(#[from] std::io::Error),
 }
@@ -51,7 +54,7 @@ impl SessionError {
             | SessionError::Auth(AuthError::Protocol(_))
             | SessionError::Relay(RelayError::Protocol(_)) => "08P01",
             SessionError::Auth(AuthError::Failed(_)) => "28P01",
-            SessionError::NoUser => "28000",
+            SessionError::NoUser | SessionError::TlsRequired => "28000",
             SessionError::TooManyClients(_) => "53300",
             SessionError::Pool(PoolError::Timeout { .. }) => "53300",
             SessionError::LoginTimeout => "57014",

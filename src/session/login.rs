@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::tls::ClientStream;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::clients::{ClientHandle, ClientIdentity};
 use super::params::ClientParams;
@@ -32,7 +32,7 @@ pub struct Greeted {
 /// Logs the client in (within `client_login_timeout`) and serves it until it leaves.
 pub async fn login_and_serve(
     shared: &Arc<Shared>,
-    mut stream: TcpStream,
+    mut stream: ClientStream,
     peer: SocketAddr,
     startup: StartupMessage,
 ) {
@@ -55,7 +55,7 @@ pub async fn login_and_serve(
 
 async fn login(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     peer: SocketAddr,
     startup: &StartupMessage,
 ) -> Result<Greeted, SessionError> {

@@ -1,4 +1,5 @@
-//! One client's life: the opening packets (SSL, cancel, startup), login, then the request
+//! One client's life: the opening packets (SSL and the TLS handshake, cancel, startup),
+//! login, then the request
 //! loop that borrows a server per transaction (or per session) and relays bytes.
 //!
 //! Layout: `login` authenticates and greets; `serve` runs requests; `relay` pumps bytes;
@@ -18,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use clients::{ClientEntry, ClientIdentity, ClientRegistry, ClientState};
@@ -27,18 +28,26 @@ pub use params::ClientParams;
 pub use track::Measure;
 
 use crate::app::Shared;
+use crate::config::ClientTlsMode;
 use crate::protocol::startup::{read_packet, StartupMessage, StartupPacket, StartupReadError};
+use crate::protocol::ProtocolError;
+use crate::tls::{ClientStream, Tls};
 
 /// Serves one client connection to its end. Never panics on client input; every failure
 /// is logged and, where the client can still hear it, reported with an ErrorResponse.
-pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
+pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _slot = ClientSlot::take(&shared);
     let login_timeout = shared.config().client_login_timeout;
-    let opened = tokio::time::timeout(login_timeout, open(&shared, &mut stream)).await;
-    let startup = match opened {
-        Ok(Ok(Some(startup))) => startup,
-        Ok(Ok(None)) => return,
-        Ok(Err(e)) => return report(&mut stream, peer, e).await,
+    let tls = shared.tls();
+    let opening = open(&shared, &tls, ClientStream::Plain(stream));
+    let (stream, startup) = match tokio::time::timeout(login_timeout, opening).await {
+        Ok(Opened::Startup(stream, startup)) => (stream, startup),
+        Ok(Opened::Done) => return,
+        Ok(Opened::Failed(mut stream, e)) => return report(&mut stream, peer, e).await,
+        Ok(Opened::HandshakeFailed(e)) => {
+            tracing::info!(%peer, error = %e, "TLS handshake with client failed");
+            return;
+        }
         Err(_) => {
             tracing::debug!(%peer, "client sent no startup packet in time; closing");
             return;
@@ -47,37 +56,95 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
     login::login_and_serve(&shared, stream, peer, startup).await;
 }
 
-/// Reads the opening packets: answers SSL and GSS requests with `N`, forwards a cancel,
-/// and returns the StartupMessage (or `None` when the connection was only a cancel or a
-/// probe).
-async fn open(
-    shared: &Shared,
-    stream: &mut TcpStream,
-) -> Result<Option<StartupMessage>, SessionError> {
+/// How the opening ended.
+enum Opened {
+    Startup(ClientStream, StartupMessage),
+    /// Only a cancel or a probe.
+    Done,
+    Failed(ClientStream, SessionError),
+    /// The handshake consumed the socket; nothing can be reported.
+    HandshakeFailed(std::io::Error),
+}
+
+/// What one opening packet asks for.
+enum Opening {
+    Startup(StartupMessage),
+    /// An SSLRequest answered `S`: the TLS handshake comes next.
+    Upgrade,
+    /// Answered (`N`); the next packet follows.
+    Answered,
+    /// A cancel or a probe: nothing more to do.
+    Done,
+}
+
+/// Reads the opening packets: answers an SSLRequest with `S` and runs the TLS handshake
+/// when `client_tls` allows it (`N` otherwise, and always for GSSENCRequest), forwards a
+/// cancel, and returns the StartupMessage with the stream to continue on.
+async fn open(shared: &Shared, tls: &Tls, mut stream: ClientStream) -> Opened {
     // A client may ask for SSL and then GSS encryption before starting; more is abuse.
     for _ in 0..3 {
-        let packet = match read_packet(stream).await {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(None),
-            Err(StartupReadError::Io(e)) => return Err(e.into()),
-            Err(StartupReadError::Protocol(e)) => return Err(e.into()),
-        };
-        match packet {
-            StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
-                stream.write_all(b"N").await?;
+        match next_packet(shared, tls, &mut stream).await {
+            Ok(Opening::Answered) => {}
+            Ok(Opening::Startup(m)) => return Opened::Startup(stream, m),
+            Ok(Opening::Done) => return Opened::Done,
+            Err(e) => return Opened::Failed(stream, e),
+            Ok(Opening::Upgrade) => {
+                let (ClientStream::Plain(tcp), Some(acceptor)) = (stream, &tls.acceptor) else {
+                    unreachable!("Upgrade is only asked for on a plain stream with an acceptor");
+                };
+                match acceptor.accept(tcp).await {
+                    Ok(session) => stream = ClientStream::tls(session),
+                    Err(e) => return Opened::HandshakeFailed(e),
+                }
             }
-            StartupPacket::Cancel { pid, secret } => {
-                shared.clients_registry.cancel(pid, secret).await;
-                return Ok(None);
-            }
-            StartupPacket::Startup(m) => return Ok(Some(m)),
         }
     }
-    Err(crate::protocol::ProtocolError::Malformed("startup sequence").into())
+    let malformed = ProtocolError::Malformed("startup sequence");
+    Opened::Failed(stream, malformed.into())
+}
+
+async fn next_packet(
+    shared: &Shared,
+    tls: &Tls,
+    stream: &mut ClientStream,
+) -> Result<Opening, SessionError> {
+    let packet = match read_packet(stream).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(Opening::Done),
+        Err(StartupReadError::Io(e)) => return Err(e.into()),
+        Err(StartupReadError::Protocol(e)) => return Err(e.into()),
+    };
+    match packet {
+        StartupPacket::SslRequest if stream.is_tls() => {
+            Err(ProtocolError::Malformed("SSLRequest over TLS").into())
+        }
+        StartupPacket::SslRequest if tls.acceptor.is_some() => {
+            stream.write_all(b"S").await?;
+            Ok(Opening::Upgrade)
+        }
+        StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
+            stream.write_all(b"N").await?;
+            Ok(Opening::Answered)
+        }
+        StartupPacket::Cancel { pid, secret } => {
+            shared.clients_registry.cancel(pid, secret).await;
+            Ok(Opening::Done)
+        }
+        StartupPacket::Startup(_)
+            if tls.client_mode == ClientTlsMode::Require && !stream.is_tls() =>
+        {
+            Err(SessionError::TlsRequired)
+        }
+        StartupPacket::Startup(m) => Ok(Opening::Startup(m)),
+    }
 }
 
 /// Logs a session's failure and tells the client, if it is still there.
-pub(crate) async fn report(stream: &mut TcpStream, peer: SocketAddr, err: SessionError) {
+pub(crate) async fn report<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    peer: SocketAddr,
+    err: SessionError,
+) {
     match &err {
         e if e.client_gone() => tracing::debug!(%peer, error = %e, "client went away"),
         SessionError::ShuttingDown => tracing::debug!(%peer, "closing client for shutdown"),

@@ -12,9 +12,9 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::tls::ClientStream;
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
 
 use super::buffers;
@@ -63,7 +63,7 @@ pub enum RelayError {
 }
 
 pub struct Relay {
-    pub client: TcpStream,
+    pub client: ClientStream,
     pub server: Option<PooledServer>,
     cbuf: BytesMut,
     c_fwd: usize,
@@ -103,7 +103,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(client: TcpStream, max_message_size: usize) -> Relay {
+    pub fn new(client: ClientStream, max_message_size: usize) -> Relay {
         Relay {
             client,
             server: None,

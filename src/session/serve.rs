@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
-use tokio::net::TcpStream;
+use crate::tls::ClientStream;
 
 use super::clients::ClientHandle;
 use super::error::checkout_error;
@@ -54,7 +54,7 @@ fn pin_reporter(shared: &Arc<Shared>, pool: &crate::pool::PoolKey, peer: SocketA
 impl Serve {
     pub fn new(
         shared: Arc<Shared>,
-        stream: TcpStream,
+        stream: ClientStream,
         greeted: Greeted,
         peer: SocketAddr,
     ) -> Serve {

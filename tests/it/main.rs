@@ -24,4 +24,5 @@ mod signals;
 mod slow;
 mod stats;
 mod store;
+mod tls;
 mod upstream_restart;

@@ -46,7 +46,7 @@ pub struct Shared {
     /// Clients ever accepted.
     pub clients_total: AtomicU64,
     /// Clients pinned to their server, by reason (in the order of `PIN_REASONS`).
-    pub pinned_clients: [AtomicU64; 5],
+    pub pinned_clients: [AtomicU64; 6],
     /// Fired by the first shutdown request: stop accepting, let transactions finish.
     pub shutdown: CancellationToken,
     /// Fired when `shutdown_timeout` runs out or on a second request: close everyone.

@@ -85,6 +85,10 @@ pub struct Config {
     /// Threads serving clients: 1 runs everything on one thread (like PgBouncer, cheapest
     /// per transaction on a small machine); 0 means one per CPU core.
     pub worker_threads: usize,
+    /// Transaction mode: named prepared statements are renamed per client and prepared
+    /// again on whichever server the client lands on; each server keeps at most this
+    /// many (least recently used closed first). 0 passes them through unchanged.
+    pub max_prepared_statements: usize,
     /// Measure every statement (fingerprints, latency percentiles). Off: pure pooling.
     pub stats: bool,
     /// Query shapes tracked per (database, user); the least valuable are evicted.
@@ -226,6 +230,7 @@ impl Default for Config {
             server_tls_ca_file: None,
             shutdown_timeout: Duration::from_secs(30),
             worker_threads: 1,
+            max_prepared_statements: 500,
             stats: true,
             max_fingerprints: 5000,
             metrics_top_queries: 50,

@@ -119,6 +119,7 @@ async fn clean(
             }
         }
         server.applied.clear();
+        server.forget_all_prepared();
         server.verified_for = None;
     }
     Some(server)

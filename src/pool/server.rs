@@ -79,6 +79,10 @@ pub struct ServerConn {
     /// Session settings the proxy applied for clients (lower-case name to value), so the
     /// next client can be given its own values, or the defaults back.
     pub applied: HashMap<String, String>,
+    /// Prepared statements the proxy renamed for clients (transaction mode), with when
+    /// each was last used, for closing the least recently used.
+    prepared: HashMap<Arc<str>, u64>,
+    prepared_tick: u64,
     /// Signature of the client settings this server was last checked against; reset
     /// whenever the server's settings change, so an unchanged match skips the check.
     pub verified_for: Option<u64>,
@@ -125,6 +129,8 @@ impl ServerConn {
             drifted: Vec::new(),
             verified_for: None,
             applied: HashMap::new(),
+            prepared: HashMap::new(),
+            prepared_tick: 0,
             tx_status: b'I',
             pending: 0,
             poisoned: false,
@@ -138,6 +144,51 @@ impl ServerConn {
     /// True when the connection can go back to the idle list as it is.
     pub fn is_clean(&self) -> bool {
         self.pending == 0 && self.tx_status == b'I' && !self.poisoned
+    }
+
+    /// A statement is (being) prepared on this server.
+    pub fn note_prepared(&mut self, name: Arc<str>) {
+        self.prepared_tick += 1;
+        self.prepared.insert(name, self.prepared_tick);
+    }
+
+    /// True when `name` is prepared here (and marks it used).
+    pub fn touch_prepared(&mut self, name: &str) -> bool {
+        self.prepared_tick += 1;
+        match self.prepared.get_mut(name) {
+            Some(used) => {
+                *used = self.prepared_tick;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn forget_prepared(&mut self, name: &str) {
+        self.prepared.remove(name);
+    }
+
+    /// Forgets every prepared statement (after DISCARD ALL).
+    pub fn forget_all_prepared(&mut self) {
+        self.prepared.clear();
+    }
+
+    /// The least recently used statements beyond `max`, removed from the record: the
+    /// caller closes them on the server.
+    pub fn take_prepared_beyond(&mut self, max: usize) -> Vec<Arc<str>> {
+        let extra = self.prepared.len().saturating_sub(max);
+        if extra == 0 {
+            return Vec::new();
+        }
+        let mut by_age: Vec<(u64, Arc<str>)> = (self.prepared.iter())
+            .map(|(k, t)| (*t, k.clone()))
+            .collect();
+        by_age.sort_unstable();
+        let old: Vec<Arc<str>> = by_age.into_iter().take(extra).map(|(_, k)| k).collect();
+        for name in &old {
+            self.prepared.remove(name);
+        }
+        old
     }
 
     /// Records a ParameterStatus the server sent.

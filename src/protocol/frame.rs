@@ -43,6 +43,24 @@ pub struct FrameScanner {
     skip: usize,
 }
 
+/// How many frames `buf` holds when it is nothing but whole Parse frames of named
+/// statements; `None` otherwise.
+pub fn named_parses(buf: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    let mut count = 0;
+    while pos < buf.len() {
+        let header = buf.get(pos..pos + HEADER_LEN)?;
+        let len = 1 + u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let named = buf.get(pos + HEADER_LEN).is_some_and(|&first| first != 0);
+        if header[0] != b'P' || len < HEADER_LEN || pos + len > buf.len() || !named {
+            return None;
+        }
+        pos += len;
+        count += 1;
+    }
+    Some(count)
+}
+
 impl FrameScanner {
     pub fn new(direction: Direction, max_message_size: usize) -> FrameScanner {
         FrameScanner {

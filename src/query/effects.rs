@@ -16,6 +16,8 @@ pub enum PinReason {
     AdvisoryLock,
     TempTable,
     CursorWithHold,
+    /// SQL-level PREPARE: its EXECUTEs must find it on the same server.
+    SqlPrepare,
 }
 
 impl PinReason {
@@ -26,6 +28,7 @@ impl PinReason {
             PinReason::AdvisoryLock => "advisory_lock",
             PinReason::TempTable => "temp_table",
             PinReason::CursorWithHold => "cursor_with_hold",
+            PinReason::SqlPrepare => "sql_prepare",
         }
     }
 }
@@ -46,7 +49,9 @@ const SESSION_LOCKS: [&str; 4] = [
 ];
 
 /// First words after which a statement may have a session effect.
-const LEADING: [&str; 6] = ["set", "reset", "discard", "listen", "declare", "create"];
+const LEADING: [&str; 7] = [
+    "set", "reset", "discard", "listen", "declare", "create", "prepare",
+];
 
 pub fn session_effects(sql: &str) -> SessionEffects {
     let bytes = sql.as_bytes();
@@ -156,6 +161,8 @@ fn statement(current: &Leading<'_>, effects: &mut SessionEffects) {
         effects.pin.get_or_insert(PinReason::CursorWithHold);
     } else if is(0, "create") && (has("temp") || has("temporary")) {
         effects.pin.get_or_insert(PinReason::TempTable);
+    } else if is(0, "prepare") && !is(1, "transaction") {
+        effects.pin.get_or_insert(PinReason::SqlPrepare);
     }
 }
 
@@ -216,5 +223,7 @@ mod tests {
         assert_eq!(pin("SELECT 1; LISTEN x"), Some("listen"));
         assert_eq!(pin("SELECT 'LISTEN x'"), None);
         assert_eq!(pin("UNLISTEN x"), None);
+        assert_eq!(pin("PREPARE q (int) AS SELECT $1"), Some("sql_prepare"));
+        assert_eq!(pin("PREPARE TRANSACTION 'x'"), None);
     }
 }

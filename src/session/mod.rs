@@ -11,6 +11,7 @@ mod clients;
 mod error;
 mod login;
 mod params;
+mod prepared;
 mod relay;
 mod serve;
 mod track;

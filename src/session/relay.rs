@@ -18,6 +18,7 @@ use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
 
 use super::buffers;
+use super::prepared::Prepared;
 use super::track::{sqlstate_of, Tracker};
 use crate::pool::PooledServer;
 use crate::protocol::messages::{self, parse_parameter_status};
@@ -100,6 +101,11 @@ pub struct Relay {
     pub pinned: Option<PinReason>,
     /// Told once, when the client gets pinned (reason and statement), to log and count.
     pub on_pin: Option<PinReport>,
+    /// Transaction mode: named prepared statements renamed and prepared per server.
+    pub prepared: Option<Prepared>,
+    /// Requests framed, and requests answered (ReadyForQuery), since the session began.
+    requests_framed: u64,
+    requests_answered: u64,
 }
 
 impl Relay {
@@ -126,6 +132,9 @@ impl Relay {
             settings_touched: false,
             pinned: None,
             on_pin: None,
+            prepared: None,
+            requests_framed: 0,
+            requests_answered: 0,
         }
     }
 
@@ -170,6 +179,7 @@ impl Relay {
         self.discard_until_sync = open_batch;
         self.unsynced = false;
         self.pending = 0;
+        self.requests_answered = self.requests_framed;
         self.commit_outbox();
     }
 
@@ -182,9 +192,15 @@ impl Relay {
         Ok(())
     }
 
-    /// Attaches a server checked out for the waiting request.
-    pub fn attach_server(&mut self, server: PooledServer) {
+    /// Attaches a server checked out for the waiting request, preparing on it the
+    /// statements the waiting messages use.
+    pub fn attach_server(&mut self, mut server: PooledServer) {
         self.wants_server = false;
+        if let Some(prepared) = self.prepared.as_mut() {
+            let batch = self.requests_answered;
+            let added = prepared.place(&mut self.cbuf, 0, self.c_fwd, batch, &mut server);
+            self.c_fwd += added;
+        }
         self.server = Some(server);
     }
 
@@ -364,6 +380,7 @@ impl Relay {
                 }
                 Scan::Frame { tag, len } => (tag, len),
             };
+            let len = self.rename_statements(tag, len);
             if tag == b'X' {
                 self.terminating = true;
                 self.cbuf.truncate(self.c_fwd);
@@ -378,9 +395,14 @@ impl Relay {
                 }
                 continue;
             }
+            if tag == b'S' && self.answer_parse_only(len) {
+                continue;
+            }
             let request_end = matches!(tag, b'Q' | b'S' | b'F');
+            let batch = self.requests_framed;
             if request_end {
                 self.pending += 1;
+                self.requests_framed += 1;
             }
             if request_end {
                 self.unsynced = false;
@@ -396,12 +418,67 @@ impl Relay {
             if self.watch_effects && matches!(tag, b'Q' | b'P') {
                 self.note_effects(tag, self.c_fwd + 5..self.c_fwd + len);
             }
+            if let (Some(prepared), Some(server)) = (self.prepared.as_mut(), self.server.as_mut()) {
+                let start = self.c_fwd;
+                self.c_fwd += prepared.place(&mut self.cbuf, start, start + len, batch, server);
+            }
             self.c_fwd += len;
         }
         if self.server.is_none() && (self.c_fwd > EARLY_CHECKOUT || self.cscan.mid_frame()) {
             self.wants_server = true;
         }
         Ok(())
+    }
+
+    /// A request of named Parses only, outside a transaction and with no server: the
+    /// statements are remembered (prepared on a server at their first Bind) and the
+    /// request is answered here, ParseComplete each and ReadyForQuery. A client that
+    /// prepares synchronously (pgbench -M prepared) must not wait for a server while
+    /// another of its connections holds one. `len` is the Sync's length at `c_fwd`.
+    fn answer_parse_only(&mut self, len: usize) -> bool {
+        let quiet = self.prepared.is_some()
+            && self.server.is_none()
+            && self.pending == 0
+            && self.tx_status == b'I'
+            && self.c_fwd > 0
+            && self.s_fwd == self.sbuf.len();
+        if !quiet {
+            return false;
+        }
+        let Some(parses) = crate::protocol::frame::named_parses(&self.cbuf[..self.c_fwd]) else {
+            return false;
+        };
+        self.cbuf.advance(self.c_fwd + len);
+        self.c_fwd = 0;
+        self.unsynced = false;
+        self.wants_server = false;
+        let out = self.client_outbox();
+        for _ in 0..parses {
+            out.extend_from_slice(b"1\0\0\0\x04");
+        }
+        messages::ready_for_query(out, b'I');
+        self.commit_outbox();
+        true
+    }
+
+    /// Renames the statement a Parse, Bind, Describe or Close at `c_fwd` names (transaction
+    /// mode); returns the frame's length afterwards.
+    fn rename_statements(&mut self, tag: u8, len: usize) -> usize {
+        let Some(prepared) = self.prepared.as_mut() else {
+            return len;
+        };
+        if !matches!(tag, b'P' | b'B' | b'D' | b'C') {
+            return len;
+        }
+        let body = &self.cbuf[self.c_fwd + 5..self.c_fwd + len];
+        let Some(renamed) = prepared.client.rewrite(tag, body) else {
+            return len;
+        };
+        let mut tail = self.cbuf.split_off(self.c_fwd);
+        tail.advance(len);
+        self.cbuf.extend_from_slice(&renamed);
+        self.cbuf.unsplit(tail);
+        renamed.len()
     }
 
     /// Looks for session effects in a Query or Parse (body at `body` in `cbuf`): a
@@ -435,6 +512,22 @@ impl Relay {
         self.cbuf.unsplit(tail);
     }
 
+    /// Follows the Parses owed by the server: true for a ParseComplete that answers a
+    /// Parse the proxy added (not for the client).
+    fn hide_server_frame(&mut self, tag: u8) -> bool {
+        let (Some(prepared), Some(server)) = (self.prepared.as_mut(), self.server.as_mut()) else {
+            return false;
+        };
+        match tag {
+            b'1' => prepared.parse_complete(),
+            b'E' => {
+                prepared.error(self.requests_answered, server);
+                false
+            }
+            _ => false,
+        }
+    }
+
     /// Frames newly read server bytes, tracking ReadyForQuery and ParameterStatus.
     fn scan_server(&mut self) {
         // The backend scanner never fails: it accepts any tag and any size.
@@ -443,6 +536,12 @@ impl Relay {
                 Scan::NeedMore => break,
                 Scan::Partial { len, .. } => self.s_fwd += len,
                 Scan::Frame { tag, len } => {
+                    if self.hide_server_frame(tag) {
+                        let mut tail = self.sbuf.split_off(self.s_fwd);
+                        tail.advance(len);
+                        self.sbuf.unsplit(tail);
+                        continue;
+                    }
                     let body = &self.sbuf[self.s_fwd + 5..self.s_fwd + len];
                     if let Some(tracker) = self.tracker.as_mut() {
                         if matches!(tag, b'C' | b'E' | b's' | b'Z') {
@@ -453,6 +552,7 @@ impl Relay {
                         b'Z' => {
                             self.tx_status = body.first().copied().unwrap_or(b'I');
                             self.pending = self.pending.saturating_sub(1);
+                            self.requests_answered += 1;
                         }
                         b'S' => {
                             if let Some((k, v)) = parse_parameter_status(body) {

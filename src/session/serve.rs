@@ -13,14 +13,15 @@ use crate::tls::ClientStream;
 use super::clients::ClientHandle;
 use super::error::checkout_error;
 use super::login::{sync_server, Greeted};
-use super::params::{is_transferable, ClientParams};
+use super::params::{is_transferable, quote_ident, ClientParams};
+use super::prepared::Prepared;
 use super::relay::{Event, PinReport, Relay, RelayError};
 use super::track::{SlowHook, Tracker};
 use super::{report, SessionError};
 use crate::admin::PIN_REASONS;
 use crate::app::Shared;
 use crate::config::PoolMode;
-use crate::pool::{Pool, PoolError, ServerError};
+use crate::pool::{Pool, PoolError, PooledServer, ServerError};
 
 pub struct Serve {
     shared: Arc<Shared>,
@@ -35,6 +36,22 @@ pub struct Serve {
 /// pg_settings).
 const SESSION_SETTINGS: &str = "SELECT name, setting FROM pg_catalog.pg_settings \
      WHERE source = 'session' UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
+
+/// Closes the least recently used renamed statements beyond `max` on an idle server. A
+/// failure closes the server (its statements are no longer known).
+async fn close_old_statements(server: &mut PooledServer, max: usize, limit: std::time::Duration) {
+    let old = server.take_prepared_beyond(max.max(1));
+    if old.is_empty() {
+        return;
+    }
+    let sql: Vec<String> = (old.iter())
+        .map(|name| format!("DEALLOCATE {}", quote_ident(name)))
+        .collect();
+    if let Err(e) = server.simple_query(&sql.join(";"), limit).await {
+        tracing::info!(error = %e, "cannot close old prepared statements; closing the server");
+        server.poisoned = true;
+    }
+}
 
 /// Counts and logs, once per client, that it was pinned to its server.
 fn pin_reporter(shared: &Arc<Shared>, pool: &crate::pool::PoolKey, peer: SocketAddr) -> PinReport {
@@ -62,6 +79,9 @@ impl Serve {
         let mut relay = Relay::new(stream, config.max_message_size);
         relay.release_when_idle = greeted.pool.mode() == PoolMode::Transaction;
         relay.watch_effects = relay.release_when_idle;
+        if relay.release_when_idle && config.max_prepared_statements > 0 {
+            relay.prepared = Some(Prepared::new(greeted.client.pid()));
+        }
         relay.on_pin = Some(pin_reporter(&shared, &greeted.pool.key, peer));
         if let Some(measure) = &shared.measure {
             let key = &greeted.pool.key;
@@ -162,6 +182,12 @@ impl Serve {
             self.relay.fail_waiting_requests(&message);
             return Ok(());
         }
+        close_old_statements(
+            &mut server,
+            self.shared.config().max_prepared_statements,
+            limit,
+        )
+        .await;
         self.client.set_server(Some(server.cancel_key.clone()));
         self.relay.attach_server(server);
         Ok(())

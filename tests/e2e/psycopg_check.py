@@ -3,9 +3,10 @@
 
 Usage: psycopg_check.py PORT [POOL_SIZE]
 
-Connects to the proxy on 127.0.0.1:PORT as postgres/postgres and exercises autocommit and
-transactions, server-side parameters, a binary bytea parameter, an error inside a
-transaction followed by a rollback, COPY in and out, and 16 threads running 50
+Connects to the proxy on 127.0.0.1:PORT as postgres/postgres, with every statement
+prepared (prepare_threshold=0), and exercises autocommit and transactions, server-side
+parameters, a binary bytea parameter, an error inside a transaction followed by a
+rollback, COPY in and out, pipeline mode, SET then read back, and 32 threads running 50
 transactions each over the proxy's pool of POOL_SIZE (default 4) servers. Prints OK and
 exits 0; any failure raises, so the traceback is printed and the exit status is 1.
 
@@ -19,22 +20,21 @@ import threading
 import psycopg
 from psycopg import errors, sql
 
-THREADS = 16
+THREADS = 32
 TRANSACTIONS = 50
 COPY_ROWS = 1000
 
 
 def connect(port, **kwargs):
-    # Transaction pooling hands each transaction to any server, so psycopg must not create
-    # named prepared statements behind our back (it does after 5 runs of a query by
-    # default); as with PgBouncer, turn automatic preparation off.
+    # Every statement prepared (named prepared statements from the first execution): the
+    # proxy renames them per client and prepares them again on each server it lands on.
     return psycopg.connect(
         host="127.0.0.1",
         port=port,
         user="postgres",
         dbname="postgres",
         application_name="psycopg_check",
-        prepare_threshold=None,
+        prepare_threshold=0,
         connect_timeout=10,
         **kwargs,
     )
@@ -106,6 +106,21 @@ def copy_in_and_out(port, table):
         check(conn.execute("SELECT 1").fetchone() == (1,), "usable after COPY")
 
 
+def pipeline_and_settings(port, table):
+    with connect(port, autocommit=True) as conn:
+        with conn.pipeline():
+            for i in range(20):
+                conn.execute(
+                    sql.SQL("INSERT INTO {} (id, v) VALUES (%s, %s)").format(table),
+                    (5000 + i, "pipe"),
+                )
+            cur = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE v = 'pipe'").format(table))
+        check(cur.fetchone()[0] == 20, "every pipelined insert ran")
+        conn.execute("SET statement_timeout = '4321ms'")
+        shown = conn.execute("SHOW statement_timeout").fetchone()[0]
+        check(shown == "4321ms", f"SET is read back on the next statement: {shown}")
+
+
 def worker(port, table, n, pids, failures):
     try:
         with connect(port) as conn:
@@ -153,6 +168,7 @@ def main():
         autocommit_and_params(port, table)
         transactions_and_errors(port, table)
         copy_in_and_out(port, table)
+        pipeline_and_settings(port, table)
         threads_on_small_pool(port, table, pool_size)
     finally:
         with connect(port, autocommit=True) as conn:

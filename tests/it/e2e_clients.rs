@@ -192,10 +192,12 @@ async fn bench(proxy: &Proxy, mode: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn e2e_pgbench_simple_and_extended() {
+async fn e2e_pgbench_simple_extended_and_prepared() {
     let _lock = init_bench_db().await;
     let proxy = Proxy::with(|c| c.pool_size = 8).await;
-    for mode in ["simple", "extended"] {
+    // prepared: named statements, renamed and prepared again on each server a client
+    // lands on (and pgbench prepares synchronously, answered without a server).
+    for mode in ["simple", "extended", "prepared"] {
         let processed = bench(&proxy, mode).await;
         assert_eq!(
             processed,

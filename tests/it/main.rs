@@ -15,6 +15,7 @@ mod large_rows;
 mod params;
 mod pool_limits;
 mod pool_maintenance;
+mod prepared;
 mod queries;
 mod scram;
 mod server_auth;

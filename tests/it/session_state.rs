@@ -1,6 +1,7 @@
 //! Session state in transaction mode: settings a client changes (SET, RESET,
 //! `set_config`) follow it to every server and never reach another client; what cannot
-//! follow it (LISTEN, session advisory locks, temporary tables) pins it to its server,
+//! follow it (LISTEN, session advisory locks, temporary tables, SQL PREPARE) pins it to
+//! its server,
 //! counted by reason, and the server is reset when the client leaves.
 
 use std::time::Duration;
@@ -65,8 +66,8 @@ async fn b_busy(b: &Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_advisory_locks_and_temp_tables_pin_the_client() {
-    // Room for three pinned clients and one busy one.
-    let proxy = Proxy::with(|c| c.pool_size = 4).await;
+    // Room for four pinned clients and one busy one.
+    let proxy = Proxy::with(|c| c.pool_size = 5).await;
     let http = Http::new(&proxy);
     let lock = 4_242_000 + i64::from(std::process::id() % 1000);
     // LISTEN: later transactions still see the channel.
@@ -97,8 +98,15 @@ async fn listen_advisory_locks_and_temp_tables_pin_the_client() {
     run(&e, &format!("INSERT INTO {t} VALUES (1)")).await;
     assert_eq!(value(&e, &format!("SELECT count(*) FROM {t}")).await, "1");
     run(&f, "COMMIT").await;
+    // SQL PREPARE: EXECUTE and DEALLOCATE find it.
+    let (g, h) = (proxy.client().await, proxy.client().await);
+    run(&g, "PREPARE pin_q (int) AS SELECT $1 * 7").await;
+    b_busy(&h).await;
+    assert_eq!(value(&g, "EXECUTE pin_q(6)").await, "42");
+    run(&g, "DEALLOCATE pin_q").await;
+    run(&h, "COMMIT").await;
     let m = http.metrics().await;
-    for reason in ["listen", "advisory_lock", "temp_table"] {
+    for reason in ["listen", "advisory_lock", "temp_table", "sql_prepare"] {
         let labels = [("reason", reason)];
         assert_eq!(
             one(&m, "pgsidecar_pinned_clients_total", &labels),

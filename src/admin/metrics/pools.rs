@@ -22,11 +22,12 @@ use crate::pool::WAIT_BUCKETS;
 /// Reasons a client can be pinned to its server, in the order of
 /// `Shared::pinned_clients`. `copy` stays 0: a COPY cannot outlive its transaction in
 /// the protocol, so it never pins.
-pub const PIN_REASONS: [&str; 5] = [
+pub const PIN_REASONS: [&str; 6] = [
     "listen",
     "advisory_lock",
     "temp_table",
     "cursor_with_hold",
+    "sql_prepare",
     "copy",
 ];
 

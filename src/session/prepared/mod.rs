@@ -1,0 +1,131 @@
+//! Named prepared statements in transaction mode: a client's statement names are
+//! renamed to names of its own on the server ([`names`]), and a statement is prepared
+//! again, right before the Bind or Describe that needs it, on whichever server the
+//! client lands on. A server keeps at most `max_prepared_statements` of them, least
+//! recently used closed first (at checkout, when the server is idle).
+//!
+//! Why names per client and not shared by text: a client's own Parse and Close then
+//! always reach the server, renamed, and are answered by it; the only responses the
+//! proxy must hide are the ParseCompletes of the Parses it adds. To find those among the
+//! server's answers, every Parse sent is remembered in order with the request (batch)
+//! it belongs to: ParseCompletes arrive in the same order, and an ErrorResponse makes
+//! the server skip the rest of its batch, Parses included.
+
+mod names;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::pool::ServerConn;
+use crate::protocol::read_cstr;
+pub use names::{statement_used, ClientStatements};
+
+/// A ParseComplete the server owes.
+struct Expected {
+    /// The request (counted from the session's first) the Parse belongs to.
+    batch: u64,
+    /// The proxy added this Parse: its ParseComplete is not for the client.
+    hidden: bool,
+    /// The server name the Parse prepares, to forget if it never completes.
+    name: Option<Arc<str>>,
+}
+
+pub struct Prepared {
+    pub client: ClientStatements,
+    expected: VecDeque<Expected>,
+}
+
+impl Prepared {
+    pub fn new(client_id: i32) -> Prepared {
+        Prepared {
+            client: ClientStatements::new(client_id),
+            expected: VecDeque::new(),
+        }
+    }
+
+    /// Readies the whole frames in `buf[start..end]` (not yet sent, starting at a frame
+    /// boundary, the first in request `batch`) for `server`: notes every Parse, and puts
+    /// the Parse of a statement the server lacks right before the Bind or Describe that
+    /// uses it. Returns how many bytes were inserted.
+    pub fn place(
+        &mut self,
+        buf: &mut BytesMut,
+        start: usize,
+        end: usize,
+        mut batch: u64,
+        server: &mut ServerConn,
+    ) -> usize {
+        let (mut pos, mut end, mut inserted) = (start, end, 0);
+        while let Some(len) = whole_frame(buf, pos, end) {
+            let tag = buf[pos];
+            let body = &buf[pos + 5..pos + len];
+            match tag {
+                b'P' => {
+                    let name = parse_name(body).map(Arc::<str>::from);
+                    if let Some(name) = &name {
+                        server.note_prepared(name.clone());
+                    }
+                    let hidden = false;
+                    self.expected.push_back(Expected {
+                        batch,
+                        hidden,
+                        name,
+                    });
+                }
+                b'B' | b'D' => {
+                    let missing = statement_used(tag, body)
+                        .filter(|used| !server.touch_prepared(used))
+                        .and_then(|used| self.client.by_server_name(used))
+                        .cloned();
+                    if let Some(statement) = missing {
+                        let tail = buf.split_off(pos);
+                        buf.extend_from_slice(&statement.parse);
+                        buf.unsplit(tail);
+                        let added = statement.parse.len();
+                        (pos, end, inserted) = (pos + added, end + added, inserted + added);
+                        server.note_prepared(statement.server_name.clone());
+                        self.expected.push_back(Expected {
+                            batch,
+                            hidden: true,
+                            name: Some(statement.server_name),
+                        });
+                    }
+                }
+                b'Q' | b'S' | b'F' => batch += 1,
+                _ => {}
+            }
+            pos += len;
+        }
+        inserted
+    }
+
+    /// A ParseComplete from the server: true when it answers a Parse the proxy added
+    /// (the client must not see it).
+    pub fn parse_complete(&mut self) -> bool {
+        self.expected.pop_front().is_some_and(|e| e.hidden)
+    }
+
+    /// An ErrorResponse while the server answers request `batch`: it skips the rest of
+    /// that request, so the Parses still owed there never run.
+    pub fn error(&mut self, batch: u64, server: &mut ServerConn) {
+        while self.expected.front().is_some_and(|e| e.batch <= batch) {
+            if let Some(name) = self.expected.pop_front().and_then(|e| e.name) {
+                server.forget_prepared(&name);
+            }
+        }
+    }
+}
+
+/// The length of the whole frame at `pos`, when it ends by `end`.
+fn whole_frame(buf: &[u8], pos: usize, end: usize) -> Option<usize> {
+    let header = buf.get(pos..pos + 5)?;
+    let len = 1 + u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    (len >= 5 && pos + len <= end).then_some(len)
+}
+
+fn parse_name(body: &[u8]) -> Option<&str> {
+    let mut pos = 0;
+    read_cstr(body, &mut pos).filter(|n| !n.is_empty())
+}

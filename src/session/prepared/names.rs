@@ -1,0 +1,181 @@
+//! A client's statement names and the server names they stand for (`pgsc_<client>_<n>`),
+//! and the rewriting of the client's Parse, Bind, Describe and Close frames.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::protocol::read_cstr;
+
+/// One client's named statements.
+pub struct ClientStatements {
+    prefix: String,
+    next: u64,
+    /// Client name to the server name and the renamed Parse frame (to prepare it
+    /// again elsewhere).
+    names: HashMap<String, Statement>,
+    /// Server name back to the client name.
+    by_server: HashMap<Arc<str>, String>,
+}
+
+#[derive(Clone)]
+pub struct Statement {
+    pub server_name: Arc<str>,
+    pub parse: Bytes,
+}
+
+impl ClientStatements {
+    pub fn new(client_id: i32) -> ClientStatements {
+        ClientStatements {
+            prefix: format!("pgsc_{client_id:x}_"),
+            next: 0,
+            names: HashMap::new(),
+            by_server: HashMap::new(),
+        }
+    }
+
+    /// The statement a server name stands for, if it is this client's.
+    pub fn by_server_name(&self, server_name: &str) -> Option<&Statement> {
+        let name = self.by_server.get(server_name)?;
+        self.names.get(name)
+    }
+
+    /// The frame to send instead of a client's Parse, Bind, Describe or Close
+    /// (`tag` and `body`) that names a prepared statement; `None` to send it as it is.
+    pub fn rewrite(&mut self, tag: u8, body: &[u8]) -> Option<BytesMut> {
+        match tag {
+            b'P' => self.parse(body),
+            b'B' => {
+                let mut pos = 0;
+                let portal = read_cstr(body, &mut pos)?;
+                let name = read_cstr(body, &mut pos)?;
+                let server_name = self.server_name(name)?;
+                Some(frame(b'B', &[portal, &server_name], &body[pos..]))
+            }
+            b'D' | b'C' if body.first() == Some(&b'S') => {
+                let mut pos = 1;
+                let name = read_cstr(body, &mut pos)?;
+                let server_name = self.server_name(name)?;
+                if tag == b'C' {
+                    self.forget(name);
+                }
+                let mut out = BytesMut::with_capacity(8 + server_name.len());
+                out.put_u8(tag);
+                out.put_u32(0);
+                out.put_u8(b'S');
+                out.put_slice(server_name.as_bytes());
+                out.put_u8(0);
+                fix_length(&mut out);
+                Some(out)
+            }
+            _ => None,
+        }
+    }
+
+    fn server_name(&self, name: &str) -> Option<Arc<str>> {
+        if name.is_empty() {
+            return None;
+        }
+        self.names.get(name).map(|s| s.server_name.clone())
+    }
+
+    /// A named Parse: a fresh server name (a name parsed again after its Close is a new
+    /// statement), remembered with the renamed frame.
+    fn parse(&mut self, body: &[u8]) -> Option<BytesMut> {
+        let mut pos = 0;
+        let name = read_cstr(body, &mut pos)?;
+        if name.is_empty() {
+            return None;
+        }
+        let server_name: Arc<str> = format!("{}{}", self.prefix, self.next).into();
+        self.next += 1;
+        let out = frame(b'P', &[&server_name], &body[pos..]);
+        let statement = Statement {
+            server_name,
+            parse: Bytes::copy_from_slice(&out),
+        };
+        // A Parse of a name already in use replaces it (the earlier Parse may have
+        // failed on its server; PostgreSQL would refuse a name that still exists).
+        self.forget(name);
+        self.by_server
+            .insert(statement.server_name.clone(), name.to_string());
+        self.names.insert(name.to_string(), statement);
+        Some(out)
+    }
+
+    fn forget(&mut self, name: &str) {
+        if let Some(old) = self.names.remove(name) {
+            self.by_server.remove(&old.server_name);
+        }
+    }
+}
+
+/// A frame: `tag`, length, the C strings `names`, then `rest` as it was.
+fn frame(tag: u8, names: &[&str], rest: &[u8]) -> BytesMut {
+    let mut out = BytesMut::with_capacity(64 + rest.len());
+    out.put_u8(tag);
+    out.put_u32(0);
+    for name in names {
+        out.put_slice(name.as_bytes());
+        out.put_u8(0);
+    }
+    out.put_slice(rest);
+    fix_length(&mut out);
+    out
+}
+
+fn fix_length(out: &mut BytesMut) {
+    let len = (out.len() - 1) as u32;
+    out[1..5].copy_from_slice(&len.to_be_bytes());
+}
+
+/// The statement a Bind or Describe (whole frame body) uses, when it names one.
+pub fn statement_used(tag: u8, body: &[u8]) -> Option<&str> {
+    let mut pos = 0;
+    match tag {
+        b'B' => {
+            read_cstr(body, &mut pos)?;
+            read_cstr(body, &mut pos).filter(|n| !n.is_empty())
+        }
+        b'D' if body.first() == Some(&b'S') => {
+            pos = 1;
+            read_cstr(body, &mut pos).filter(|n| !n.is_empty())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(frame: &[u8]) -> &[u8] {
+        &frame[5..]
+    }
+
+    #[test]
+    fn names_are_rewritten_everywhere_and_forgotten_at_close() {
+        let mut s = ClientStatements::new(0x2a);
+        let parse = s.rewrite(b'P', b"q1\0SELECT $1\0\0\x01\0\0\0\x17").unwrap();
+        assert_eq!(
+            &parse[..],
+            b"P\0\0\0\x1fpgsc_2a_0\0SELECT $1\0\0\x01\0\0\0\x17"
+        );
+        let bind = s.rewrite(b'B', b"\0q1\0\0\0\0\0\0\0").unwrap();
+        assert_eq!(body(&bind), b"\0pgsc_2a_0\0\0\0\0\0\0\0");
+        assert_eq!(statement_used(b'B', body(&bind)), Some("pgsc_2a_0"));
+        let describe = s.rewrite(b'D', b"Sq1\0").unwrap();
+        assert_eq!(&describe[..], b"D\0\0\0\x0eSpgsc_2a_0\0");
+        assert!(s.by_server_name("pgsc_2a_0").is_some());
+        // Unnamed statements and portals pass as they are.
+        assert!(s.rewrite(b'P', b"\0SELECT 1\0\0\0").is_none());
+        assert!(s.rewrite(b'D', b"Pq1\0").is_none());
+        let close = s.rewrite(b'C', b"Sq1\0").unwrap();
+        assert_eq!(body(&close), b"Spgsc_2a_0\0");
+        assert!(s.rewrite(b'B', b"\0q1\0\0\0\0\0\0\0").is_none(), "closed");
+        // Parsed again: a new server name.
+        let again = s.rewrite(b'P', b"q1\0SELECT 2\0\0\0").unwrap();
+        assert!(again.windows(9).any(|w| w == b"pgsc_2a_1"));
+    }
+}

@@ -1,0 +1,124 @@
+//! Named prepared statements in transaction mode: renamed per client, prepared again on
+//! whichever server the client lands on (before a Bind or a Describe), closed, bounded
+//! per server, and with errors in a pipeline the responses stay matched.
+
+use tokio_postgres::Client;
+
+use crate::common::raw::{frame, Frame, Raw};
+use crate::common::{sqlstate, Proxy};
+
+/// Another client holds a server in a transaction, so the next statement of the first
+/// runs on another server than the one it prepared on (the idle list is LIFO).
+async fn hold(other: &Client) {
+    other.simple_query("BEGIN").await.unwrap();
+}
+
+async fn release(other: &Client) {
+    other.simple_query("COMMIT").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_follow_their_client_to_any_server() {
+    let proxy = Proxy::with(|c| {
+        c.pool_size = 2;
+        c.max_prepared_statements = 3;
+    })
+    .await;
+    let (a, b) = (proxy.client().await, proxy.client().await);
+    let mut statements = Vec::new();
+    for i in 0..5 {
+        statements.push(a.prepare(&format!("SELECT $1::int + {i}")).await.unwrap());
+    }
+    for round in 0..2 {
+        hold(&b).await;
+        for (i, st) in statements.iter().enumerate() {
+            let row = a.query_one(st, &[&10i32]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), 10 + i as i32, "round {round}");
+        }
+        release(&b).await;
+    }
+    // Each server keeps at most max_prepared_statements of them (the oldest are closed
+    // when a server is checked out; the statement counting them is one more).
+    let kept: i64 = a
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgsc%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(kept <= 4, "{kept} statements kept on one server");
+    // Close (dropping a statement) and preparing the same text again.
+    drop(statements);
+    let st = a.prepare("SELECT 42").await.unwrap();
+    hold(&b).await;
+    assert_eq!(a.query_one(&st, &[]).await.unwrap().get::<_, i32>(0), 42);
+    release(&b).await;
+    // Errors: a bad text fails at its Parse; a failing execution leaves the next one
+    // matched with its own response.
+    let err = a.prepare("SELEC 1").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42601");
+    let div = a.prepare("SELECT 1 / $1::int").await.unwrap();
+    let err = a.query_one(&div, &[&0i32]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "22012");
+    assert_eq!(a.query_one(&st, &[]).await.unwrap().get::<_, i32>(0), 42);
+    proxy.stop().await;
+}
+
+/// `name\0sql\0` + no parameter types.
+fn parse(name: &str, sql: &str) -> Vec<u8> {
+    frame(b'P', format!("{name}\0{sql}\0\0\0").as_bytes())
+}
+
+fn sync() -> Vec<u8> {
+    frame(b'S', b"")
+}
+
+fn tags(frames: &[Frame]) -> String {
+    frames.iter().map(|(tag, _)| *tag as char).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_and_pipelines_on_a_server_that_never_saw_the_parse() {
+    let proxy = Proxy::with(|c| c.pool_size = 2).await;
+    let b = proxy.client().await;
+    let (mut raw, _) = Raw::login(proxy.addr, "postgres", "postgres").await;
+    // A Parse-only request is answered without a server.
+    raw.send(&[parse("q", "SELECT $1::int * 2"), sync()].concat())
+        .await;
+    assert_eq!(tags(&raw.until_ready().await), "1Z");
+    hold(&b).await;
+    // Describe of the statement on a server that never saw it.
+    raw.send(&[frame(b'D', b"Sq\0"), sync()].concat()).await;
+    assert_eq!(tags(&raw.until_ready().await), "tTZ");
+    release(&b).await;
+    // A pipeline: Bind/Execute of q, an error, a statement skipped after it.
+    let bind = |value: &str| {
+        let mut body = b"\0q\0\0\0\0\x01".to_vec();
+        body.extend_from_slice(&(value.len() as i32).to_be_bytes());
+        body.extend_from_slice(value.as_bytes());
+        body.extend_from_slice(b"\0\0");
+        frame(b'B', &body)
+    };
+    let execute = frame(b'E', b"\0\0\0\0\0");
+    hold(&b).await;
+    let pipeline = [
+        bind("21"),
+        execute.clone(),
+        bind("x"),
+        execute.clone(),
+        parse("r", "SELECT 1"),
+        sync(),
+        bind("5"),
+        execute.clone(),
+        sync(),
+    ];
+    raw.send(&pipeline.concat()).await;
+    let first = raw.until_ready().await;
+    assert_eq!(tags(&first), "2DCEZ", "the error skips the Parse of r");
+    let second = raw.until_ready().await;
+    assert_eq!(tags(&second), "2DCZ");
+    assert_eq!(&second[1].1[6..], b"10", "q still works after the error");
+    release(&b).await;
+    proxy.stop().await;
+}

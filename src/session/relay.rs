@@ -305,7 +305,8 @@ impl Relay {
         cx: &mut Context<'_>,
         progress: &mut bool,
     ) -> Poll<Result<Event, RelayError>> {
-        if self.terminating || self.c_fwd >= BUFFER_HIGH_WATER {
+        let retrying = self.prepared.as_ref().is_some_and(|p| p.retrying.is_some());
+        if self.terminating || self.c_fwd >= BUFFER_HIGH_WATER || retrying {
             return Poll::Pending;
         }
         if self.cbuf.capacity() == 0 {
@@ -370,6 +371,9 @@ impl Relay {
                     continue;
                 }
                 Scan::Partial { len, start } => {
+                    if let Some(prepared) = self.prepared.as_mut() {
+                        prepared.retries.spoil(self.requests_framed);
+                    }
                     if let (Some(b'B'), Some(tracker)) = (start, self.tracker.as_mut()) {
                         // A streamed Bind: its names are at the front of this piece.
                         let piece = &self.cbuf[self.c_fwd + 5..self.c_fwd + len];
@@ -400,6 +404,11 @@ impl Relay {
             }
             let request_end = matches!(tag, b'Q' | b'S' | b'F');
             let batch = self.requests_framed;
+            if let Some(prepared) = self.prepared.as_mut() {
+                let alone = self.pending == 0 && self.tx_status == b'I';
+                let frame = &self.cbuf[self.c_fwd..self.c_fwd + len];
+                prepared.retries.keep(batch, frame, alone);
+            }
             if request_end {
                 self.pending += 1;
                 self.requests_framed += 1;
@@ -512,19 +521,46 @@ impl Relay {
         self.cbuf.unsplit(tail);
     }
 
-    /// Follows the Parses owed by the server: true for a ParseComplete that answers a
-    /// Parse the proxy added (not for the client).
-    fn hide_server_frame(&mut self, tag: u8) -> bool {
+    /// Follows the Parses owed by the server and the retry of a request whose cached
+    /// plan went stale: true for a server frame the client must not see (the
+    /// ParseComplete of a Parse the proxy added, or the failed attempt of a retry).
+    fn hide_server_frame(&mut self, tag: u8, frame: std::ops::Range<usize>) -> bool {
         let (Some(prepared), Some(server)) = (self.prepared.as_mut(), self.server.as_mut()) else {
             return false;
         };
+        let batch = self.requests_answered;
+        if prepared.retrying.is_some() {
+            if tag == b'Z' {
+                prepared.retrying = None;
+                if let Some(resend) = prepared.resend.take() {
+                    // Nothing was read from the client meanwhile: the retry goes first.
+                    let tail = self.cbuf.split_off(0);
+                    self.cbuf.extend_from_slice(&resend);
+                    self.cbuf.unsplit(tail);
+                    self.c_fwd += resend.len();
+                }
+            }
+            return true;
+        }
         match tag {
             b'1' => prepared.parse_complete(),
             b'E' => {
-                prepared.error(self.requests_answered, server);
+                let body = &self.sbuf[frame.start + 5..frame.end];
+                let clear = self.c_fwd == 0 && !self.cscan.mid_frame();
+                if clear && prepared.begin_retry(batch, self.requests_framed, body, server) {
+                    return true;
+                }
+                prepared.error(batch, server);
                 false
             }
-            _ => false,
+            b'Z' => {
+                prepared.retries.answered(batch);
+                false
+            }
+            other => {
+                prepared.retries.progress(other);
+                false
+            }
         }
     }
 
@@ -536,7 +572,7 @@ impl Relay {
                 Scan::NeedMore => break,
                 Scan::Partial { len, .. } => self.s_fwd += len,
                 Scan::Frame { tag, len } => {
-                    if self.hide_server_frame(tag) {
+                    if self.hide_server_frame(tag, self.s_fwd..self.s_fwd + len) {
                         let mut tail = self.sbuf.split_off(self.s_fwd);
                         tail.advance(len);
                         self.sbuf.unsplit(tail);

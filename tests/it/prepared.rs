@@ -122,3 +122,58 @@ async fn describe_and_pipelines_on_a_server_that_never_saw_the_parse() {
     release(&b).await;
     proxy.stop().await;
 }
+
+fn bind_execute(statement: &str) -> Vec<u8> {
+    [
+        frame(b'B', format!("\0{statement}\0\0\0\0\0\0\0").as_bytes()),
+        frame(b'D', b"P\0"),
+        frame(b'E', b"\0\0\0\0\0"),
+        sync(),
+    ]
+    .concat()
+}
+
+/// Column count of a RowDescription body.
+fn columns(description: &[u8]) -> u16 {
+    u16::from_be_bytes([description[0], description[1]])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cached_plan_is_prepared_again_outside_transactions() {
+    let proxy = Proxy::with(|c| c.pool_size = 1).await;
+    let t = crate::common::unique("stale_plan");
+    let direct = crate::common::direct().await;
+    let create = format!("CREATE TABLE {t} (a int); INSERT INTO {t} VALUES (1)");
+    direct.batch_execute(&create).await.unwrap();
+    let (mut raw, _) = Raw::login(proxy.addr, "postgres", "postgres").await;
+    raw.send(&[parse("q", &format!("SELECT * FROM {t}")), sync()].concat())
+        .await;
+    assert_eq!(tags(&raw.until_ready().await), "1Z");
+    raw.send(&bind_execute("q")).await;
+    let before = raw.until_ready().await;
+    assert_eq!(tags(&before), "2TDCZ");
+    assert_eq!(columns(&before[1].1), 1);
+    // The table's shape changes under the statement.
+    let alter = format!("ALTER TABLE {t} ADD COLUMN b int DEFAULT 2");
+    direct.batch_execute(&alter).await.unwrap();
+    raw.send(&bind_execute("q")).await;
+    let after = raw.until_ready().await;
+    assert_eq!(tags(&after), "2TDCZ", "retried with the new shape");
+    assert_eq!(columns(&after[1].1), 2);
+    // Inside a transaction a retry could repeat work: the error is the client's.
+    let alter = format!("ALTER TABLE {t} ADD COLUMN c int DEFAULT 3");
+    direct.batch_execute(&alter).await.unwrap();
+    raw.send(&crate::common::raw::query("BEGIN")).await;
+    raw.until_ready().await;
+    raw.send(&bind_execute("q")).await;
+    let failed = raw.until_ready().await;
+    assert_eq!(tags(&failed), "EZ");
+    assert_eq!(crate::common::raw::error_code(&failed[0].1), "0A000");
+    raw.send(&crate::common::raw::query("ROLLBACK")).await;
+    raw.until_ready().await;
+    direct
+        .batch_execute(&format!("DROP TABLE {t}"))
+        .await
+        .unwrap();
+    proxy.stop().await;
+}

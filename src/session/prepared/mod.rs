@@ -12,6 +12,7 @@
 //! the server skip the rest of its batch, Parses included.
 
 mod names;
+mod retry;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use bytes::BytesMut;
 use crate::pool::ServerConn;
 use crate::protocol::read_cstr;
 pub use names::{statement_used, ClientStatements};
+pub use retry::Retries;
 
 /// A ParseComplete the server owes.
 struct Expected {
@@ -35,6 +37,12 @@ struct Expected {
 pub struct Prepared {
     pub client: ClientStatements,
     expected: VecDeque<Expected>,
+    /// Copies of requests in flight, for a retry after a stale cached plan.
+    pub retries: Retries,
+    /// The request being retried: the server's answers to the failed attempt (up to its
+    /// ReadyForQuery) are hidden, then `resend` goes out.
+    pub retrying: Option<u64>,
+    pub resend: Option<BytesMut>,
 }
 
 impl Prepared {
@@ -42,6 +50,9 @@ impl Prepared {
         Prepared {
             client: ClientStatements::new(client_id),
             expected: VecDeque::new(),
+            retries: Retries::default(),
+            retrying: None,
+            resend: None,
         }
     }
 
@@ -99,6 +110,39 @@ impl Prepared {
             pos += len;
         }
         inserted
+    }
+
+    /// The ErrorResponse `error` for request `batch` (the last one framed is
+    /// `last_framed`): when it is a stale cached plan and the request can safely run
+    /// again, prepares the retry (the statement under a fresh name, then the request)
+    /// and returns true; the caller hides this attempt's answers and sends `resend`.
+    pub fn begin_retry(
+        &mut self,
+        batch: u64,
+        last_framed: u64,
+        error: &[u8],
+        server: &mut ServerConn,
+    ) -> bool {
+        let Some(retry) = self.retries.take_retry(batch, last_framed, error) else {
+            return false;
+        };
+        let Some(fresh) = self.client.reprepare(&retry.stale) else {
+            return false;
+        };
+        // The failed attempt's owed Parses never run; the fresh one is owed next.
+        self.error(batch, server);
+        let mut resend = BytesMut::from(&fresh.parse[..]);
+        resend.extend_from_slice(&retry.renamed(&fresh.server_name));
+        server.note_prepared(fresh.server_name.clone());
+        self.expected.push_back(Expected {
+            batch,
+            hidden: true,
+            name: Some(fresh.server_name),
+        });
+        tracing::info!(statement = %retry.stale, "cached plan went stale; preparing the statement again and retrying the request");
+        self.retrying = Some(batch);
+        self.resend = Some(resend);
+        true
     }
 
     /// A ParseComplete from the server: true when it answers a Parse the proxy added

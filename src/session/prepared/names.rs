@@ -73,6 +73,25 @@ impl ClientStatements {
         }
     }
 
+    /// Gives the statement now named `stale` on servers a fresh server name (its plan
+    /// went stale); returns the new name and its Parse frame.
+    pub fn reprepare(&mut self, stale: &str) -> Option<Statement> {
+        let name = self.by_server.get(stale)?.clone();
+        let old = self.names.get(&name)?;
+        let mut pos = 5;
+        read_cstr(&old.parse, &mut pos)?;
+        let rest = old.parse.slice(pos..);
+        let server_name: Arc<str> = format!("{}{}", self.prefix, self.next).into();
+        self.next += 1;
+        let parse = frame(b'P', &[&server_name], &rest).freeze();
+        let statement = Statement { server_name, parse };
+        self.forget(&name);
+        self.by_server
+            .insert(statement.server_name.clone(), name.clone());
+        self.names.insert(name, statement.clone());
+        Some(statement)
+    }
+
     fn server_name(&self, name: &str) -> Option<Arc<str>> {
         if name.is_empty() {
             return None;

@@ -128,12 +128,7 @@ impl ResultSet {
     }
 }
 
-/// CommandComplete with `tag`.
-pub fn command_complete(out: &mut BytesMut, tag: &str) {
-    let mut body = BytesMut::new();
-    put_cstr(&mut body, tag);
-    put_message(out, b'C', &body);
-}
+pub use crate::protocol::messages::command_complete;
 
 /// The answer to an empty query string.
 pub fn empty_query(out: &mut BytesMut) {

@@ -51,6 +51,15 @@ pub fn error_response(buf: &mut BytesMut, severity: Severity, code: &str, messag
 }
 
 /// Appends ReadyForQuery with the given status byte (`I`, `T` or `E`).
+/// CommandComplete with `tag` (a NUL inside it would end it early, so NULs are dropped).
+pub fn command_complete(buf: &mut BytesMut, tag: &str) {
+    let bytes = tag.bytes().filter(|&b| b != 0);
+    buf.put_u8(b'C');
+    buf.put_u32((4 + bytes.clone().count() + 1) as u32);
+    bytes.for_each(|b| buf.put_u8(b));
+    buf.put_u8(0);
+}
+
 pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
     let status = match status {
         b'T' => TransactionStatus::Transaction,

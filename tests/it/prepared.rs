@@ -177,3 +177,32 @@ async fn a_stale_cached_plan_is_prepared_again_outside_transactions() {
         .unwrap();
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deallocate_by_name_and_all() {
+    let proxy = Proxy::with(|c| c.pool_size = 2).await;
+    let (mut raw, _) = Raw::login(proxy.addr, "postgres", "postgres").await;
+    let query = crate::common::raw::query;
+    raw.send(&[parse("q", "SELECT 1"), parse("r", "SELECT 2"), sync()].concat())
+        .await;
+    assert_eq!(tags(&raw.until_ready().await), "11Z");
+    raw.send(&query("DEALLOCATE q")).await;
+    assert_eq!(tags(&raw.until_ready().await), "CZ");
+    raw.send(&bind_execute("q")).await;
+    let gone = raw.until_ready().await;
+    assert_eq!(tags(&gone), "EZ");
+    assert_eq!(crate::common::raw::error_code(&gone[0].1), "26000");
+    raw.send(&bind_execute("r")).await;
+    assert_eq!(tags(&raw.until_ready().await), "2TDCZ", "r is still there");
+    raw.send(&query("DEALLOCATE ALL")).await;
+    assert_eq!(tags(&raw.until_ready().await), "CZ");
+    raw.send(&bind_execute("r")).await;
+    let gone = raw.until_ready().await;
+    assert_eq!(crate::common::raw::error_code(&gone[0].1), "26000");
+    // Named again after DEALLOCATE: a new statement.
+    raw.send(&[parse("q", "SELECT 3"), sync()].concat()).await;
+    raw.until_ready().await;
+    raw.send(&bind_execute("q")).await;
+    assert_eq!(tags(&raw.until_ready().await), "2TDCZ");
+    proxy.stop().await;
+}

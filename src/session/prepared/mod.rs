@@ -21,7 +21,7 @@ use bytes::BytesMut;
 
 use crate::pool::ServerConn;
 use crate::protocol::read_cstr;
-pub use names::{statement_used, ClientStatements};
+pub use names::{deallocate_target, statement_used, ClientStatements, Deallocate};
 pub use retry::Retries;
 
 /// A ParseComplete the server owes.

@@ -123,6 +123,18 @@ impl ClientStatements {
         Some(out)
     }
 
+    /// Forgets a client name; false when the client has no such protocol statement.
+    pub fn forget_name(&mut self, name: &str) -> bool {
+        let known = self.names.contains_key(name);
+        self.forget(name);
+        known
+    }
+
+    pub fn forget_all(&mut self) {
+        self.names.clear();
+        self.by_server.clear();
+    }
+
     fn forget(&mut self, name: &str) {
         if let Some(old) = self.names.remove(name) {
             self.by_server.remove(&old.server_name);
@@ -147,6 +159,37 @@ fn frame(tag: u8, names: &[&str], rest: &[u8]) -> BytesMut {
 fn fix_length(out: &mut BytesMut) {
     let len = (out.len() - 1) as u32;
     out[1..5].copy_from_slice(&len.to_be_bytes());
+}
+
+/// What a SQL `DEALLOCATE` deallocates.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Deallocate {
+    All,
+    Name(String),
+}
+
+/// The target of a Query that is one `DEALLOCATE [PREPARE] {name | ALL}` statement.
+pub fn deallocate_target(sql: &str) -> Option<Deallocate> {
+    let sql = sql.trim().trim_end_matches(';').trim_end();
+    let mut words = sql.split_ascii_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("deallocate") {
+        return None;
+    }
+    let mut target = words.next()?;
+    if target.eq_ignore_ascii_case("prepare") {
+        target = words.next()?;
+    }
+    if words.next().is_some() {
+        return None;
+    }
+    if target.eq_ignore_ascii_case("all") {
+        return Some(Deallocate::All);
+    }
+    let name = match target.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => target.to_ascii_lowercase(),
+    };
+    Some(Deallocate::Name(name))
 }
 
 /// The statement a Bind or Describe (whole frame body) uses, when it names one.
@@ -174,18 +217,35 @@ mod tests {
     }
 
     #[test]
+    fn deallocate_statements() {
+        use Deallocate::*;
+        assert_eq!(deallocate_target("DEALLOCATE ALL"), Some(All));
+        assert_eq!(
+            deallocate_target("deallocate prepare q1;"),
+            Some(Name("q1".into()))
+        );
+        assert_eq!(
+            deallocate_target("DEALLOCATE \"Q1\""),
+            Some(Name("Q1".into()))
+        );
+        assert_eq!(deallocate_target("DEALLOCATE Q1"), Some(Name("q1".into())));
+        assert_eq!(deallocate_target("DEALLOCATE q1; SELECT 1"), None);
+        assert_eq!(deallocate_target("SELECT 1"), None);
+    }
+
+    #[test]
     fn names_are_rewritten_everywhere_and_forgotten_at_close() {
         let mut s = ClientStatements::new(0x2a);
         let parse = s.rewrite(b'P', b"q1\0SELECT $1\0\0\x01\0\0\0\x17").unwrap();
         assert_eq!(
             &parse[..],
-            b"P\0\0\0\x1fpgsc_2a_0\0SELECT $1\0\0\x01\0\0\0\x17"
+            b"P\0\0\0\x1epgsc_2a_0\0SELECT $1\0\0\x01\0\0\0\x17"
         );
         let bind = s.rewrite(b'B', b"\0q1\0\0\0\0\0\0\0").unwrap();
         assert_eq!(body(&bind), b"\0pgsc_2a_0\0\0\0\0\0\0\0");
         assert_eq!(statement_used(b'B', body(&bind)), Some("pgsc_2a_0"));
         let describe = s.rewrite(b'D', b"Sq1\0").unwrap();
-        assert_eq!(&describe[..], b"D\0\0\0\x0eSpgsc_2a_0\0");
+        assert_eq!(&describe[..], b"D\0\0\0\x0fSpgsc_2a_0\0");
         assert!(s.by_server_name("pgsc_2a_0").is_some());
         // Unnamed statements and portals pass as they are.
         assert!(s.rewrite(b'P', b"\0SELECT 1\0\0\0").is_none());

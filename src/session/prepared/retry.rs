@@ -214,7 +214,7 @@ mod tests {
         let retry = r.take_retry(3, 4, &plan).expect("retried");
         assert_eq!(retry.stale, "old");
         let renamed = retry.renamed("new");
-        assert_eq!(&renamed[..20], &frame(b'B', b"\0new\0\0\0\0\0\0\0")[..]);
+        assert_eq!(&renamed[..16], &frame(b'B', b"\0new\0\0\0\0\0\0\0")[..]);
         assert_eq!(renamed.len(), request.len());
         r.progress(b'2');
         assert!(

@@ -17,13 +17,15 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
 
+mod statements;
+
 use super::buffers;
 use super::prepared::Prepared;
 use super::track::{sqlstate_of, Tracker};
 use crate::pool::PooledServer;
 use crate::protocol::messages::{self, parse_parameter_status};
-use crate::protocol::{read_cstr, Direction, FrameScanner, ProtocolError, Scan};
-use crate::query::{session_effects, PinReason};
+use crate::protocol::{Direction, FrameScanner, ProtocolError, Scan};
+use crate::query::PinReason;
 
 /// Reads stop while this much framed data waits to be written (backpressure). Bytes of
 /// a frame still arriving do not count, so a message the proxy must see whole (a long
@@ -103,6 +105,8 @@ pub struct Relay {
     pub on_pin: Option<PinReport>,
     /// Transaction mode: named prepared statements renamed and prepared per server.
     pub prepared: Option<Prepared>,
+    /// A DEALLOCATE ALL went by: the next server met forgets its prepared statements.
+    forget_server_statements: bool,
     /// Requests framed, and requests answered (ReadyForQuery), since the session began.
     requests_framed: u64,
     requests_answered: u64,
@@ -133,6 +137,7 @@ impl Relay {
             pinned: None,
             on_pin: None,
             prepared: None,
+            forget_server_statements: false,
             requests_framed: 0,
             requests_answered: 0,
         }
@@ -196,6 +201,9 @@ impl Relay {
     /// statements the waiting messages use.
     pub fn attach_server(&mut self, mut server: PooledServer) {
         self.wants_server = false;
+        if std::mem::take(&mut self.forget_server_statements) {
+            server.forget_all_prepared();
+        }
         if let Some(prepared) = self.prepared.as_mut() {
             let batch = self.requests_answered;
             let added = prepared.place(&mut self.cbuf, 0, self.c_fwd, batch, &mut server);
@@ -402,6 +410,9 @@ impl Relay {
             if tag == b'S' && self.answer_parse_only(len) {
                 continue;
             }
+            if tag == b'Q' && self.answer_deallocate(len) {
+                continue;
+            }
             let request_end = matches!(tag, b'Q' | b'S' | b'F');
             let batch = self.requests_framed;
             if let Some(prepared) = self.prepared.as_mut() {
@@ -428,6 +439,9 @@ impl Relay {
                 self.note_effects(tag, self.c_fwd + 5..self.c_fwd + len);
             }
             if let (Some(prepared), Some(server)) = (self.prepared.as_mut(), self.server.as_mut()) {
+                if std::mem::take(&mut self.forget_server_statements) {
+                    server.forget_all_prepared();
+                }
                 let start = self.c_fwd;
                 self.c_fwd += prepared.place(&mut self.cbuf, start, start + len, batch, server);
             }
@@ -439,129 +453,12 @@ impl Relay {
         Ok(())
     }
 
-    /// A request of named Parses only, outside a transaction and with no server: the
-    /// statements are remembered (prepared on a server at their first Bind) and the
-    /// request is answered here, ParseComplete each and ReadyForQuery. A client that
-    /// prepares synchronously (pgbench -M prepared) must not wait for a server while
-    /// another of its connections holds one. `len` is the Sync's length at `c_fwd`.
-    fn answer_parse_only(&mut self, len: usize) -> bool {
-        let quiet = self.prepared.is_some()
-            && self.server.is_none()
-            && self.pending == 0
-            && self.tx_status == b'I'
-            && self.c_fwd > 0
-            && self.s_fwd == self.sbuf.len();
-        if !quiet {
-            return false;
-        }
-        let Some(parses) = crate::protocol::frame::named_parses(&self.cbuf[..self.c_fwd]) else {
-            return false;
-        };
-        self.cbuf.advance(self.c_fwd + len);
-        self.c_fwd = 0;
-        self.unsynced = false;
-        self.wants_server = false;
-        let out = self.client_outbox();
-        for _ in 0..parses {
-            out.extend_from_slice(b"1\0\0\0\x04");
-        }
-        messages::ready_for_query(out, b'I');
-        self.commit_outbox();
-        true
-    }
-
-    /// Renames the statement a Parse, Bind, Describe or Close at `c_fwd` names (transaction
-    /// mode); returns the frame's length afterwards.
-    fn rename_statements(&mut self, tag: u8, len: usize) -> usize {
-        let Some(prepared) = self.prepared.as_mut() else {
-            return len;
-        };
-        if !matches!(tag, b'P' | b'B' | b'D' | b'C') {
-            return len;
-        }
-        let body = &self.cbuf[self.c_fwd + 5..self.c_fwd + len];
-        let Some(renamed) = prepared.client.rewrite(tag, body) else {
-            return len;
-        };
-        let mut tail = self.cbuf.split_off(self.c_fwd);
-        tail.advance(len);
-        self.cbuf.extend_from_slice(&renamed);
-        self.cbuf.unsplit(tail);
-        renamed.len()
-    }
-
-    /// Looks for session effects in a Query or Parse (body at `body` in `cbuf`): a
-    /// possible settings change is noted; a pin keeps the server for good.
-    fn note_effects(&mut self, tag: u8, body: std::ops::Range<usize>) {
-        let body = &self.cbuf[body];
-        let mut pos = 0;
-        if tag == b'P' {
-            let _name = read_cstr(body, &mut pos);
-        }
-        let Some(sql) = read_cstr(body, &mut pos) else {
-            return;
-        };
-        let effects = session_effects(sql);
-        self.settings_touched |= effects.settings;
-        if let Some(reason) = effects.pin {
-            self.pinned = Some(reason);
-            self.watch_effects = false;
-            self.release_when_idle = false;
-            if let Some(mut on_pin) = self.on_pin.take() {
-                on_pin(reason, sql);
-            }
-        }
-    }
-
     /// Removes the frame at `c_fwd` from the client buffer.
     fn drop_client_frame(&mut self, len: usize) {
         let tail = self.cbuf.split_off(self.c_fwd);
         let mut tail = tail;
         tail.advance(len);
         self.cbuf.unsplit(tail);
-    }
-
-    /// Follows the Parses owed by the server and the retry of a request whose cached
-    /// plan went stale: true for a server frame the client must not see (the
-    /// ParseComplete of a Parse the proxy added, or the failed attempt of a retry).
-    fn hide_server_frame(&mut self, tag: u8, frame: std::ops::Range<usize>) -> bool {
-        let (Some(prepared), Some(server)) = (self.prepared.as_mut(), self.server.as_mut()) else {
-            return false;
-        };
-        let batch = self.requests_answered;
-        if prepared.retrying.is_some() {
-            if tag == b'Z' {
-                prepared.retrying = None;
-                if let Some(resend) = prepared.resend.take() {
-                    // Nothing was read from the client meanwhile: the retry goes first.
-                    let tail = self.cbuf.split_off(0);
-                    self.cbuf.extend_from_slice(&resend);
-                    self.cbuf.unsplit(tail);
-                    self.c_fwd += resend.len();
-                }
-            }
-            return true;
-        }
-        match tag {
-            b'1' => prepared.parse_complete(),
-            b'E' => {
-                let body = &self.sbuf[frame.start + 5..frame.end];
-                let clear = self.c_fwd == 0 && !self.cscan.mid_frame();
-                if clear && prepared.begin_retry(batch, self.requests_framed, body, server) {
-                    return true;
-                }
-                prepared.error(batch, server);
-                false
-            }
-            b'Z' => {
-                prepared.retries.answered(batch);
-                false
-            }
-            other => {
-                prepared.retries.progress(other);
-                false
-            }
-        }
     }
 
     /// Frames newly read server bytes, tracking ReadyForQuery and ParameterStatus.

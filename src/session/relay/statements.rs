@@ -1,0 +1,169 @@
+//! The relay's part in transaction pooling's session rules: renaming prepared
+//! statements and hiding the answers to what the proxy adds ([`super::super::prepared`]),
+//! answering Parse-only requests and DEALLOCATE itself, and noticing statements with
+//! session effects (settings, pins).
+
+use bytes::Buf;
+
+use super::super::prepared::{deallocate_target, Deallocate};
+use super::Relay;
+use crate::protocol::messages;
+use crate::protocol::read_cstr;
+use crate::query::session_effects;
+
+impl Relay {
+    /// A request of named Parses only, outside a transaction and with no server: the
+    /// statements are remembered (prepared on a server at their first Bind) and the
+    /// request is answered here, ParseComplete each and ReadyForQuery. A client that
+    /// prepares synchronously (pgbench -M prepared) must not wait for a server while
+    /// another of its connections holds one. `len` is the Sync's length at `c_fwd`.
+    pub(super) fn answer_parse_only(&mut self, len: usize) -> bool {
+        let quiet = self.prepared.is_some()
+            && self.server.is_none()
+            && self.pending == 0
+            && self.tx_status == b'I'
+            && self.c_fwd > 0
+            && self.s_fwd == self.sbuf.len();
+        if !quiet {
+            return false;
+        }
+        let Some(parses) = crate::protocol::frame::named_parses(&self.cbuf[..self.c_fwd]) else {
+            return false;
+        };
+        self.cbuf.advance(self.c_fwd + len);
+        self.c_fwd = 0;
+        self.unsynced = false;
+        self.wants_server = false;
+        let out = self.client_outbox();
+        for _ in 0..parses {
+            out.extend_from_slice(b"1\0\0\0\x04");
+        }
+        messages::ready_for_query(out, b'I');
+        self.commit_outbox();
+        true
+    }
+
+    /// Renames the statement a Parse, Bind, Describe or Close at `c_fwd` names (transaction
+    /// mode); returns the frame's length afterwards.
+    pub(super) fn rename_statements(&mut self, tag: u8, len: usize) -> usize {
+        let Some(prepared) = self.prepared.as_mut() else {
+            return len;
+        };
+        if !matches!(tag, b'P' | b'B' | b'D' | b'C') {
+            return len;
+        }
+        let body = &self.cbuf[self.c_fwd + 5..self.c_fwd + len];
+        let Some(renamed) = prepared.client.rewrite(tag, body) else {
+            return len;
+        };
+        let mut tail = self.cbuf.split_off(self.c_fwd);
+        tail.advance(len);
+        self.cbuf.extend_from_slice(&renamed);
+        self.cbuf.unsplit(tail);
+        renamed.len()
+    }
+
+    /// Looks for session effects in a Query or Parse (body at `body` in `cbuf`): a
+    /// possible settings change is noted; a pin keeps the server for good.
+    pub(super) fn note_effects(&mut self, tag: u8, body: std::ops::Range<usize>) {
+        let body = &self.cbuf[body];
+        let mut pos = 0;
+        if tag == b'P' {
+            let _name = read_cstr(body, &mut pos);
+        }
+        let Some(sql) = read_cstr(body, &mut pos) else {
+            return;
+        };
+        let effects = session_effects(sql);
+        self.settings_touched |= effects.settings;
+        if let Some(reason) = effects.pin {
+            self.pinned = Some(reason);
+            self.watch_effects = false;
+            self.release_when_idle = false;
+            if let Some(mut on_pin) = self.on_pin.take() {
+                on_pin(reason, sql);
+            }
+        }
+    }
+
+    /// Follows the Parses owed by the server and the retry of a request whose cached
+    /// plan went stale: true for a server frame the client must not see (the
+    /// ParseComplete of a Parse the proxy added, or the failed attempt of a retry).
+    pub(super) fn hide_server_frame(&mut self, tag: u8, frame: std::ops::Range<usize>) -> bool {
+        let (Some(prepared), Some(server)) = (self.prepared.as_mut(), self.server.as_mut()) else {
+            return false;
+        };
+        let batch = self.requests_answered;
+        if prepared.retrying.is_some() {
+            if tag == b'Z' {
+                prepared.retrying = None;
+                if let Some(resend) = prepared.resend.take() {
+                    // Nothing was read from the client meanwhile: the retry goes first.
+                    let tail = self.cbuf.split_off(0);
+                    self.cbuf.extend_from_slice(&resend);
+                    self.cbuf.unsplit(tail);
+                    self.c_fwd += resend.len();
+                }
+            }
+            return true;
+        }
+        match tag {
+            b'1' => prepared.parse_complete(),
+            b'E' => {
+                let body = &self.sbuf[frame.start + 5..frame.end];
+                let clear = self.c_fwd == 0 && !self.cscan.mid_frame();
+                if clear && prepared.begin_retry(batch, self.requests_framed, body, server) {
+                    return true;
+                }
+                prepared.error(batch, server);
+                false
+            }
+            b'Z' => {
+                prepared.retries.answered(batch);
+                false
+            }
+            other => {
+                prepared.retries.progress(other);
+                false
+            }
+        }
+    }
+
+    /// SQL `DEALLOCATE name` of a statement the client prepared with the protocol
+    /// (renamed, and perhaps on other servers): forgotten and answered here when nothing
+    /// is in flight. `DEALLOCATE ALL` goes to the server; the servers' records are then
+    /// cleared as they are met, so statements are prepared again where needed. `len` is
+    /// the Query's length at `c_fwd`. True when the Query was answered.
+    pub(super) fn answer_deallocate(&mut self, len: usize) -> bool {
+        let Some(prepared) = self.prepared.as_mut() else {
+            return false;
+        };
+        let body = &self.cbuf[self.c_fwd + 5..self.c_fwd + len];
+        let mut pos = 0;
+        let Some(target) = read_cstr(body, &mut pos).and_then(deallocate_target) else {
+            return false;
+        };
+        let name = match target {
+            Deallocate::All => {
+                prepared.client.forget_all();
+                self.forget_server_statements = true;
+                return false;
+            }
+            Deallocate::Name(name) => name,
+        };
+        let quiet = self.pending == 0
+            && self.tx_status != b'E'
+            && self.c_fwd == 0
+            && self.s_fwd == self.sbuf.len();
+        if !quiet || !prepared.client.forget_name(&name) {
+            return false;
+        }
+        self.cbuf.advance(len);
+        let status = self.tx_status;
+        let out = self.client_outbox();
+        messages::command_complete(out, "DEALLOCATE");
+        messages::ready_for_query(out, status);
+        self.commit_outbox();
+        true
+    }
+}

@@ -18,7 +18,7 @@ const BENCH_LOCK: i64 = 0x7067_7369_6465;
 const BENCH_TX: u64 = 50;
 
 /// Runs a client program to completion; stdout and stderr are captured.
-async fn run(program: &str, args: &[&str]) -> Output {
+pub(crate) async fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         // Only our flags decide where the client goes.
@@ -34,7 +34,7 @@ async fn run(program: &str, args: &[&str]) -> Output {
 }
 
 /// Output as text, for assertions and failure messages.
-fn text(out: &Output) -> (String, String) {
+pub(crate) fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -9,6 +9,9 @@ use super::ProtocolError;
 /// Length of a frame header: tag plus length.
 pub const HEADER_LEN: usize = 5;
 
+/// Frames longer than this may be forwarded in pieces (rows, COPY data, big Binds).
+pub const STREAM_AT: usize = 32 * 1024;
+
 /// One step of scanning a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scan {
@@ -96,7 +99,9 @@ impl FrameScanner {
         if buf.len() >= total {
             return Ok(Scan::Frame { tag, len: total });
         }
-        if self.streamable(tag) {
+        // Only big frames are forwarded before they are whole: a small one split by a
+        // read boundary waits for its rest, so the proxy can read (and rename) it whole.
+        if total > STREAM_AT && self.streamable(tag) {
             self.skip = total - buf.len();
             return Ok(Scan::Partial {
                 len: buf.len(),
@@ -170,7 +175,11 @@ mod tests {
     #[test]
     fn streams_large_data_rows_in_pieces() {
         let mut s = FrameScanner::new(Direction::Backend, usize::MAX);
-        let row = frame(b'D', &[7u8; 100]);
+        // A small row split by a read boundary waits for the rest.
+        let small = frame(b'D', &[7u8; 100]);
+        assert_eq!(s.next(&small[..30]).unwrap(), Scan::NeedMore);
+        let row = frame(b'D', &vec![7u8; STREAM_AT + 100]);
+        let total = row.len();
         assert_eq!(
             s.next(&row[..30]).unwrap(),
             Scan::Partial {
@@ -191,13 +200,13 @@ mod tests {
         assert_eq!(
             s.next(&rest).unwrap(),
             Scan::Partial {
-                len: 55,
+                len: total - 50,
                 start: None
             }
         );
         assert!(!s.mid_frame());
         assert_eq!(
-            s.next(&rest[55..]).unwrap(),
+            s.next(&rest[total - 50..]).unwrap(),
             Scan::Frame { tag: b'Z', len: 6 }
         );
     }

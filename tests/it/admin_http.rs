@@ -200,7 +200,7 @@ fn pool_and_process_families(m: &Scrape) {
     assert_eq!(one(m, "pgsidecar_server_connect_errors_total", &pool), 0.0);
     assert!(one(m, "pgsidecar_client_connections_total", &[]) >= 1.0);
     let pinned = samples(m, "pgsidecar_pinned_clients_total", &[]);
-    assert_eq!(pinned.len(), 5);
+    assert_eq!(pinned.len(), pgsidecar::admin::PIN_REASONS.len());
     assert!(pinned.iter().all(|s| value(s) == 0.0));
     let version = [("version", env!("CARGO_PKG_VERSION"))];
     assert_eq!(one(m, "pgsidecar_build_info", &version), 1.0);

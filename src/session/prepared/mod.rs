@@ -69,9 +69,14 @@ impl Prepared {
         server: &mut ServerConn,
     ) -> usize {
         let (mut pos, mut end, mut inserted) = (start, end, 0);
-        while let Some(len) = whole_frame(buf, pos, end) {
+        while let Some(len) = frame_at(buf, pos, end) {
             let tag = buf[pos];
-            let body = &buf[pos + 5..pos + len];
+            let whole = pos + len <= end;
+            // A Bind streaming in (too big to wait for) has its names at its front.
+            if !whole && tag != b'B' {
+                break;
+            }
+            let body = &buf[pos + 5..(pos + len).min(end)];
             match tag {
                 b'P' => {
                     let name = parse_name(body).map(Arc::<str>::from);
@@ -106,6 +111,9 @@ impl Prepared {
                 }
                 b'Q' | b'S' | b'F' => batch += 1,
                 _ => {}
+            }
+            if !whole {
+                break;
             }
             pos += len;
         }
@@ -162,11 +170,14 @@ impl Prepared {
     }
 }
 
-/// The length of the whole frame at `pos`, when it ends by `end`.
-fn whole_frame(buf: &[u8], pos: usize, end: usize) -> Option<usize> {
-    let header = buf.get(pos..pos + 5)?;
-    let len = 1 + u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    (len >= 5 && pos + len <= end).then_some(len)
+/// The length of the frame whose header is at `pos` (it may end after `end`).
+fn frame_at(buf: &[u8], pos: usize, end: usize) -> Option<usize> {
+    let header = buf.get(pos..(pos + 5).min(end))?;
+    let [_, a, b, c, d] = header else {
+        return None;
+    };
+    let len = 1 + u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+    (len >= 5).then_some(len)
 }
 
 fn parse_name(body: &[u8]) -> Option<&str> {

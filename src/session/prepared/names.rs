@@ -92,6 +92,26 @@ impl ClientStatements {
         Some(statement)
     }
 
+    /// The start of a Bind streaming in (`header` of 5 bytes, `names`: the body bytes
+    /// at hand): when it names a statement of this client, the new start (header with
+    /// the length adjusted, portal, server name) and how many body bytes it replaces.
+    pub fn rewrite_bind_start(&self, header: &[u8], names: &[u8]) -> Option<(BytesMut, usize)> {
+        let mut pos = 0;
+        let portal = read_cstr(names, &mut pos)?;
+        let name = read_cstr(names, &mut pos)?;
+        let server_name = self.server_name(name)?;
+        let declared = u32::from_be_bytes(header.get(1..5)?.try_into().ok()?) as usize;
+        let new_names = portal.len() + 1 + server_name.len() + 1;
+        let mut out = BytesMut::with_capacity(5 + new_names);
+        out.put_u8(b'B');
+        out.put_u32((declared - pos + new_names) as u32);
+        out.put_slice(portal.as_bytes());
+        out.put_u8(0);
+        out.put_slice(server_name.as_bytes());
+        out.put_u8(0);
+        Some((out, pos))
+    }
+
     fn server_name(&self, name: &str) -> Option<Arc<str>> {
         if name.is_empty() {
             return None;

@@ -99,6 +99,9 @@ pub struct Relay {
     pub watch_effects: bool,
     /// A statement may have changed a session setting since the server was attached.
     pub settings_touched: bool,
+    /// Prepared statements (by server name; "" is the unnamed one) whose text may change
+    /// settings: each Bind of one may.
+    settings_statements: std::collections::HashSet<String>,
     /// Why the client keeps its server for the rest of its session, once it must.
     pub pinned: Option<PinReason>,
     /// Told once, when the client gets pinned (reason and statement), to log and count.
@@ -134,6 +137,7 @@ impl Relay {
             tracker: None,
             watch_effects: false,
             settings_touched: false,
+            settings_statements: std::collections::HashSet::new(),
             pinned: None,
             on_pin: None,
             prepared: None,
@@ -382,6 +386,10 @@ impl Relay {
                     if let Some(prepared) = self.prepared.as_mut() {
                         prepared.retries.spoil(self.requests_framed);
                     }
+                    let len = match start {
+                        Some(b'B') => self.rename_streamed_bind(len),
+                        _ => len,
+                    };
                     if let (Some(b'B'), Some(tracker)) = (start, self.tracker.as_mut()) {
                         // A streamed Bind: its names are at the front of this piece.
                         let piece = &self.cbuf[self.c_fwd + 5..self.c_fwd + len];
@@ -437,6 +445,9 @@ impl Relay {
             }
             if self.watch_effects && matches!(tag, b'Q' | b'P') {
                 self.note_effects(tag, self.c_fwd + 5..self.c_fwd + len);
+            }
+            if self.watch_effects && tag == b'B' && !self.settings_statements.is_empty() {
+                self.note_bind(self.c_fwd + 5..self.c_fwd + len);
             }
             if let (Some(prepared), Some(server)) = (self.prepared.as_mut(), self.server.as_mut()) {
                 if std::mem::take(&mut self.forget_server_statements) {

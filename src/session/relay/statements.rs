@@ -65,17 +65,42 @@ impl Relay {
 
     /// Looks for session effects in a Query or Parse (body at `body` in `cbuf`): a
     /// possible settings change is noted; a pin keeps the server for good.
+    /// A Bind of a statement whose Parse may change settings: the change happens when it
+    /// runs, perhaps in a later request than its Parse (drivers prepare, then execute).
+    pub(super) fn note_bind(&mut self, body: std::ops::Range<usize>) {
+        let body = &self.cbuf[body];
+        let mut pos = 0;
+        let (Some(_portal), Some(statement)) =
+            (read_cstr(body, &mut pos), read_cstr(body, &mut pos))
+        else {
+            return;
+        };
+        if self.settings_statements.contains(statement) {
+            self.settings_touched = true;
+        }
+    }
+
     pub(super) fn note_effects(&mut self, tag: u8, body: std::ops::Range<usize>) {
         let body = &self.cbuf[body];
         let mut pos = 0;
-        if tag == b'P' {
-            let _name = read_cstr(body, &mut pos);
-        }
+        let name = match tag {
+            b'P' => read_cstr(body, &mut pos),
+            _ => None,
+        };
         let Some(sql) = read_cstr(body, &mut pos) else {
             return;
         };
         let effects = session_effects(sql);
         self.settings_touched |= effects.settings;
+        if let Some(name) = name {
+            // Remembered by the name the server knows (renamed already in transaction
+            // mode), so its Binds are recognised; a reused name forgets the old text.
+            if effects.settings {
+                self.settings_statements.insert(name.to_string());
+            } else if !self.settings_statements.is_empty() {
+                self.settings_statements.remove(name);
+            }
+        }
         if let Some(reason) = effects.pin {
             self.pinned = Some(reason);
             self.watch_effects = false;
@@ -165,5 +190,31 @@ impl Relay {
         messages::ready_for_query(out, status);
         self.commit_outbox();
         true
+    }
+
+    /// The first piece of a Bind too big to wait for, at `c_fwd` (`len` bytes at hand):
+    /// its statement renamed, and prepared on the attached server if it lacks it.
+    /// Returns the piece's length afterwards (the frame's remaining bytes are unchanged).
+    pub(super) fn rename_streamed_bind(&mut self, len: usize) -> usize {
+        let Some(prepared) = self.prepared.as_mut() else {
+            return len;
+        };
+        let at = self.c_fwd;
+        let renamed = prepared
+            .client
+            .rewrite_bind_start(&self.cbuf[at..at + 5], &self.cbuf[at + 5..at + len]);
+        let mut len = len;
+        if let Some((start, replaced)) = renamed {
+            let mut tail = self.cbuf.split_off(at);
+            tail.advance(5 + replaced);
+            self.cbuf.extend_from_slice(&start);
+            self.cbuf.unsplit(tail);
+            len = len - 5 - replaced + start.len();
+        }
+        if let Some(server) = self.server.as_mut() {
+            let batch = self.requests_framed;
+            self.c_fwd += prepared.place(&mut self.cbuf, at, at + len, batch, server);
+        }
+        len
     }
 }

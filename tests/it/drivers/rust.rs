@@ -324,12 +324,10 @@ async fn check_set_followed<F: std::future::Future<Output = (String, i32)>>(
 }
 
 // tokio-postgres execute() and sqlx query() send a statement as Parse (named), Describe,
-// Sync, then Bind, Execute, Sync in a second request. The proxy notes a SET at its Parse
-// and reads settings back when that first request ends, before the SET has run; the
-// request that runs it carries no Parse, so the setting is never read back: it stays on
-// the server for the next client and is lost when the client moves.
+// Sync, then Bind, Execute, Sync in a second request: the SET runs in a request with no
+// Parse in it, so the proxy must notice it at the Bind (it remembers which prepared
+// statements may change settings) to read the settings back afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "proxy bug: a SET prepared by name and executed in a later request is not tracked"]
 async fn tokio_postgres_set_prepared_then_executed() {
     let proxy = Proxy::with(|c| c.pool_size = 1).await;
     let (a, b) = (proxy.client().await, proxy.client().await);
@@ -343,7 +341,6 @@ async fn tokio_postgres_set_prepared_then_executed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "proxy bug: a SET prepared by name and executed in a later request is not tracked"]
 async fn sqlx_set_prepared_then_executed() {
     let proxy = Proxy::with(|c| c.pool_size = 1).await;
     let mut a = PgConnection::connect(&proxy.url("postgres", "postgres"))

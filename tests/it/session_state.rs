@@ -56,7 +56,25 @@ async fn settings_follow_their_client_and_no_one_else() {
     run(&a, "RESET ALL").await;
     assert_eq!(value(&a, "SHOW statement_timeout").await, "0");
     assert_eq!(value(&b, "SHOW statement_timeout").await, "0");
+    // SET ROLE follows too, and never reaches B.
+    let role = unique("pgsc_role");
+    let admin = direct().await;
+    admin
+        .batch_execute(&format!("CREATE ROLE {role}"))
+        .await
+        .unwrap();
+    run(&a, &format!("SET ROLE {role}")).await;
+    assert_eq!(value(&b, "SELECT current_user").await, "postgres");
+    run(&b, "BEGIN").await;
+    assert_eq!(value(&a, "SELECT current_user").await, role);
+    run(&b, "COMMIT").await;
+    run(&a, "RESET ROLE").await;
+    assert_eq!(value(&a, "SELECT current_user").await, "postgres");
     proxy.stop().await;
+    admin
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .unwrap();
 }
 
 /// B takes the server A just released (LIFO), unless A is pinned to it.
@@ -66,8 +84,8 @@ async fn b_busy(b: &Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_advisory_locks_and_temp_tables_pin_the_client() {
-    // Room for four pinned clients and one busy one.
-    let proxy = Proxy::with(|c| c.pool_size = 5).await;
+    // Room for five pinned clients and one busy one.
+    let proxy = Proxy::with(|c| c.pool_size = 6).await;
     let http = Http::new(&proxy);
     let lock = 4_242_000 + i64::from(std::process::id() % 1000);
     // LISTEN: later transactions still see the channel.
@@ -98,6 +116,17 @@ async fn listen_advisory_locks_and_temp_tables_pin_the_client() {
     run(&e, &format!("INSERT INTO {t} VALUES (1)")).await;
     assert_eq!(value(&e, &format!("SELECT count(*) FROM {t}")).await, "1");
     run(&f, "COMMIT").await;
+    // A cursor WITH HOLD outlives its transaction on its server.
+    let (i, j) = (proxy.client().await, proxy.client().await);
+    run(
+        &i,
+        "DECLARE pin_c CURSOR WITH HOLD FOR SELECT generate_series(1, 3)",
+    )
+    .await;
+    b_busy(&j).await;
+    assert_eq!(value(&i, "FETCH 2 FROM pin_c").await, "1");
+    run(&i, "CLOSE pin_c").await;
+    run(&j, "COMMIT").await;
     // SQL PREPARE: EXECUTE and DEALLOCATE find it.
     let (g, h) = (proxy.client().await, proxy.client().await);
     run(&g, "PREPARE pin_q (int) AS SELECT $1 * 7").await;
@@ -106,7 +135,14 @@ async fn listen_advisory_locks_and_temp_tables_pin_the_client() {
     run(&g, "DEALLOCATE pin_q").await;
     run(&h, "COMMIT").await;
     let m = http.metrics().await;
-    for reason in ["listen", "advisory_lock", "temp_table", "sql_prepare"] {
+    let reasons = [
+        "listen",
+        "advisory_lock",
+        "temp_table",
+        "cursor_with_hold",
+        "sql_prepare",
+    ];
+    for reason in reasons {
         let labels = [("reason", reason)];
         assert_eq!(
             one(&m, "pgsidecar_pinned_clients_total", &labels),

@@ -6,15 +6,14 @@ mod client;
 pub mod md5;
 pub mod scram;
 
-use std::time::Duration;
-
 use dashmap::DashMap;
-use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
+use deadpool_postgres::RecyclingMethod;
 use rand::RngCore;
 
 pub use client::authenticate;
 
 use crate::config::{Config, PoolSettings, Upstream};
+use crate::pool::side::{side_pool, SideTarget};
 use crate::pool::ServerAuth;
 use crate::protocol::ProtocolError;
 use scram::ScramVerifier;
@@ -147,29 +146,16 @@ impl Authenticator {
         if let Some(pool) = self.side_pools.get(&settings.server_dbname) {
             return pool.clone();
         }
-        let mut pg = tokio_postgres::Config::new();
-        pg.host(&settings.host)
-            .port(settings.port)
-            .dbname(&settings.server_dbname)
-            .user(config.auth_user.as_deref().unwrap_or(&upstream.user))
-            .application_name("pgsidecar auth_query")
-            .connect_timeout(config.server_connect_timeout);
-        if let Some(p) = &upstream.password {
-            pg.password(p);
-        }
-        let manager = Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = deadpool_postgres::Pool::builder(manager)
-            .max_size(2)
-            .wait_timeout(Some(Duration::from_secs(5)))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .unwrap_or_else(|e| unreachable!("pool with a runtime and timeouts builds: {e}"));
+        let pool = side_pool(SideTarget {
+            host: &settings.host,
+            port: settings.port,
+            dbname: &settings.server_dbname,
+            user: config.auth_user.as_deref().unwrap_or(&upstream.user),
+            password: upstream.password.as_deref(),
+            application_name: "pgsidecar auth_query",
+            connect_timeout: config.server_connect_timeout,
+            recycling: RecyclingMethod::Fast,
+        });
         self.side_pools
             .insert(settings.server_dbname.clone(), pool.clone());
         pool

@@ -11,6 +11,7 @@ mod guard;
 pub mod login;
 mod reaper;
 pub mod server;
+pub mod side;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

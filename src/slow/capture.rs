@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
+use deadpool_postgres::RecyclingMethod;
 
 use crate::config::{PoolSettings, Upstream};
 use crate::explain::{CapturedPlan, ExplainLimits, ExplainRequest};
+use crate::pool::side::{side_pool, SideTarget};
 
 /// A client's statement, ready to be explained.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -174,28 +175,16 @@ impl Capturer {
         if let Some(pool) = self.pools.get(&target) {
             return pool.clone();
         }
-        let mut pg = tokio_postgres::Config::new();
-        pg.host(&settings.host)
-            .port(settings.port)
-            .dbname(&settings.server_dbname)
-            .user(&upstream.user)
-            .application_name("pgsidecar explain")
-            .connect_timeout(Duration::from_secs(5));
-        if let Some(p) = &upstream.password {
-            pg.password(p);
-        }
-        let manager = Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
-        let pool = deadpool_postgres::Pool::builder(manager)
-            .max_size(2)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .unwrap_or_else(|e| unreachable!("pool with a runtime builds: {e}"));
+        let pool = side_pool(SideTarget {
+            host: &settings.host,
+            port: settings.port,
+            dbname: &settings.server_dbname,
+            user: &upstream.user,
+            password: upstream.password.as_deref(),
+            application_name: "pgsidecar explain",
+            connect_timeout: Duration::from_secs(5),
+            recycling: RecyclingMethod::Verified,
+        });
         self.pools.insert(target, pool.clone());
         pool
     }

@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use super::eventually;
+use super::{eventually, table};
 use crate::common::http::Http;
-use crate::common::{direct, unique, Proxy};
+use crate::common::{direct, Proxy};
 
 /// A proxy where every statement is critical (thresholds 0), so every shape is captured.
 async fn capturing_proxy() -> Proxy {
@@ -15,17 +15,6 @@ async fn capturing_proxy() -> Proxy {
         c.slow_critical_ms = 0;
     })
     .await
-}
-
-/// `id` 1..=1000 with `v = id`, made without the proxy.
-async fn table() -> String {
-    let name = unique("slowcap");
-    let sql = format!(
-        "CREATE TABLE {name} (id int PRIMARY KEY, v int);
-         INSERT INTO {name} SELECT g, g FROM generate_series(1, 1000) g; ANALYZE {name}"
-    );
-    direct().await.batch_execute(&sql).await.unwrap();
-    name
 }
 
 /// The captured plans whose query mentions `table`.
@@ -53,7 +42,7 @@ async fn wait_plan(http: &Http, table: &str, verb: &str) -> Value {
 async fn a_select_is_analyzed_with_the_bound_value() {
     let proxy = capturing_proxy().await;
     let http = Http::new(&proxy);
-    let t = table().await;
+    let t = table("slowcap", 1000).await;
     let client = proxy.client().await;
     let sql = format!("SELECT id FROM {t} WHERE v = $1");
     let rows = client.query(&sql, &[&4242i32]).await.unwrap();
@@ -90,7 +79,7 @@ async fn a_select_is_analyzed_with_the_bound_value() {
 async fn writes_are_explained_without_analyze_and_run_once() {
     let proxy = capturing_proxy().await;
     let http = Http::new(&proxy);
-    let t = table().await;
+    let t = table("slowcap", 1000).await;
     let client = proxy.client().await;
     let updated = client
         .execute(

@@ -43,6 +43,21 @@ impl Receiver {
     }
 }
 
+/// A table `id` 1..=`rows` with `v = id`, analyzed, made without the proxy.
+pub async fn table(prefix: &str, rows: u32) -> String {
+    let name = crate::common::unique(prefix);
+    let sql = format!(
+        "CREATE TABLE {name} (id int PRIMARY KEY, v int);
+         INSERT INTO {name} SELECT g, g FROM generate_series(1, {rows}) g; ANALYZE {name}"
+    );
+    crate::common::direct()
+        .await
+        .batch_execute(&sql)
+        .await
+        .unwrap();
+    name
+}
+
 /// Polls `check` every 50 ms until it holds, failing after `secs` seconds.
 pub async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F)
 where

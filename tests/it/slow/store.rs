@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use super::eventually;
+use super::{eventually, table};
 use crate::common::http::{one, Http};
-use crate::common::{direct, unique, Proxy};
+use crate::common::Proxy;
 use crate::store::TestDb;
 
 /// A proxy storing into `db`, with every statement critical.
@@ -25,16 +25,6 @@ async fn stored_proxy(db: &TestDb) -> Proxy {
     })
     .await;
     proxy
-}
-
-async fn table() -> String {
-    let name = unique("slowstore");
-    let sql = format!(
-        "CREATE TABLE {name} (id int PRIMARY KEY, v int);
-         INSERT INTO {name} SELECT g, g FROM generate_series(1, 100) g; ANALYZE {name}"
-    );
-    direct().await.batch_execute(&sql).await.unwrap();
-    name
 }
 
 async fn stored_plans(db: &TestDb, table: &str) -> i64 {
@@ -59,7 +49,7 @@ async fn api_plans(http: &Http, table: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_proxies_capture_one_plan_and_it_survives_a_restart() {
     let db = TestDb::create().await;
-    let t = table().await;
+    let t = table("slowstore", 100).await;
     let (a, b) = (stored_proxy(&db).await, stored_proxy(&db).await);
     let sql = format!("SELECT v FROM {t} WHERE id = $1");
     for proxy in [&a, &b] {
@@ -130,7 +120,7 @@ async fn alerts_go_out_as_jobs_and_statistics_are_flushed() {
         one(&http.metrics().await, "pgsidecar_store_up", &[]) == 1.0
     })
     .await;
-    let t = table().await;
+    let t = table("slowstore", 100).await;
     let sql = format!("SELECT count(*) FROM {t}");
     proxy.client().await.simple_query(&sql).await.unwrap();
     eventually("one webhook POST", 20, || async { hook.count() == 1 }).await;

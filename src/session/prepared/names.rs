@@ -17,6 +17,8 @@ pub struct ClientStatements {
     names: HashMap<String, Statement>,
     /// Server name back to the client name.
     by_server: HashMap<Arc<str>, String>,
+    /// Where rewritten frames are built.
+    scratch: BytesMut,
 }
 
 #[derive(Clone)]
@@ -32,6 +34,7 @@ impl ClientStatements {
             next: 0,
             names: HashMap::new(),
             by_server: HashMap::new(),
+            scratch: BytesMut::new(),
         }
     }
 
@@ -43,15 +46,25 @@ impl ClientStatements {
 
     /// The frame to send instead of a client's Parse, Bind, Describe or Close
     /// (`tag` and `body`) that names a prepared statement; `None` to send it as it is.
-    pub fn rewrite(&mut self, tag: u8, body: &[u8]) -> Option<BytesMut> {
+    /// Built in a buffer kept for the purpose: a Bind per query allocates nothing.
+    pub fn rewrite(&mut self, tag: u8, body: &[u8]) -> Option<&[u8]> {
         match tag {
-            b'P' => self.parse(body),
+            b'P' => {
+                let statement = self.parse(body)?;
+                self.scratch.clear();
+                self.scratch.extend_from_slice(&statement);
+            }
             b'B' => {
                 let mut pos = 0;
                 let portal = read_cstr(body, &mut pos)?;
                 let name = read_cstr(body, &mut pos)?;
                 let server_name = self.server_name(name)?;
-                Some(frame(b'B', &[portal, &server_name], &body[pos..]))
+                frame_into(
+                    &mut self.scratch,
+                    b'B',
+                    &[portal, &server_name],
+                    &body[pos..],
+                );
             }
             b'D' | b'C' if body.first() == Some(&b'S') => {
                 let mut pos = 1;
@@ -60,17 +73,18 @@ impl ClientStatements {
                 if tag == b'C' {
                     self.forget(name);
                 }
-                let mut out = BytesMut::with_capacity(8 + server_name.len());
+                let out = &mut self.scratch;
+                out.clear();
                 out.put_u8(tag);
                 out.put_u32(0);
                 out.put_u8(b'S');
                 out.put_slice(server_name.as_bytes());
                 out.put_u8(0);
-                fix_length(&mut out);
-                Some(out)
+                fix_length(out);
             }
-            _ => None,
+            _ => return None,
         }
+        Some(&self.scratch)
     }
 
     /// Gives the statement now named `stale` on servers a fresh server name (its plan
@@ -120,8 +134,8 @@ impl ClientStatements {
     }
 
     /// A named Parse: a fresh server name (a name parsed again after its Close is a new
-    /// statement), remembered with the renamed frame.
-    fn parse(&mut self, body: &[u8]) -> Option<BytesMut> {
+    /// statement), remembered with the renamed frame, which is returned.
+    fn parse(&mut self, body: &[u8]) -> Option<Bytes> {
         let mut pos = 0;
         let name = read_cstr(body, &mut pos)?;
         if name.is_empty() {
@@ -129,10 +143,10 @@ impl ClientStatements {
         }
         let server_name: Arc<str> = format!("{}{}", self.prefix, self.next).into();
         self.next += 1;
-        let out = frame(b'P', &[&server_name], &body[pos..]);
+        let out = frame(b'P', &[&server_name], &body[pos..]).freeze();
         let statement = Statement {
             server_name,
-            parse: Bytes::copy_from_slice(&out),
+            parse: out.clone(),
         };
         // A Parse of a name already in use replaces it (the earlier Parse may have
         // failed on its server; PostgreSQL would refuse a name that still exists).
@@ -165,6 +179,13 @@ impl ClientStatements {
 /// A frame: `tag`, length, the C strings `names`, then `rest` as it was.
 fn frame(tag: u8, names: &[&str], rest: &[u8]) -> BytesMut {
     let mut out = BytesMut::with_capacity(64 + rest.len());
+    frame_into(&mut out, tag, names, rest);
+    out
+}
+
+/// Like [`frame`], into `out` (emptied first).
+fn frame_into(out: &mut BytesMut, tag: u8, names: &[&str], rest: &[u8]) {
+    out.clear();
     out.put_u8(tag);
     out.put_u32(0);
     for name in names {
@@ -172,8 +193,7 @@ fn frame(tag: u8, names: &[&str], rest: &[u8]) -> BytesMut {
         out.put_u8(0);
     }
     out.put_slice(rest);
-    fix_length(&mut out);
-    out
+    fix_length(out);
 }
 
 fn fix_length(out: &mut BytesMut) {
@@ -257,21 +277,18 @@ mod tests {
     fn names_are_rewritten_everywhere_and_forgotten_at_close() {
         let mut s = ClientStatements::new(0x2a);
         let parse = s.rewrite(b'P', b"q1\0SELECT $1\0\0\x01\0\0\0\x17").unwrap();
-        assert_eq!(
-            &parse[..],
-            b"P\0\0\0\x1epgsc_2a_0\0SELECT $1\0\0\x01\0\0\0\x17"
-        );
+        assert_eq!(parse, b"P\0\0\0\x1epgsc_2a_0\0SELECT $1\0\0\x01\0\0\0\x17");
         let bind = s.rewrite(b'B', b"\0q1\0\0\0\0\0\0\0").unwrap();
-        assert_eq!(body(&bind), b"\0pgsc_2a_0\0\0\0\0\0\0\0");
-        assert_eq!(statement_used(b'B', body(&bind)), Some("pgsc_2a_0"));
+        assert_eq!(body(bind), b"\0pgsc_2a_0\0\0\0\0\0\0\0");
+        assert_eq!(statement_used(b'B', body(bind)), Some("pgsc_2a_0"));
         let describe = s.rewrite(b'D', b"Sq1\0").unwrap();
-        assert_eq!(&describe[..], b"D\0\0\0\x0fSpgsc_2a_0\0");
+        assert_eq!(describe, b"D\0\0\0\x0fSpgsc_2a_0\0");
         assert!(s.by_server_name("pgsc_2a_0").is_some());
         // Unnamed statements and portals pass as they are.
         assert!(s.rewrite(b'P', b"\0SELECT 1\0\0\0").is_none());
         assert!(s.rewrite(b'D', b"Pq1\0").is_none());
         let close = s.rewrite(b'C', b"Sq1\0").unwrap();
-        assert_eq!(body(&close), b"Spgsc_2a_0\0");
+        assert_eq!(body(close), b"Spgsc_2a_0\0");
         assert!(s.rewrite(b'B', b"\0q1\0\0\0\0\0\0\0").is_none(), "closed");
         // Parsed again: a new server name.
         let again = s.rewrite(b'P', b"q1\0SELECT 2\0\0\0").unwrap();

@@ -12,6 +12,8 @@ use crate::protocol::read_cstr;
 
 /// Requests bigger than this are not kept for a retry (COPY data, huge parameters).
 const KEEP_AT_MOST: usize = 64 * 1024;
+/// Emptied buffers kept for the next requests.
+const SPARE_BUFFERS: usize = 4;
 
 /// A copy of one request's frames as they were sent, for a retry.
 struct Copy {
@@ -26,6 +28,8 @@ struct Copy {
 #[derive(Default)]
 pub struct Retries {
     copies: VecDeque<Copy>,
+    /// Buffers of answered requests, reused: keeping a copy allocates nothing once warm.
+    spare: Vec<BytesMut>,
     /// Whether the server has answered anything of the request it is on (a Bind, a row,
     /// a completion): past that, a retry could repeat work.
     progressed: bool,
@@ -35,9 +39,10 @@ impl Retries {
     /// Keeps a whole frame of request `batch` (`alone` as for its first frame).
     pub fn keep(&mut self, batch: u64, frame: &[u8], alone: bool) {
         if self.copies.back().is_none_or(|c| c.batch != batch) {
+            let bytes = self.spare.pop().unwrap_or_default();
             self.copies.push_back(Copy {
                 batch,
-                bytes: BytesMut::new(),
+                bytes,
                 alone,
                 spoiled: false,
             });
@@ -75,7 +80,12 @@ impl Retries {
     /// Request `batch` was answered (ReadyForQuery).
     pub fn answered(&mut self, batch: u64) {
         while self.copies.front().is_some_and(|c| c.batch <= batch) {
-            self.copies.pop_front();
+            if let Some(mut copy) = self.copies.pop_front() {
+                if self.spare.len() < SPARE_BUFFERS {
+                    copy.bytes.clear();
+                    self.spare.push(copy.bytes);
+                }
+            }
         }
         self.progressed = false;
     }

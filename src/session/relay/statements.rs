@@ -3,7 +3,7 @@
 //! answering Parse-only requests and DEALLOCATE itself, and noticing statements with
 //! session effects (settings, pins).
 
-use bytes::Buf;
+use bytes::{Buf, BytesMut};
 
 use super::super::prepared::{deallocate_target, Deallocate};
 use super::Relay;
@@ -56,10 +56,7 @@ impl Relay {
         let Some(renamed) = prepared.client.rewrite(tag, body) else {
             return len;
         };
-        let mut tail = self.cbuf.split_off(self.c_fwd);
-        tail.advance(len);
-        self.cbuf.extend_from_slice(&renamed);
-        self.cbuf.unsplit(tail);
+        splice(&mut self.cbuf, self.c_fwd, len, renamed);
         renamed.len()
     }
 
@@ -205,10 +202,7 @@ impl Relay {
             .rewrite_bind_start(&self.cbuf[at..at + 5], &self.cbuf[at + 5..at + len]);
         let mut len = len;
         if let Some((start, replaced)) = renamed {
-            let mut tail = self.cbuf.split_off(at);
-            tail.advance(5 + replaced);
-            self.cbuf.extend_from_slice(&start);
-            self.cbuf.unsplit(tail);
+            splice(&mut self.cbuf, at, 5 + replaced, &start);
             len = len - 5 - replaced + start.len();
         }
         if let Some(server) = self.server.as_mut() {
@@ -217,4 +211,20 @@ impl Relay {
         }
         len
     }
+}
+
+/// Replaces `buf[at..at + old_len]` with `new`, moving what follows in place (no
+/// allocation unless the buffer must grow past its capacity).
+fn splice(buf: &mut BytesMut, at: usize, old_len: usize, new: &[u8]) {
+    let (tail, total) = (at + old_len, buf.len());
+    if new.len() > old_len {
+        let grow = new.len() - old_len;
+        buf.resize(total + grow, 0);
+        buf.copy_within(tail..total, tail + grow);
+    } else if new.len() < old_len {
+        let shrink = old_len - new.len();
+        buf.copy_within(tail..total, tail - shrink);
+        buf.truncate(total - shrink);
+    }
+    buf[at..at + new.len()].copy_from_slice(new);
 }

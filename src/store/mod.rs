@@ -73,6 +73,10 @@ impl Store {
         if pg.get_application_name().is_none() {
             pg.application_name("pgsidecar store");
         }
+        // The migrations' IF NOT EXISTS notices would reach the log on every start.
+        if pg.get_options().is_none() {
+            pg.options("-c client_min_messages=warning");
+        }
         let target = describe(&pg);
         let manager = Manager::from_config(
             pg,

@@ -198,6 +198,12 @@ fn pool_and_process_families(m: &Scrape) {
     let timeouts = one(m, "pgsidecar_pool_checkout_timeouts_total", &pool);
     assert_eq!(timeouts, 0.0);
     assert_eq!(one(m, "pgsidecar_server_connect_errors_total", &pool), 0.0);
+    // Plain servers here: no TLS logins, no channel binding.
+    assert_eq!(one(m, "pgsidecar_server_tls_logins_total", &pool), 0.0);
+    assert_eq!(
+        one(m, "pgsidecar_server_channel_bound_logins_total", &pool),
+        0.0
+    );
     assert!(one(m, "pgsidecar_client_connections_total", &[]) >= 1.0);
     let pinned = samples(m, "pgsidecar_pinned_clients_total", &[]);
     assert_eq!(pinned.len(), pgsidecar::admin::PIN_REASONS.len());

@@ -3,7 +3,8 @@
 //! `pgsidecar_pool_clients{database, user, state="active|waiting|idle"}`,
 //! `pgsidecar_pool_size`, `pgsidecar_pool_paused`, `pgsidecar_pool_checkouts_total`,
 //! `pgsidecar_pool_wait_seconds` (histogram), `pgsidecar_pool_checkout_timeouts_total`,
-//! `pgsidecar_server_connect_errors_total`, `pgsidecar_client_connections`,
+//! `pgsidecar_server_connect_errors_total`, `pgsidecar_server_tls_logins_total`,
+//! `pgsidecar_server_channel_bound_logins_total`, `pgsidecar_client_connections`,
 //! `pgsidecar_client_connections_total`, `pgsidecar_pinned_clients_total{reason}` and
 //! `pgsidecar_build_info{version}`.
 
@@ -96,6 +97,18 @@ const CONNECT_ERRORS: Spec = spec(
     MetricType::COUNTER,
     POOL,
 );
+const TLS_LOGINS: Spec = spec(
+    "pgsidecar_server_tls_logins_total",
+    "Server connections opened over TLS",
+    MetricType::COUNTER,
+    POOL,
+);
+const CHANNEL_BOUND: Spec = spec(
+    "pgsidecar_server_channel_bound_logins_total",
+    "Server logins with SCRAM-SHA-256-PLUS channel binding",
+    MetricType::COUNTER,
+    POOL,
+);
 const CLIENTS_NOW: Spec = spec(
     "pgsidecar_client_connections",
     "Client connections open now",
@@ -121,7 +134,7 @@ const BUILD: Spec = spec(
     &["version"],
 );
 
-pub const SPECS: [&Spec; 12] = [
+pub const SPECS: [&Spec; 14] = [
     &CONNECTIONS,
     &CLIENTS,
     &SIZE,
@@ -130,6 +143,8 @@ pub const SPECS: [&Spec; 12] = [
     &WAIT,
     &TIMEOUTS,
     &CONNECT_ERRORS,
+    &TLS_LOGINS,
+    &CHANNEL_BOUND,
     &CLIENTS_NOW,
     &CLIENTS_TOTAL,
     &PINNED,
@@ -157,6 +172,8 @@ impl PoolCollector {
         let mut wait = Family::new(&WAIT);
         let mut timeouts = Family::new(&TIMEOUTS);
         let mut errors = Family::new(&CONNECT_ERRORS);
+        let mut tls = Family::new(&TLS_LOGINS);
+        let mut bound = Family::new(&CHANNEL_BOUND);
         for pool in self.shared.all_pools() {
             let labels = [pool.key.database.as_str(), pool.key.user.as_str()];
             let [db, user] = labels;
@@ -173,10 +190,15 @@ impl PoolCollector {
             wait.histogram(&labels, &WAIT_BUCKETS, &cumulative, count, sum);
             timeouts.counter(&labels, c.checkout_timeouts.load(Ordering::Relaxed) as f64);
             errors.counter(&labels, c.connect_errors.load(Ordering::Relaxed) as f64);
+            tls.counter(&labels, c.tls_logins.load(Ordering::Relaxed) as f64);
+            bound.counter(
+                &labels,
+                c.channel_bound_logins.load(Ordering::Relaxed) as f64,
+            );
         }
         let clients = self.clients();
         vec![
-            conns, clients, size, paused, checkouts, wait, timeouts, errors,
+            conns, clients, size, paused, checkouts, wait, timeouts, errors, tls, bound,
         ]
     }
 

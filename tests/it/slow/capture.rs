@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{eventually, table};
+use super::{eventually, plans_for, table};
 use crate::common::http::Http;
 use crate::common::{direct, Proxy};
 
@@ -15,16 +15,6 @@ async fn capturing_proxy() -> Proxy {
         c.slow_critical_ms = 0;
     })
     .await
-}
-
-/// The captured plans whose query mentions `table`.
-async fn plans_for(http: &Http, table: &str) -> Vec<Value> {
-    let (status, page) = http.json("/api/plans?limit=100").await;
-    assert_eq!(status, 200, "{page}");
-    let rows = page["data"].as_array().cloned().unwrap_or_default();
-    rows.into_iter()
-        .filter(|p| p["query"].as_str().unwrap_or_default().contains(table))
-        .collect()
 }
 
 async fn wait_plan(http: &Http, table: &str, verb: &str) -> Value {

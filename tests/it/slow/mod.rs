@@ -58,6 +58,16 @@ pub async fn table(prefix: &str, rows: u32) -> String {
     name
 }
 
+/// The captured plans (`/api/plans`) whose query mentions `table`.
+pub async fn plans_for(http: &Http, table: &str) -> Vec<Value> {
+    let (status, page) = http.json("/api/plans?limit=100").await;
+    assert_eq!(status, 200, "{page}");
+    let rows = page["data"].as_array().cloned().unwrap_or_default();
+    rows.into_iter()
+        .filter(|p| p["query"].as_str().unwrap_or_default().contains(table))
+        .collect()
+}
+
 /// Polls `check` every 50 ms until it holds, failing after `secs` seconds.
 pub async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F)
 where

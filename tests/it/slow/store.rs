@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{eventually, table};
+use super::{eventually, plans_for, table};
 use crate::common::http::{one, Http};
 use crate::common::Proxy;
 use crate::store::TestDb;
@@ -37,15 +37,6 @@ async fn stored_plans(db: &TestDb, table: &str) -> i64 {
         .get(0)
 }
 
-async fn api_plans(http: &Http, table: &str) -> Vec<Value> {
-    let (status, page) = http.json("/api/plans?limit=100").await;
-    assert_eq!(status, 200, "{page}");
-    let rows = page["data"].as_array().cloned().unwrap_or_default();
-    rows.into_iter()
-        .filter(|p| p["query"].as_str().unwrap_or_default().contains(table))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_proxies_capture_one_plan_and_it_survives_a_restart() {
     let db = TestDb::create().await;
@@ -71,7 +62,7 @@ async fn two_proxies_capture_one_plan_and_it_survives_a_restart() {
     a.stop().await;
     b.stop().await;
     let restarted = stored_proxy(&db).await;
-    let plans = api_plans(&Http::new(&restarted), &t).await;
+    let plans = plans_for(&Http::new(&restarted), &t).await;
     assert_eq!(plans.len(), 1, "{plans:?}");
     assert_eq!(plans[0]["analyzed"], true);
     restarted.stop().await;

@@ -20,29 +20,31 @@ struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 struct Opts {
-    /// Configuration file (TOML); flags below override it.
-    #[arg(long, global = true)]
+    /// Configuration file (TOML); flags below override it. Each flag can also be given
+    /// as an environment variable (PGSIDECAR_CONFIG, PGSIDECAR_LISTEN, ...), as the
+    /// container image does.
+    #[arg(long, global = true, env = "PGSIDECAR_CONFIG")]
     config: Option<PathBuf>,
     /// Address clients connect to [default: 127.0.0.1:6432].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "PGSIDECAR_LISTEN")]
     listen: Option<String>,
     /// The PostgreSQL server URL; also read from PGSIDECAR_UPSTREAM or DATABASE_URL.
     #[arg(long, global = true, env = "PGSIDECAR_UPSTREAM")]
     upstream: Option<String>,
     /// Pool mode [default: transaction].
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, env = "PGSIDECAR_POOL_MODE")]
     pool_mode: Option<PoolMode>,
     /// Server connections per (database, user) pool [default: 20].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "PGSIDECAR_POOL_SIZE")]
     pool_size: Option<usize>,
     /// Admin HTTP address [default: 127.0.0.1:9930].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "PGSIDECAR_ADMIN_LISTEN")]
     admin_listen: Option<String>,
     /// Users allowed into the SQL admin console, comma separated.
-    #[arg(long, global = true, value_delimiter = ',')]
+    #[arg(long, global = true, value_delimiter = ',', env = "PGSIDECAR_ADMIN_USERS")]
     admin_users: Option<Vec<String>>,
     /// Log format [default: text].
-    #[arg(long, global = true, value_parser = ["text", "json"])]
+    #[arg(long, global = true, value_parser = ["text", "json"], env = "PGSIDECAR_LOG_FORMAT")]
     log_format: Option<String>,
 }
 
@@ -53,6 +55,9 @@ enum Command {
     /// Apply the store's migrations (schema `pgsidecar`) to `store_url` (default: the
     /// upstream) and exit.
     Migrate,
+    /// Exit 0 when this configuration's admin server answers `GET /healthz` with 200
+    /// within 2 s, else 1 (the container image's HEALTHCHECK: it has no shell or curl).
+    Healthcheck,
 }
 
 impl Opts {
@@ -92,6 +97,9 @@ fn main() -> std::process::ExitCode {
     if let Some(Command::CheckConfig) = cli.command {
         print!("{}", config.to_display_toml());
         return std::process::ExitCode::SUCCESS;
+    }
+    if let Some(Command::Healthcheck) = cli.command {
+        return healthcheck(&config.admin_listen);
     }
     init_tracing(config.log_format);
     if let Some(Command::Migrate) = cli.command {
@@ -140,6 +148,39 @@ fn migrate(config: &Config) -> std::process::ExitCode {
         }
         Err(e) => {
             eprintln!("pgsidecar: migrate: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pgsidecar healthcheck`: one plain HTTP/1.0 request to the admin server; an
+/// unspecified listen address (0.0.0.0, [::]) is reached over loopback.
+fn healthcheck(admin_listen: &str) -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+    let limit = Duration::from_secs(2);
+    let check = || -> std::io::Result<bool> {
+        let mut addr: SocketAddr = admin_listen.parse().map_err(std::io::Error::other)?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let mut stream = TcpStream::connect_timeout(&addr, limit)?;
+        stream.set_read_timeout(Some(limit))?;
+        stream.set_write_timeout(Some(limit))?;
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1.") && &head[8..12] == b" 200")
+    };
+    match check() {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("pgsidecar: healthcheck: {admin_listen} answered /healthz without 200");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("pgsidecar: healthcheck: {admin_listen}: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -222,7 +222,10 @@ pub async fn run_jobs(
 /// Runs a claimed job and records how it went. The store drops the payload (an EXPLAIN
 /// job's holds the client's parameter values) once the job will not run again.
 async fn finish_job(shared: &Arc<Shared>, store: &Store, job: &store::Job) {
-    let recorded = match run_job(shared, store, &job.kind, &job.payload).await {
+    let outcome = run_job(shared, store, &job.kind, &job.payload).await;
+    let counters = &shared.slow.counters;
+    counters.count_job(&job.kind, outcome.is_ok());
+    let recorded = match outcome {
         Ok(()) => store.complete(job.id).await.map(drop),
         Err(e) => {
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %e, "job failed");

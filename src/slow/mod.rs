@@ -131,6 +131,21 @@ pub struct SlowCounters {
     pub plan_failures: AtomicU64,
     pub plan_changes: AtomicU64,
     pub webhook_failures: AtomicU64,
+    /// Background jobs run by this sidecar, per [`JOB_KINDS`] entry: `[done, failed]`.
+    pub jobs: [[AtomicU64; 2]; JOB_KINDS.len()],
+}
+
+/// Job kinds counted in `pgsidecar_jobs_total`; anything else counts as `other`.
+pub const JOB_KINDS: [&str; 5] = ["explain", "webhook", "flush", "retention", "other"];
+
+impl SlowCounters {
+    /// Counts one finished job of `kind`.
+    pub fn count_job(&self, kind: &str, ok: bool) {
+        let last = JOB_KINDS.len() - 1;
+        let at = JOB_KINDS[..last].iter().position(|k| *k == kind);
+        let slot = &self.jobs[at.unwrap_or(last)][usize::from(!ok)];
+        slot.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The hub in `Shared`: the queue's sending side, the thresholds, counters and the

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use dashmap::DashMap;
 
+use super::counters::class_name;
 use super::snapshot::{AggregateSnapshot, QueryDetail, QuerySnapshot, WindowStats};
 use super::window::{Acc, Windowed};
 use super::{CommandKind, Outcome, QueryMeta, StatKey, Window};
@@ -126,6 +127,8 @@ pub struct ExportGroup {
     pub rows: u64,
     pub total_us: u64,
     pub buckets: Vec<u64>,
+    /// Errors by 2-character SQLSTATE class (`"??"` holds classes past the bound).
+    pub classes: Vec<(String, u64)>,
 }
 
 /// Per-statement statistics shared by all sessions (behind an `Arc`).
@@ -399,6 +402,7 @@ impl Registry {
                     rows: acc.c.rows,
                     total_us: acc.c.total_us,
                     buckets: acc.hist.cumulative(bounds_us),
+                    classes: acc.classes.iter().map(|(k, n)| (class_name(k), n)).collect(),
                 }
             })
             .collect();

@@ -5,7 +5,8 @@
 //! `pgsidecar_pool_wait_seconds` (histogram), `pgsidecar_pool_checkout_timeouts_total`,
 //! `pgsidecar_server_connect_errors_total`, `pgsidecar_server_tls_logins_total`,
 //! `pgsidecar_server_channel_bound_logins_total`, `pgsidecar_client_connections`,
-//! `pgsidecar_client_connections_total`, `pgsidecar_pinned_clients_total{reason}` and
+//! `pgsidecar_client_connections_total`, `pgsidecar_client_connections_max` (the
+//! configured `max_client_conn`), `pgsidecar_pinned_clients_total{reason}` and
 //! `pgsidecar_build_info{version}`.
 
 use std::collections::BTreeSet;
@@ -121,6 +122,12 @@ const CLIENTS_TOTAL: Spec = spec(
     MetricType::COUNTER,
     &[],
 );
+const CLIENTS_MAX: Spec = spec(
+    "pgsidecar_client_connections_max",
+    "Configured max_client_conn: client connections beyond it are refused",
+    MetricType::GAUGE,
+    &[],
+);
 const PINNED: Spec = spec(
     "pgsidecar_pinned_clients_total",
     "Clients pinned to their server in transaction mode, by reason",
@@ -134,7 +141,7 @@ const BUILD: Spec = spec(
     &["version"],
 );
 
-pub const SPECS: [&Spec; 14] = [
+pub const SPECS: [&Spec; 15] = [
     &CONNECTIONS,
     &CLIENTS,
     &SIZE,
@@ -147,6 +154,7 @@ pub const SPECS: [&Spec; 14] = [
     &CHANNEL_BOUND,
     &CLIENTS_NOW,
     &CLIENTS_TOTAL,
+    &CLIENTS_MAX,
     &PINNED,
     &BUILD,
 ];
@@ -235,13 +243,15 @@ impl Collector for PoolCollector {
             &[],
             self.shared.clients_total.load(Ordering::Relaxed) as f64,
         );
+        let mut max = Family::new(&CLIENTS_MAX);
+        max.gauge(&[], self.shared.config().max_client_conn as f64);
         let mut pinned = Family::new(&PINNED);
         for (reason, n) in PIN_REASONS.iter().zip(&self.shared.pinned_clients) {
             pinned.counter(&[reason], n.load(Ordering::Relaxed) as f64);
         }
         let mut build = Family::new(&BUILD);
         build.gauge(&[env!("CARGO_PKG_VERSION")], 1.0);
-        families.extend([now, total, pinned, build]);
+        families.extend([now, total, max, pinned, build]);
         families.into_iter().map(Family::finish).collect()
     }
 }

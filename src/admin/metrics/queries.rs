@@ -3,7 +3,8 @@
 //! `metrics_top_queries` fingerprints by all-time total time get their own series,
 //! the rest of each (database, command) is `fingerprint="other"`),
 //! `pgsidecar_query_info{fingerprint, query}`, `pgsidecar_queries_total{database,
-//! command, outcome}`, `pgsidecar_query_rows_total{database, command}`,
+//! command, outcome}`, `pgsidecar_query_errors_total{database, class}` (by SQLSTATE
+//! class), `pgsidecar_query_rows_total{database, command}`,
 //! `pgsidecar_fingerprints_tracked` and `pgsidecar_fingerprints_evicted_total`.
 //! `command` is the aggregate kind: SELECT, INSERT, UPDATE, DELETE or OTHER.
 
@@ -38,6 +39,12 @@ const QUERIES: Spec = Spec {
     kind: MetricType::COUNTER,
     labels: &["database", "command", "outcome"],
 };
+const ERRORS: Spec = Spec {
+    name: "pgsidecar_query_errors_total",
+    help: "Statements that failed, by SQLSTATE class (first two characters)",
+    kind: MetricType::COUNTER,
+    labels: &["database", "class"],
+};
 const ROWS: Spec = Spec {
     name: "pgsidecar_query_rows_total",
     help: "Rows returned or affected by statements",
@@ -57,7 +64,9 @@ const EVICTED: Spec = Spec {
     labels: &[],
 };
 
-pub const SPECS: [&Spec; 6] = [&DURATION, &INFO, &QUERIES, &ROWS, &TRACKED, &EVICTED];
+pub const SPECS: [&Spec; 7] = [
+    &DURATION, &INFO, &QUERIES, &ERRORS, &ROWS, &TRACKED, &EVICTED,
+];
 
 type Group = (String, CommandKind);
 
@@ -139,7 +148,8 @@ impl Collector for QueryCollector {
         let mut evicted = Family::new(&EVICTED);
         evicted.counter(&[], registry.evicted() as f64);
         let (queries, row_counts) = totals(&groups);
-        [duration, info, queries, row_counts, tracked, evicted]
+        let errors = error_classes(&groups);
+        [duration, info, queries, errors, row_counts, tracked, evicted]
             .into_iter()
             .map(Family::finish)
             .collect()
@@ -156,6 +166,21 @@ fn totals(groups: &[ExportGroup]) -> (Family, Family) {
         rows.counter(&[db, cmd], g.rows as f64);
     }
     (queries, rows)
+}
+
+/// Errors per (database, SQLSTATE class), summed over command kinds.
+fn error_classes(groups: &[ExportGroup]) -> Family {
+    let mut sums: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+    for g in groups {
+        for (class, n) in &g.classes {
+            *sums.entry((g.database.as_str(), class.as_str())).or_default() += n;
+        }
+    }
+    let mut family = Family::new(&ERRORS);
+    for ((db, class), n) in sums {
+        family.counter(&[db, class], n as f64);
+    }
+    family
 }
 
 /// Per (database, command, fingerprint) series (users summed), the top `top` by total

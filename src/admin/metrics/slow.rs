@@ -2,7 +2,10 @@
 //! `pgsidecar_alerts_total`, `pgsidecar_alerts_suppressed_total`,
 //! `pgsidecar_slow_samples_dropped_total`, `pgsidecar_plans_captured_total`,
 //! `pgsidecar_plan_capture_failures_total`, `pgsidecar_plan_changes_total`,
-//! `pgsidecar_alert_webhook_failures_total` and `pgsidecar_store_up`.
+//! `pgsidecar_alert_webhook_failures_total`, `pgsidecar_jobs_total{kind, outcome}`
+//! (background jobs this sidecar ran: done or failed), `pgsidecar_store_up` and
+//! `pgsidecar_store_enabled` (the configuration asks for a store: with `store_up`, what
+//! tells "store down" from "memory only").
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use prometheus::proto::{MetricFamily, MetricType};
 
 use super::family::{Family, Spec};
 use crate::app::Shared;
-use crate::slow::SlowCounters;
+use crate::slow::{SlowCounters, JOB_KINDS};
 
 const fn counter(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Spec {
     Spec {
@@ -91,6 +94,18 @@ const STORE_UP: Spec = Spec {
     labels: &[],
 };
 
+const JOBS: Spec = counter(
+    "pgsidecar_jobs_total",
+    "Background jobs (EXPLAIN captures, webhooks, flushes, retention) this sidecar ran, by outcome",
+    &["kind", "outcome"],
+);
+const STORE_ENABLED: Spec = Spec {
+    name: "pgsidecar_store_enabled",
+    help: "1 when the configuration asks for a store (store = true)",
+    kind: MetricType::GAUGE,
+    labels: &[],
+};
+
 pub struct SlowCollector {
     shared: Arc<Shared>,
     descs: Vec<Desc>,
@@ -98,7 +113,7 @@ pub struct SlowCollector {
 
 impl SlowCollector {
     pub fn new(shared: Arc<Shared>) -> prometheus::Result<SlowCollector> {
-        let specs = [&SLOW, &STORE_UP]
+        let specs = [&SLOW, &STORE_UP, &JOBS, &STORE_ENABLED]
             .into_iter()
             .chain(PLAIN.iter().map(|p| &p.0));
         Ok(SlowCollector {
@@ -134,6 +149,17 @@ impl Collector for SlowCollector {
             },
         );
         families.push(up);
+        let mut enabled = Family::new(&STORE_ENABLED);
+        let on = self.shared.config().store;
+        enabled.gauge(&[], if on { 1.0 } else { 0.0 });
+        families.push(enabled);
+        let mut jobs = Family::new(&JOBS);
+        for (kind, slots) in JOB_KINDS.iter().zip(&c.jobs) {
+            for (outcome, n) in ["done", "failed"].iter().zip(slots) {
+                jobs.counter(&[kind, outcome], n.load(Ordering::Relaxed) as f64);
+            }
+        }
+        families.push(jobs);
         families.into_iter().map(Family::finish).collect()
     }
 }

@@ -124,7 +124,7 @@ pub async fn live_metrics(proxy: &Proxy) -> String {
         .await
         .expect("select");
     let missing = format!("SELECT no_such_column FROM {table}");
-    assert!(client.query(&missing, &[]).await.is_err());
+    assert!(client.batch_execute(&missing).await.is_err());
     let drop = format!("DROP TABLE {table}");
     direct().await.batch_execute(&drop).await.expect("drop");
     let (status, text) = Http::new(proxy).text("/metrics").await;

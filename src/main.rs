@@ -41,7 +41,12 @@ struct Opts {
     #[arg(long, global = true, env = "PGSIDECAR_ADMIN_LISTEN")]
     admin_listen: Option<String>,
     /// Users allowed into the SQL admin console, comma separated.
-    #[arg(long, global = true, value_delimiter = ',', env = "PGSIDECAR_ADMIN_USERS")]
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        env = "PGSIDECAR_ADMIN_USERS"
+    )]
     admin_users: Option<Vec<String>>,
     /// Log format [default: text].
     #[arg(long, global = true, value_parser = ["text", "json"], env = "PGSIDECAR_LOG_FORMAT")]

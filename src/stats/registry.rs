@@ -402,7 +402,11 @@ impl Registry {
                     rows: acc.c.rows,
                     total_us: acc.c.total_us,
                     buckets: acc.hist.cumulative(bounds_us),
-                    classes: acc.classes.iter().map(|(k, n)| (class_name(k), n)).collect(),
+                    classes: acc
+                        .classes
+                        .iter()
+                        .map(|(k, n)| (class_name(k), n))
+                        .collect(),
                 }
             })
             .collect();

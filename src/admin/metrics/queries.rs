@@ -149,10 +149,12 @@ impl Collector for QueryCollector {
         evicted.counter(&[], registry.evicted() as f64);
         let (queries, row_counts) = totals(&groups);
         let errors = error_classes(&groups);
-        [duration, info, queries, errors, row_counts, tracked, evicted]
-            .into_iter()
-            .map(Family::finish)
-            .collect()
+        [
+            duration, info, queries, errors, row_counts, tracked, evicted,
+        ]
+        .into_iter()
+        .map(Family::finish)
+        .collect()
     }
 }
 
@@ -173,7 +175,9 @@ fn error_classes(groups: &[ExportGroup]) -> Family {
     let mut sums: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
     for g in groups {
         for (class, n) in &g.classes {
-            *sums.entry((g.database.as_str(), class.as_str())).or_default() += n;
+            *sums
+                .entry((g.database.as_str(), class.as_str()))
+                .or_default() += n;
         }
     }
     let mut family = Family::new(&ERRORS);

@@ -18,7 +18,10 @@ fn dockerfile() -> Vec<(String, String)> {
     let lines = lines.filter(|l| !l.is_empty() && !l.starts_with('#'));
     let split = |l: &str| {
         let (op, rest) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
-        (op.to_uppercase(), rest.split_whitespace().collect::<Vec<_>>().join(" "))
+        (
+            op.to_uppercase(),
+            rest.split_whitespace().collect::<Vec<_>>().join(" "),
+        )
     };
     lines.map(split).collect()
 }
@@ -36,7 +39,8 @@ fn image_uid() -> u64 {
     let steps = dockerfile();
     let user = *args_of(&steps, "USER").last().expect("USER");
     let uid = user.split(':').next().unwrap();
-    uid.parse().unwrap_or_else(|_| panic!("USER {user} is not numeric"))
+    uid.parse()
+        .unwrap_or_else(|_| panic!("USER {user} is not numeric"))
 }
 
 #[test]
@@ -44,9 +48,15 @@ fn dockerfile_agrees_with_the_binary_and_its_configuration() {
     let steps = dockerfile();
     let froms = args_of(&steps, "FROM");
     assert!(froms.len() >= 2, "multi-stage: {froms:?}");
-    assert!(froms[0].starts_with("rust:") && froms[0].ends_with(" AS build"), "{froms:?}");
+    assert!(
+        froms[0].starts_with("rust:") && froms[0].ends_with(" AS build"),
+        "{froms:?}"
+    );
     let runtime = froms.last().unwrap();
-    assert!(runtime.contains("distroless/cc") || runtime.contains("slim"), "{runtime}");
+    assert!(
+        runtime.contains("distroless/cc") || runtime.contains("slim"),
+        "{runtime}"
+    );
     let builds = args_of(&steps, "RUN").join("\n");
     assert!(builds.contains("libclang-dev"), "pg_query needs libclang");
     assert!(builds.contains("cargo build --release --locked --bin pgsidecar"));
@@ -54,10 +64,15 @@ fn dockerfile_agrees_with_the_binary_and_its_configuration() {
 
     let binary = "/usr/local/bin/pgsidecar";
     let copies = args_of(&steps, "COPY");
-    assert!(copies.iter().any(|c| c.starts_with("--from=build") && c.ends_with(binary)));
+    assert!(copies
+        .iter()
+        .any(|c| c.starts_with("--from=build") && c.ends_with(binary)));
     assert_eq!(args_of(&steps, "ENTRYPOINT"), [format!("[\"{binary}\"]")]);
     let health = args_of(&steps, "HEALTHCHECK").join(" ");
-    assert!(health.ends_with(&format!("CMD [\"{binary}\", \"healthcheck\"]")), "{health}");
+    assert!(
+        health.ends_with(&format!("CMD [\"{binary}\", \"healthcheck\"]")),
+        "{health}"
+    );
 
     // Every local COPY source exists and is not hidden by .dockerignore.
     let ignored = read(".dockerignore");
@@ -65,18 +80,34 @@ fn dockerfile_agrees_with_the_binary_and_its_configuration() {
         let parts: Vec<&str> = copy.split(' ').collect();
         for src in &parts[..parts.len() - 1] {
             assert!(repo(src).exists(), "COPY {src}: no such file");
-            assert!(!ignored.lines().any(|l| l == *src), "COPY {src} is in .dockerignore");
+            assert!(
+                !ignored.lines().any(|l| l == *src),
+                "COPY {src} is in .dockerignore"
+            );
         }
     }
     // The shipped configuration: where PGSIDECAR_CONFIG points, loopback by default,
     // and its ports are the ones exposed.
-    let config_copy = copies.iter().find(|c| c.ends_with(" /etc/pgsidecar/proxy.toml"));
-    let shipped = config_copy.expect("COPY of the configuration").split(' ').next().unwrap();
+    let config_copy = copies
+        .iter()
+        .find(|c| c.ends_with(" /etc/pgsidecar/proxy.toml"));
+    let shipped = config_copy
+        .expect("COPY of the configuration")
+        .split(' ')
+        .next()
+        .unwrap();
     let envs = args_of(&steps, "ENV");
-    assert!(envs.contains(&"PGSIDECAR_CONFIG=/etc/pgsidecar/proxy.toml"), "{envs:?}");
+    assert!(
+        envs.contains(&"PGSIDECAR_CONFIG=/etc/pgsidecar/proxy.toml"),
+        "{envs:?}"
+    );
     let config = load_config(&repo(shipped));
     assert!(config.listen.starts_with("127.0.0.1:"), "{}", config.listen);
-    assert!(config.admin_listen.starts_with("127.0.0.1:"), "{}", config.admin_listen);
+    assert!(
+        config.admin_listen.starts_with("127.0.0.1:"),
+        "{}",
+        config.admin_listen
+    );
     let mut exposed: Vec<u16> = args_of(&steps, "EXPOSE")
         .iter()
         .flat_map(|a| a.split(' ').map(|p| p.parse::<u16>().expect("EXPOSE port")))
@@ -130,14 +161,23 @@ async fn the_image_environment_and_healthcheck_work_with_the_binary() {
     // An unspecified address is checked over loopback, as in a container.
     let unspecified = format!("0.0.0.0:{}", port_of(&admin));
     for listen in [admin.as_str(), unspecified.as_str()] {
-        let vars = [("PGSIDECAR_CONFIG", vars[0].1), ("PGSIDECAR_ADMIN_LISTEN", listen)];
+        let vars = [
+            ("PGSIDECAR_CONFIG", vars[0].1),
+            ("PGSIDECAR_ADMIN_LISTEN", listen),
+        ];
         let (ok, out) = binary_with_env(&vars, &["healthcheck"]);
         assert!(ok, "healthcheck against {listen}: {out}");
     }
     proxy.stop().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let closed = closed.to_string(); // dropped: nothing listens there now
-    let vars = [("PGSIDECAR_CONFIG", vars[0].1), ("PGSIDECAR_ADMIN_LISTEN", closed.as_str())];
+    let vars = [
+        ("PGSIDECAR_CONFIG", vars[0].1),
+        ("PGSIDECAR_ADMIN_LISTEN", closed.as_str()),
+    ];
     let (ok, out) = binary_with_env(&vars, &["healthcheck"]);
     assert!(!ok && out.contains("healthcheck"), "{out}");
 }
@@ -151,41 +191,83 @@ fn docker_compose_wires_postgres_pgsidecar_prometheus_and_grafana() {
     }
     let deploy = repo("deploy");
     let volumes = |service: &str| -> HashMap<String, String> {
-        let list = services[service]["volumes"].as_array().cloned().unwrap_or_default();
+        let list = services[service]["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let pair = |v: &Value| {
             let parts: Vec<&str> = v.as_str().unwrap().split(':').collect();
             assert!(deploy.join(parts[0]).exists(), "{service}: no {}", parts[0]);
             (parts[1].to_string(), parts[0].to_string())
         };
-        list.iter().filter(|v| v.as_str().unwrap().starts_with('.')).map(pair).collect()
+        list.iter()
+            .filter(|v| v.as_str().unwrap().starts_with('.'))
+            .map(pair)
+            .collect()
     };
     let side = &services["pgsidecar"];
-    assert!(deploy.join(side["build"]["context"].as_str().unwrap()).join("Dockerfile").exists());
+    assert!(deploy
+        .join(side["build"]["context"].as_str().unwrap())
+        .join("Dockerfile")
+        .exists());
     let config_path = side["environment"]["PGSIDECAR_CONFIG"].as_str().unwrap();
     let config = load_config(&deploy.join(&volumes("pgsidecar")[config_path]));
     // Told to listen on every interface: the stack's network.
     assert!(config.listen.starts_with("0.0.0.0:") && config.admin_listen.starts_with("0.0.0.0:"));
-    let published: Vec<u16> = side["ports"].as_array().unwrap().iter()
-        .map(|p| p.as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap())
+    let published: Vec<u16> = side["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p.as_str()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(published, [port_of(&config.listen), port_of(&config.admin_listen)]);
+    assert_eq!(
+        published,
+        [port_of(&config.listen), port_of(&config.admin_listen)]
+    );
 
     let prom = volumes("prometheus");
-    assert_eq!(prom["/etc/prometheus/alerts.yml"], "../prometheus/alerts.yml");
+    assert_eq!(
+        prom["/etc/prometheus/alerts.yml"],
+        "../prometheus/alerts.yml"
+    );
     let scrape = yaml("deploy/compose/prometheus.yml").remove(0);
     assert_eq!(scrape["rule_files"][0], "/etc/prometheus/alerts.yml");
     let job = &scrape["scrape_configs"][0];
-    assert_eq!(job["job_name"], "pgsidecar", "alerts.yml selects job=\"pgsidecar\"");
+    assert_eq!(
+        job["job_name"], "pgsidecar",
+        "alerts.yml selects job=\"pgsidecar\""
+    );
     let target = format!("pgsidecar:{}", port_of(&config.admin_listen));
     assert_eq!(job["static_configs"][0]["targets"][0], target.as_str());
 
     let grafana = volumes("grafana");
-    assert_eq!(grafana["/etc/grafana/provisioning"], "../grafana/provisioning");
+    assert_eq!(
+        grafana["/etc/grafana/provisioning"],
+        "../grafana/provisioning"
+    );
     let providers = yaml("grafana/provisioning/dashboards/pgsidecar.yml").remove(0);
-    let path = providers["providers"][0]["options"]["path"].as_str().unwrap();
+    let path = providers["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap();
     assert_eq!(grafana[path], "../grafana/dashboards");
     let image = services["grafana"]["image"].as_str().unwrap();
-    let major: u32 = image.rsplit(':').next().unwrap().split('.').next().unwrap().parse().unwrap();
+    let major: u32 = image
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(major >= 10, "{image}");
     let sources = yaml("grafana/provisioning/datasources/prometheus.yml").remove(0);
     assert_eq!(sources["datasources"][0]["url"], "http://prometheus:9090");
@@ -195,15 +277,22 @@ fn docker_compose_wires_postgres_pgsidecar_prometheus_and_grafana() {
 fn manifests() -> HashMap<String, Value> {
     let dir = repo("deploy/kubernetes");
     let kustomization = yaml("deploy/kubernetes/kustomization.yaml").remove(0);
-    let listed: Vec<&str> = kustomization["resources"].as_array().unwrap().iter()
-        .map(|r| r.as_str().unwrap()).collect();
+    let listed: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
     let mut by_kind = HashMap::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         if name == "kustomization.yaml" || !name.ends_with(".yaml") {
             continue;
         }
-        assert!(listed.contains(&name.as_str()), "{name} not in kustomization.yaml");
+        assert!(
+            listed.contains(&name.as_str()),
+            "{name} not in kustomization.yaml"
+        );
         for doc in yaml(&format!("deploy/kubernetes/{name}")) {
             assert!(doc["apiVersion"].is_string() && doc["metadata"]["name"].is_string());
             by_kind.insert(doc["kind"].as_str().unwrap().to_string(), doc);
@@ -222,26 +311,58 @@ fn container_port(container: &Value, name: &str) -> u16 {
 #[test]
 fn kubernetes_runs_pgsidecar_as_a_native_sidecar_with_matching_probes() {
     let k = manifests();
-    for kind in ["ConfigMap", "Secret", "Deployment", "Service", "ServiceMonitor"] {
+    for kind in [
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "ServiceMonitor",
+    ] {
         assert!(k.contains_key(kind), "no {kind}");
     }
     let pod = &k["Deployment"]["spec"]["template"];
     let spec = &pod["spec"];
     let inits = spec["initContainers"].as_array().expect("initContainers");
-    let side = inits.iter().find(|c| c["name"] == "pgsidecar").expect("sidecar");
+    let side = inits
+        .iter()
+        .find(|c| c["name"] == "pgsidecar")
+        .expect("sidecar");
     assert_eq!(side["restartPolicy"], "Always", "a native sidecar");
 
     // Its configuration: the ConfigMap's file, where PGSIDECAR_CONFIG points.
-    let env = |c: &Value, name: &str| c["env"].as_array().unwrap().iter()
-        .find(|e| e["name"] == name).cloned().unwrap_or(Value::Null);
-    let config_path = env(side, "PGSIDECAR_CONFIG")["value"].as_str().unwrap().to_string();
+    let env = |c: &Value, name: &str| {
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let config_path = env(side, "PGSIDECAR_CONFIG")["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (dir, file) = config_path.rsplit_once('/').unwrap();
-    let mount = side["volumeMounts"].as_array().unwrap().iter()
-        .find(|m| m["mountPath"] == dir).expect("config mount");
-    let volume = spec["volumes"].as_array().unwrap().iter()
-        .find(|v| v["name"] == mount["name"]).expect("config volume");
-    assert_eq!(volume["configMap"]["name"], k["ConfigMap"]["metadata"]["name"]);
-    let toml = k["ConfigMap"]["data"][file].as_str().expect("proxy.toml in the ConfigMap");
+    let mount = side["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == dir)
+        .expect("config mount");
+    let volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("config volume");
+    assert_eq!(
+        volume["configMap"]["name"],
+        k["ConfigMap"]["metadata"]["name"]
+    );
+    let toml = k["ConfigMap"]["data"][file]
+        .as_str()
+        .expect("proxy.toml in the ConfigMap");
     let temp = std::env::temp_dir().join(unique("pgsidecar-k8s.toml"));
     std::fs::write(&temp, toml).unwrap();
     let config = load_config(&temp);
@@ -250,7 +371,10 @@ fn kubernetes_runs_pgsidecar_as_a_native_sidecar_with_matching_probes() {
     // Probes on the admin port; the app reaches the listener over loopback.
     let admin = port_of(&config.admin_listen);
     assert_eq!(container_port(side, "admin"), admin);
-    assert!(config.admin_listen.starts_with("0.0.0.0:"), "probes come to the pod IP");
+    assert!(
+        config.admin_listen.starts_with("0.0.0.0:"),
+        "probes come to the pod IP"
+    );
     assert_eq!(container_port(side, "postgres"), port_of(&config.listen));
     assert!(config.listen.starts_with("127.0.0.1:"), "{}", config.listen);
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
@@ -258,21 +382,40 @@ fn kubernetes_runs_pgsidecar_as_a_native_sidecar_with_matching_probes() {
         assert_eq!(side[probe]["httpGet"]["port"], "admin", "{probe}");
     }
     let app = &spec["containers"][0];
-    let url = env(app, "DATABASE_URL")["value"].as_str().unwrap().to_string();
-    assert!(url.contains(&format!("@127.0.0.1:{}/", port_of(&config.listen))), "{url}");
+    let url = env(app, "DATABASE_URL")["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        url.contains(&format!("@127.0.0.1:{}/", port_of(&config.listen))),
+        "{url}"
+    );
     let secret = env(side, "DATABASE_URL")["valueFrom"]["secretKeyRef"].clone();
     assert_eq!(secret["name"], k["Secret"]["metadata"]["name"]);
     assert!(k["Secret"]["stringData"][secret["key"].as_str().unwrap()].is_string());
 
     // Shutdown: the grace period covers the preStop pause and shutdown_timeout.
-    let grace = spec["terminationGracePeriodSeconds"].as_u64().expect("grace period");
-    let pause = side["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().expect("preStop");
+    let grace = spec["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("grace period");
+    let pause = side["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .expect("preStop");
     let drain = config.shutdown_timeout.as_secs();
-    assert!(grace > pause + drain, "grace {grace} s <= preStop {pause} s + shutdown_timeout {drain} s");
+    assert!(
+        grace > pause + drain,
+        "grace {grace} s <= preStop {pause} s + shutdown_timeout {drain} s"
+    );
 
     let requests = &side["resources"]["requests"];
-    assert!(requests["cpu"].is_string() && requests["memory"].is_string(), "{requests}");
-    assert_eq!(spec["securityContext"]["runAsUser"].as_u64(), Some(image_uid()));
+    assert!(
+        requests["cpu"].is_string() && requests["memory"].is_string(),
+        "{requests}"
+    );
+    assert_eq!(
+        spec["securityContext"]["runAsUser"].as_u64(),
+        Some(image_uid())
+    );
 
     // Scraping: pod annotations and the ServiceMonitor's Service both lead to the
     // admin port, under the job name alerts.yml expects.
@@ -282,12 +425,18 @@ fn kubernetes_runs_pgsidecar_as_a_native_sidecar_with_matching_probes() {
     let service = &k["Service"];
     assert_eq!(service["metadata"]["name"], "pgsidecar", "the job label");
     for (key, value) in service["spec"]["selector"].as_object().unwrap() {
-        assert_eq!(&pod["metadata"]["labels"][key], value, "Service selects the pods");
+        assert_eq!(
+            &pod["metadata"]["labels"][key], value,
+            "Service selects the pods"
+        );
     }
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "admin");
     let monitor = &k["ServiceMonitor"]["spec"];
     for (key, value) in monitor["selector"]["matchLabels"].as_object().unwrap() {
-        assert_eq!(&service["metadata"]["labels"][key], value, "ServiceMonitor selects it");
+        assert_eq!(
+            &service["metadata"]["labels"][key], value,
+            "ServiceMonitor selects it"
+        );
     }
     assert_eq!(monitor["endpoints"][0]["port"], "admin");
 }

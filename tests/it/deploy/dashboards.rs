@@ -137,7 +137,9 @@ fn check_variables(name: &str, d: &Value, problems: &mut Vec<String>) {
     let ds = vars.iter().find(|v| v["name"] == "datasource");
     match ds {
         Some(v) if v["type"] == "datasource" && v["query"] == "prometheus" => {}
-        other => problems.push(format!("{name}: no Prometheus datasource variable: {other:?}")),
+        other => problems.push(format!(
+            "{name}: no Prometheus datasource variable: {other:?}"
+        )),
     }
     let defined: HashSet<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
     for p in panels(d) {
@@ -147,8 +149,7 @@ fn check_variables(name: &str, d: &Value, problems: &mut Vec<String>) {
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
-                if !defined.contains(var.as_str()) && !BUILTIN_VARIABLES.contains(&var.as_str())
-                {
+                if !defined.contains(var.as_str()) && !BUILTIN_VARIABLES.contains(&var.as_str()) {
                     problems.push(format!("{name}: {:?} uses undefined ${var}", p["title"]));
                 }
             }
@@ -162,7 +163,9 @@ fn check_panels(name: &str, d: &Value, live: &HashSet<String>, problems: &mut Ve
         let title = p["title"].as_str().unwrap_or_default();
         let id = p["id"].as_u64().unwrap_or(0);
         if id == 0 || !ids.insert(id) {
-            problems.push(format!("{name}: panel {title:?} has a missing or repeated id {id}"));
+            problems.push(format!(
+                "{name}: panel {title:?} has a missing or repeated id {id}"
+            ));
         }
         let grid = &p["gridPos"];
         let right = grid["x"].as_u64().unwrap_or(99) + grid["w"].as_u64().unwrap_or(99);
@@ -181,13 +184,23 @@ fn check_panels(name: &str, d: &Value, live: &HashSet<String>, problems: &mut Ve
             problems.push(format!("{name}: panel {title:?} repeats or lacks refIds"));
         }
         let sources = std::iter::once(p).chain(targets);
-        if sources.clone().any(|s| s["datasource"]["uid"] != "${datasource}") {
-            problems.push(format!("{name}: {title:?} does not use the datasource variable"));
+        if sources
+            .clone()
+            .any(|s| s["datasource"]["uid"] != "${datasource}")
+        {
+            problems.push(format!(
+                "{name}: {title:?} does not use the datasource variable"
+            ));
         }
         let pending = is_pending(p, live);
-        let marked = p["description"].as_str().unwrap_or_default().starts_with("Pending:");
+        let marked = p["description"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Pending:");
         if pending != marked {
-            problems.push(format!("{name}: {title:?} pending {pending}, marked {marked}"));
+            problems.push(format!(
+                "{name}: {title:?} pending {pending}, marked {marked}"
+            ));
         }
         for m in exprs(p).iter().flat_map(|e| metric_names(e)) {
             if !live.contains(&m) && !PENDING_METRICS.contains(&m.as_str()) {
@@ -208,7 +221,9 @@ async fn dashboards_are_well_formed_and_use_live_metric_names() {
         let version = d["schemaVersion"].as_u64().unwrap_or(0);
         // Grafana 10.0 writes schemaVersion 38.
         if version < 38 {
-            problems.push(format!("{name}: schemaVersion {version} predates Grafana 10"));
+            problems.push(format!(
+                "{name}: schemaVersion {version} predates Grafana 10"
+            ));
         }
         let uid = d["uid"].as_str().unwrap_or_default().to_string();
         if uid.is_empty() || uid.len() > 40 || !uids.insert(uid.clone()) {
@@ -238,7 +253,10 @@ fn dashboards_match_their_generator_and_are_provisioned() {
     for (name, json) in dashboards() {
         let fresh = std::fs::read_to_string(out.join(&name)).expect("generated");
         let fresh: Value = serde_json::from_str(&fresh).expect("generated JSON");
-        assert!(fresh == json, "{name} differs from grafana/generate.py's output");
+        assert!(
+            fresh == json,
+            "{name} differs from grafana/generate.py's output"
+        );
     }
     let _ = std::fs::remove_dir_all(&out);
     let providers = read("grafana/provisioning/dashboards/pgsidecar.yml");

@@ -23,7 +23,10 @@ fn promtool_checks_the_rules_and_runs_their_unit_tests() {
         return;
     };
     let rules = repo("prometheus/alerts.yml");
-    let (ok, out) = run(Command::new(&promtool).arg("check").arg("rules").arg(&rules));
+    let (ok, out) = run(Command::new(&promtool)
+        .arg("check")
+        .arg("rules")
+        .arg(&rules));
     assert!(ok, "promtool check rules: {out}");
     let tests = repo("prometheus/alerts_test.yml");
     let (ok, out) = run(Command::new(&promtool).args(["test", "rules"]).arg(&tests));
@@ -39,7 +42,10 @@ fn promtool_checks_the_rules_and_runs_their_unit_tests() {
 /// The rules of `prometheus/alerts.yml`, each with summary, description and runbook.
 fn alert_rules() -> Vec<Value> {
     let doc = yaml("prometheus/alerts.yml").remove(0);
-    let rules: Vec<Value> = doc["groups"].as_array().expect("groups").iter()
+    let rules: Vec<Value> = doc["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
         .flat_map(|g| g["rules"].as_array().expect("rules").clone())
         .collect();
     let runbook = std::fs::read_to_string(repo("docs/OPERATIONS.md")).expect("OPERATIONS.md");
@@ -50,7 +56,10 @@ fn alert_rules() -> Vec<Value> {
         }
         let anchor = format!("docs/OPERATIONS.md#{}", name.to_lowercase());
         assert_eq!(rule["annotations"]["runbook_url"], anchor.as_str());
-        assert!(runbook.contains(&format!("### {name}\n")), "{name}: no runbook section");
+        assert!(
+            runbook.contains(&format!("### {name}\n")),
+            "{name}: no runbook section"
+        );
     }
     rules
 }
@@ -88,8 +97,14 @@ impl Prometheus {
             .port();
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
         let child = Command::new(binary)
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -113,7 +128,10 @@ impl Prometheus {
             Err(e) => return Err(e.to_string()),
         };
         match body["status"].as_str() {
-            Some("success") => Ok(body["data"]["result"].as_array().cloned().unwrap_or_default()),
+            Some("success") => Ok(body["data"]["result"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()),
             _ => Err(format!("{}: {}", body["errorType"], body["error"])),
         }
     }
@@ -127,7 +145,10 @@ impl Prometheus {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        panic!("Prometheus: no data for {expr} in {limit:?}\n{}", self.log());
+        panic!(
+            "Prometheus: no data for {expr} in {limit:?}\n{}",
+            self.log()
+        );
     }
 }
 
@@ -142,7 +163,10 @@ async fn workload(proxy: &Proxy, table: &str) {
         client.batch_execute(&insert).await.expect("insert");
         let select = format!("SELECT count(*) FROM {table} WHERE a > $1");
         client.query(&select, &[&0i32]).await.expect("select");
-        client.batch_execute("SELECT pg_sleep(0.03)").await.expect("sleep");
+        client
+            .batch_execute("SELECT pg_sleep(0.03)")
+            .await
+            .expect("sleep");
         let missing = format!("SELECT no_such_column FROM {table}");
         assert!(client.batch_execute(&missing).await.is_err());
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -170,7 +194,9 @@ async fn a_real_prometheus_evaluates_every_panel_and_alert() {
     let http = reqwest::Client::new();
     let settle = Duration::from_secs(30);
     // Scraping first, so that the workload's counters rise between scrapes.
-    prometheus.wait_for(&http, "up{job=\"pgsidecar\"} == 1", settle).await;
+    prometheus
+        .wait_for(&http, "up{job=\"pgsidecar\"} == 1", settle)
+        .await;
     workload(&proxy, &table).await;
     let traffic = "increase(pgsidecar_queries_total{outcome=\"error\"}[1m]) > 0";
     prometheus.wait_for(&http, traffic, settle).await;
@@ -208,17 +234,27 @@ async fn a_real_prometheus_evaluates_every_panel_and_alert() {
     check_rules_loaded(&prometheus, &http, rules.len()).await;
 
     let mut lint = Command::new(&promtool);
-    lint.args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped());
+    lint.args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
     let mut child = lint.stderr(Stdio::piped()).spawn().expect("promtool");
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).expect("stdin");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .expect("stdin");
     let out = child.wait_with_output().expect("promtool check metrics");
     let findings = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && findings.trim().is_empty(), "promtool check metrics: {findings}");
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "promtool check metrics: {findings}"
+    );
 
     drop(prometheus);
     proxy.stop().await;
@@ -231,15 +267,28 @@ async fn check_rules_loaded(prometheus: &Prometheus, http: &reqwest::Client, cou
     let url = format!("{}/api/v1/rules", prometheus.api);
     let start = Instant::now();
     loop {
-        let body: Value = http.get(&url).send().await.expect("rules").json().await.expect("json");
-        let rules: Vec<&Value> = body["data"]["groups"].as_array().into_iter().flatten()
+        let body: Value = http
+            .get(&url)
+            .send()
+            .await
+            .expect("rules")
+            .json()
+            .await
+            .expect("json");
+        let rules: Vec<&Value> = body["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
             .flat_map(|g| g["rules"].as_array().into_iter().flatten())
             .collect();
         let healthy = rules.iter().filter(|r| r["health"] == "ok").count();
         if rules.len() == count && healthy == count {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "rules not all healthy: {body}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "rules not all healthy: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -8,6 +8,7 @@
 
 mod containers;
 mod dashboards;
+mod kubernetes;
 mod prometheus;
 
 use std::path::{Path, PathBuf};

@@ -195,6 +195,21 @@ mod tests {
     use crate::config::{DatabaseConfig, SlowOverride};
 
     #[test]
+    fn jobs_are_counted_by_kind_and_outcome_unknown_kinds_as_other() {
+        let c = SlowCounters::default();
+        c.count_job("flush", true);
+        c.count_job("flush", false);
+        c.count_job("explain", false);
+        c.count_job("something new", false);
+        let at = |kind: &str| JOB_KINDS.iter().position(|k| *k == kind).unwrap();
+        let n = |kind: &str, i: usize| c.jobs[at(kind)][i].load(Ordering::Relaxed);
+        assert_eq!((n("flush", 0), n("flush", 1)), (1, 1));
+        assert_eq!((n("explain", 0), n("explain", 1)), (0, 1));
+        assert_eq!((n("other", 0), n("other", 1)), (0, 1));
+        assert_eq!(n("webhook", 1) + n("retention", 1), 0);
+    }
+
+    #[test]
     fn fingerprint_overrides_database_overrides_global() {
         let mut config = Config::default();
         config.databases.insert(

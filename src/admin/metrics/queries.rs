@@ -248,6 +248,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_classes_are_summed_over_commands_per_database() {
+        let group = |database: &str, command, classes: &[(&str, u64)]| ExportGroup {
+            database: database.into(),
+            command,
+            calls: 0,
+            errors: classes.iter().map(|c| c.1).sum(),
+            rows: 0,
+            total_us: 0,
+            buckets: Vec::new(),
+            classes: classes.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+        };
+        let groups = [
+            group("app", CommandKind::Select, &[("42", 2), ("57", 1)]),
+            group("app", CommandKind::Insert, &[("23", 4), ("42", 1)]),
+            group("other", CommandKind::Select, &[("42", 7)]),
+        ];
+        let family = error_classes(&groups).finish();
+        let samples: Vec<(String, String, f64)> = family
+            .get_metric()
+            .iter()
+            .map(|m| {
+                let l = m.get_label();
+                let (db, class) = (l[0].value().to_string(), l[1].value().to_string());
+                (db, class, m.get_counter().get_value())
+            })
+            .collect();
+        let want = [
+            ("app", "23", 4.0),
+            ("app", "42", 3.0),
+            ("app", "57", 1.0),
+            ("other", "42", 7.0),
+        ];
+        let want: Vec<_> = (want.iter())
+            .map(|(d, c, n)| (d.to_string(), c.to_string(), *n))
+            .collect();
+        assert_eq!(samples, want);
+    }
+
+    #[test]
     fn truncates_on_a_character_boundary() {
         assert_eq!(truncate("SELECT 1"), "SELECT 1");
         let long = "é".repeat(INFO_TEXT_CHARS + 5);

@@ -21,11 +21,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libclang-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src src
-COPY migrations migrations
-# Cargo.toml names the integration-test target; its sources must exist to load the manifest.
-COPY tests tests
+# The whole context (see .dockerignore): the manifest names the test target, and
+# sources may embed files from anywhere in the tree (migrations, assets).
+COPY . .
 # No debug info in the image: the release profile keeps some for benchmarks.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0
 RUN cargo build --release --locked --bin pgsidecar \

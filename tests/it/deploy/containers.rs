@@ -74,8 +74,22 @@ fn dockerfile_agrees_with_the_binary_and_its_configuration() {
         "{health}"
     );
 
-    // Every local COPY source exists and is not hidden by .dockerignore.
+    // Every local COPY source exists and is not hidden by .dockerignore, nor is
+    // anything the build needs.
     let ignored = read(".dockerignore");
+    for needed in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "src",
+        "migrations",
+        "tests",
+        "deploy",
+    ] {
+        assert!(
+            !ignored.lines().any(|l| l == needed),
+            "{needed} in .dockerignore"
+        );
+    }
     for copy in copies.iter().filter(|c| !c.starts_with("--from")) {
         let parts: Vec<&str> = copy.split(' ').collect();
         for src in &parts[..parts.len() - 1] {

@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::{load_config, port_of, read, repo, run, yaml};
-use crate::common::Proxy;
+use crate::common::{connect, database_url, direct, sqlstate, try_connect, unique, Proxy};
 
 /// Dockerfile instructions, continuation lines joined: (INSTRUCTION, arguments).
 fn dockerfile() -> Vec<(String, String)> {
@@ -285,4 +285,42 @@ fn docker_compose_wires_postgres_pgsidecar_prometheus_and_grafana() {
     assert!(major >= 10, "{image}");
     let sources = yaml("grafana/provisioning/datasources/prometheus.yml").remove(0);
     assert_eq!(sources["datasources"][0]["url"], "http://prometheus:9090");
+}
+
+/// The image's and the compose stack's configurations, on test ports: an app logs in
+/// with its own role and password (looked up by `auth_query`), a wrong one is refused.
+#[tokio::test]
+async fn the_shipped_configurations_let_an_app_log_in_with_its_own_password() {
+    let role = unique("deployapp");
+    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'own-secret'");
+    direct()
+        .await
+        .batch_execute(&create)
+        .await
+        .expect("create role");
+    for file in ["deploy/proxy.toml", "deploy/compose/proxy.toml"] {
+        let mut config = load_config(&repo(file));
+        config.listen = "127.0.0.1:0".into();
+        config.admin_listen = "127.0.0.1:0".into();
+        config.upstream = database_url();
+        config.store = false;
+        let proxy = Proxy::start(config).await;
+        let url = |pw: &str| format!("postgres://{role}:{pw}@127.0.0.1:{}/postgres", proxy.port());
+        let client = connect(&url("own-secret")).await;
+        let row = client.query_one("SELECT current_user::text", &[]).await;
+        assert_eq!(row.expect("query").get::<_, String>(0), role, "{file}");
+        drop(client);
+        let refused = try_connect(&url("wrong"))
+            .await
+            .err()
+            .expect("wrong password refused");
+        assert_eq!(sqlstate(&refused), "28P01", "{file}: {refused}");
+        proxy.stop().await;
+    }
+    let drop = format!("DROP ROLE {role}");
+    direct()
+        .await
+        .batch_execute(&drop)
+        .await
+        .expect("drop role");
 }

@@ -310,10 +310,9 @@ async fn the_shipped_configurations_let_an_app_log_in_with_its_own_password() {
         let row = client.query_one("SELECT current_user::text", &[]).await;
         assert_eq!(row.expect("query").get::<_, String>(0), role, "{file}");
         drop(client);
-        let refused = try_connect(&url("wrong"))
-            .await
-            .err()
-            .expect("wrong password refused");
+        let Err(refused) = try_connect(&url("wrong")).await else {
+            panic!("{file}: a wrong password logged in");
+        };
         assert_eq!(sqlstate(&refused), "28P01", "{file}: {refused}");
         proxy.stop().await;
     }

@@ -15,6 +15,7 @@ mod analyzer;
 mod effects;
 mod fallback;
 mod lexer;
+mod node_tree;
 mod parse;
 mod split;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use std::fmt::Write as _;
 
 pub use analyzer::{Analyzer, MAX_PARSE_DEPTH};
 pub use effects::{session_effects, PinReason, SessionEffects};
+pub use node_tree::NodeRefs;
 pub use split::{split_statements, Statement, Statements};
 
 /// The kind of a statement, for per-command statistics.

@@ -12,6 +12,7 @@ mod copy;
 mod drivers;
 mod e2e_clients;
 mod explain;
+mod explain_side_effects;
 mod large_rows;
 mod params;
 mod pool_limits;

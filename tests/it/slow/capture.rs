@@ -120,7 +120,9 @@ async fn utility_statements_are_recorded_but_never_explained() {
         .unwrap();
     futures_util::pin_mut!(sink);
     use futures_util::SinkExt;
-    sink.send(bytes::Bytes::from_static(b"1\tone\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(b"1\tone\n"))
+        .await
+        .unwrap();
     assert_eq!(sink.finish().await.unwrap(), 1);
     // A SELECT after them: its plan shows the worker got past the utility statements.
     proxy

@@ -16,6 +16,7 @@ mod effects;
 mod fallback;
 mod lexer;
 mod node_tree;
+mod opaque;
 mod parse;
 mod split;
 #[cfg(test)]
@@ -27,6 +28,7 @@ use std::fmt::Write as _;
 pub use analyzer::{Analyzer, MAX_PARSE_DEPTH};
 pub use effects::{session_effects, PinReason, SessionEffects};
 pub use node_tree::NodeRefs;
+pub use opaque::{opacity, KnownFunctions, Opacity};
 pub use split::{split_statements, Statement, Statements};
 
 /// The kind of a statement, for per-command statistics.

@@ -14,6 +14,7 @@ mod e2e_clients;
 mod explain;
 mod explain_side_effects;
 mod large_rows;
+mod opaque_state;
 mod params;
 mod pool_limits;
 mod pool_maintenance;

@@ -102,6 +102,12 @@ pub struct Relay {
     /// Prepared statements (by server name; "" is the unnamed one) whose text may change
     /// settings: each Bind of one may.
     settings_statements: std::collections::HashSet<String>,
+    /// Transaction mode: which function names are built-ins only, to tell opaque
+    /// statements (whose session effects their text cannot show) from the rest.
+    pub functions: Option<std::sync::Arc<crate::query::KnownFunctions>>,
+    /// Opaque statements since the server was attached: the server is checked for
+    /// session state before it goes back.
+    pub opacity: crate::query::Opacity,
     /// Why the client keeps its server for the rest of its session, once it must.
     pub pinned: Option<PinReason>,
     /// Told once, when the client gets pinned (reason and statement), to log and count.
@@ -138,6 +144,8 @@ impl Relay {
             watch_effects: false,
             settings_touched: false,
             settings_statements: std::collections::HashSet::new(),
+            functions: None,
+            opacity: crate::query::Opacity::default(),
             pinned: None,
             on_pin: None,
             prepared: None,

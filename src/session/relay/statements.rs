@@ -73,7 +73,9 @@ impl Relay {
             return;
         };
         if self.settings_statements.contains(statement) {
+            // Remembered for a settings change or for opacity: checked either way.
             self.settings_touched = true;
+            self.opacity.opaque |= self.functions.is_some();
         }
     }
 
@@ -89,22 +91,41 @@ impl Relay {
         };
         let effects = session_effects(sql);
         self.settings_touched |= effects.settings;
+        let mut opaque = false;
+        if let Some(known) = self.functions.as_deref() {
+            let mut found = crate::query::Opacity::default();
+            crate::query::opacity(sql, known, &mut found);
+            opaque = found.any();
+            self.opacity.opaque |= found.opaque;
+            for name in found.unknown {
+                if !self.opacity.unknown.contains(&name) {
+                    self.opacity.unknown.push(name);
+                }
+            }
+        }
         if let Some(name) = name {
             // Remembered by the name the server knows (renamed already in transaction
             // mode), so its Binds are recognised; a reused name forgets the old text.
-            if effects.settings {
+            if effects.settings || opaque {
                 self.settings_statements.insert(name.to_string());
             } else if !self.settings_statements.is_empty() {
                 self.settings_statements.remove(name);
             }
         }
         if let Some(reason) = effects.pin {
-            self.pinned = Some(reason);
-            self.watch_effects = false;
-            self.release_when_idle = false;
-            if let Some(mut on_pin) = self.on_pin.take() {
-                on_pin(reason, sql);
-            }
+            let sql = sql.to_owned();
+            self.pin(reason, &sql);
+        }
+    }
+
+    /// Keeps the server for the rest of the session; `sql` is what caused it (told once
+    /// to `on_pin`, which logs it normalized).
+    pub fn pin(&mut self, reason: crate::query::PinReason, sql: &str) {
+        self.pinned = Some(reason);
+        self.watch_effects = false;
+        self.release_when_idle = false;
+        if let Some(mut on_pin) = self.on_pin.take() {
+            on_pin(reason, sql);
         }
     }
 

@@ -21,6 +21,7 @@ mod capture;
 mod classify;
 mod params;
 mod plan_hash;
+mod redact;
 mod volatility;
 
 use std::time::Duration;
@@ -30,6 +31,7 @@ use bytes::Bytes;
 pub use capture::capture;
 pub use classify::{classify, FunctionName, Safety};
 pub use plan_hash::plan_hash;
+pub use redact::redact_plan;
 
 /// A statement as the client ran it, with what it bound.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -17,6 +17,7 @@ mod fallback;
 mod lexer;
 mod node_tree;
 mod opaque;
+mod redact;
 mod parse;
 mod split;
 #[cfg(test)]
@@ -29,6 +30,7 @@ pub use analyzer::{Analyzer, MAX_PARSE_DEPTH};
 pub use effects::{session_effects, PinReason, SessionEffects};
 pub use node_tree::NodeRefs;
 pub use opaque::{opacity, KnownFunctions, Opacity};
+pub use redact::redact_literals;
 pub use split::{split_statements, Statement, Statements};
 
 /// The kind of a statement, for per-command statistics.

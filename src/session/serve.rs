@@ -108,7 +108,9 @@ fn pin_reporter(shared: &Arc<Shared>, pool: &crate::pool::PoolKey, peer: SocketA
         if let Some(counter) = index.and_then(|i| shared.pinned_clients.get(i)) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        let statement: String = sql.chars().take(200).collect();
+        // Normalized: the client's literal values never reach the log.
+        let normalized = crate::query::redact_literals(sql);
+        let statement: String = normalized.chars().take(200).collect();
         tracing::info!(%peer, %pool, reason = reason.as_str(), %statement,
             "client pinned to its server for the rest of its session");
     })

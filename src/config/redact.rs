@@ -50,4 +50,22 @@ mod tests {
         );
         assert_eq!(redact_webhook_url("not a url tok3n"), "********");
     }
+
+    #[test]
+    fn check_config_and_show_config_mask_them() {
+        let config = crate::config::Config {
+            store_url: Some("postgres://u:s3cret@h/db".into()),
+            alert_webhook_url: Some("https://hooks.example.com/T0/tok3n".into()),
+            ..crate::config::Config::default()
+        };
+        let shown = config.to_display_toml();
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("tok3n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("https://hooks.example.com/********"),
+            "{shown}"
+        );
+    }
 }

@@ -59,7 +59,10 @@ mod tests {
         }}]);
         redact_plan(&mut plan);
         let text = plan.to_string();
-        assert!(!text.contains("hunter2") && !text.contains("4242"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("4242"),
+            "{text}"
+        );
         assert_eq!(plan[0]["Plan"]["Filter"], "((s)::text = ?::text)");
         assert_eq!(plan[0]["Plan"]["Index Name"], "t_pkey");
         assert_eq!(plan[0]["Plan"]["Subplan Name"], "InitPlan 1 (returns $0)");

@@ -17,8 +17,8 @@ mod fallback;
 mod lexer;
 mod node_tree;
 mod opaque;
-mod redact;
 mod parse;
+mod redact;
 mod split;
 #[cfg(test)]
 mod tests;

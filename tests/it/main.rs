@@ -21,6 +21,7 @@ mod pool_maintenance;
 mod prepared;
 mod queries;
 mod scram;
+mod secrets;
 mod server_auth;
 mod session_state;
 mod shutdown;

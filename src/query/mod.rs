@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 pub use analyzer::{Analyzer, MAX_PARSE_DEPTH};
 pub use effects::{session_effects, PinReason, SessionEffects};
 pub use node_tree::NodeRefs;
-pub use opaque::{opacity, KnownFunctions, Opacity};
+pub use opaque::{changes_functions, note_call, opacity, quiet_body, KnownFunctions, Opacity};
 pub use redact::redact_literals;
 pub use split::{split_statements, Statement, Statements};
 

@@ -61,11 +61,16 @@ fn session_check_sql(opacity: &crate::query::Opacity) -> String {
     let mut sql = format!("{SESSION_SETTINGS}{SESSION_PINS}");
     if !opacity.unknown.is_empty() {
         let names: Vec<String> = opacity.unknown.iter().map(|n| quote_literal(n)).collect();
+        let names = names.join(", ");
         sql.push_str(&format!(
-            " UNION ALL SELECT 'builtin', n, NULL FROM unnest(ARRAY[{}]::text[]) n \
+            " UNION ALL SELECT 'builtin', n, NULL FROM unnest(ARRAY[{names}]::text[]) n \
              WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.proname = n \
-             AND p.pronamespace <> 'pg_catalog'::regnamespace)",
-            names.join(", ")
+             AND p.pronamespace <> 'pg_catalog'::regnamespace) \
+             UNION ALL SELECT 'body', p.proname::text, \
+             CASE WHEN l.lanname IN ('sql', 'plpgsql') AND p.prokind = 'f' THEN p.prosrc END \
+             FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+             WHERE p.proname = ANY(ARRAY[{names}]::text[]) \
+             AND p.pronamespace <> 'pg_catalog'::regnamespace"
         ));
     }
     sql
@@ -270,7 +275,7 @@ impl Serve {
         };
         let (mut current, mut pin) = (Vec::new(), None);
         let known = &self.pool.functions;
-        let mut builtin = Vec::new();
+        let (mut builtin, mut bodies) = (Vec::new(), Vec::new());
         for row in rows {
             match row.as_slice() {
                 [Some(kind), Some(name), Some(value)] if kind == "setting" => {
@@ -282,11 +287,23 @@ impl Serve {
                     pin = pin.or(pin_reason(name));
                 }
                 [Some(kind), Some(name), _] if kind == "builtin" => builtin.push(name.clone()),
+                [Some(kind), Some(name), body] if kind == "body" => {
+                    bodies.push((name.clone(), body.clone()));
+                }
                 _ => {}
             }
         }
         for name in &opacity.unknown {
-            known.learn(name, builtin.contains(name));
+            // Quiet: built-ins only, or every function of the name has a SQL or
+            // PL/pgSQL body that touches no session state (checked again after a while).
+            let mut overloads = bodies.iter().filter(|(n, _)| n == name).peekable();
+            let quiet = builtin.contains(name)
+                || (overloads.peek().is_some()
+                    && overloads.all(|(_, body)| {
+                        body.as_deref()
+                            .is_some_and(|b| crate::query::quiet_body(b, known))
+                    }));
+            known.learn(name, quiet);
         }
         self.params.adopt_session(server, &current);
         match pin {

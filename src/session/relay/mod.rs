@@ -108,6 +108,9 @@ pub struct Relay {
     /// Opaque statements since the server was attached: the server is checked for
     /// session state before it goes back.
     pub opacity: crate::query::Opacity,
+    /// Prepared statements (by server name) with opaque calls: each Bind of one is
+    /// opaque, or calls the names listed, until they are known to be built-ins.
+    opaque_statements: std::collections::HashMap<String, crate::query::Opacity>,
     /// Why the client keeps its server for the rest of its session, once it must.
     pub pinned: Option<PinReason>,
     /// Told once, when the client gets pinned (reason and statement), to log and count.
@@ -146,6 +149,7 @@ impl Relay {
             settings_statements: std::collections::HashSet::new(),
             functions: None,
             opacity: crate::query::Opacity::default(),
+            opaque_statements: std::collections::HashMap::new(),
             pinned: None,
             on_pin: None,
             prepared: None,
@@ -454,7 +458,9 @@ impl Relay {
             if self.watch_effects && matches!(tag, b'Q' | b'P') {
                 self.note_effects(tag, self.c_fwd + 5..self.c_fwd + len);
             }
-            if self.watch_effects && tag == b'B' && !self.settings_statements.is_empty() {
+            let remembered =
+                !self.settings_statements.is_empty() || !self.opaque_statements.is_empty();
+            if self.watch_effects && tag == b'B' && remembered {
                 self.note_bind(self.c_fwd + 5..self.c_fwd + len);
             }
             if let (Some(prepared), Some(server)) = (self.prepared.as_mut(), self.server.as_mut()) {

@@ -73,9 +73,30 @@ impl Relay {
             return;
         };
         if self.settings_statements.contains(statement) {
-            // Remembered for a settings change or for opacity: checked either way.
             self.settings_touched = true;
-            self.opacity.opaque |= self.functions.is_some();
+        }
+        let (Some(found), Some(known)) = (
+            self.opaque_statements.get_mut(statement),
+            self.functions.as_deref(),
+        ) else {
+            return;
+        };
+        // Names learned since the Parse: built-ins drop out, so a statement calling only
+        // built-ins stops costing a check.
+        found.unknown.retain(|name| match known.builtin_only(name) {
+            Some(true) => false,
+            Some(false) => {
+                found.opaque = true;
+                false
+            }
+            None => true,
+        });
+        self.opacity.opaque |= found.opaque;
+        for name in &found.unknown {
+            crate::query::note_call(name, known, &mut self.opacity);
+        }
+        if !found.any() {
+            self.opaque_statements.remove(statement);
         }
     }
 
@@ -91,22 +112,26 @@ impl Relay {
         };
         let effects = session_effects(sql);
         self.settings_touched |= effects.settings;
-        let mut opaque = false;
+        let mut found = crate::query::Opacity::default();
         if let Some(known) = self.functions.as_deref() {
-            let mut found = crate::query::Opacity::default();
+            if crate::query::changes_functions(sql) {
+                known.forget_all();
+            }
             crate::query::opacity(sql, known, &mut found);
-            opaque = found.any();
             self.opacity.opaque |= found.opaque;
-            for name in found.unknown {
-                if !self.opacity.unknown.contains(&name) {
-                    self.opacity.unknown.push(name);
-                }
+            for name in &found.unknown {
+                crate::query::note_call(name, known, &mut self.opacity);
             }
         }
         if let Some(name) = name {
             // Remembered by the name the server knows (renamed already in transaction
             // mode), so its Binds are recognised; a reused name forgets the old text.
-            if effects.settings || opaque {
+            if found.any() {
+                self.opaque_statements.insert(name.to_string(), found);
+            } else if !self.opaque_statements.is_empty() {
+                self.opaque_statements.remove(name);
+            }
+            if effects.settings {
                 self.settings_statements.insert(name.to_string());
             } else if !self.settings_statements.is_empty() {
                 self.settings_statements.remove(name);

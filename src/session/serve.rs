@@ -278,10 +278,10 @@ impl Serve {
         let (mut builtin, mut bodies) = (Vec::new(), Vec::new());
         for row in rows {
             match row.as_slice() {
-                [Some(kind), Some(name), Some(value)] if kind == "setting" => {
-                    if !(name == "role" && value == "none") {
-                        current.push((name.clone(), value.clone()));
-                    }
+                [Some(kind), Some(name), Some(value)]
+                    if kind == "setting" && !(name == "role" && value == "none") =>
+                {
+                    current.push((name.clone(), value.clone()));
                 }
                 [Some(kind), Some(name), _] if kind == "pin" => {
                     pin = pin.or(pin_reason(name));

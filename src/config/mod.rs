@@ -4,6 +4,7 @@
 //! Loading, command-line overrides and validation live in [`load`].
 
 mod load;
+mod redact;
 mod tls;
 mod upstream;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, Overrides};
+pub use redact::{redact_postgres_url, redact_webhook_url};
 pub use tls::{ClientTlsMode, ServerTlsMode};
 pub use upstream::Upstream;
 
@@ -305,6 +307,8 @@ impl Config {
                 shown.upstream = url.to_url();
             }
         }
+        shown.store_url = shown.store_url.as_deref().map(redact_postgres_url);
+        shown.alert_webhook_url = shown.alert_webhook_url.as_deref().map(redact_webhook_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }

@@ -76,25 +76,14 @@ async fn explain(
     safety: Safety,
 ) -> Result<CapturedPlan, ExplainError> {
     let fail = |e| query_error(e, limits);
+    let downgrade_reason = match safety {
+        Safety::Analyze { .. } => prove(client, req, limits).await?,
+        Safety::PlainOnly { reason } => Some(reason.to_owned()),
+    };
     client
         .batch_execute(&begin(limits, req.role.as_deref()))
         .await
         .map_err(fail)?;
-    let downgrade_reason = match safety {
-        Safety::Analyze {
-            functions,
-            relations,
-        } => match volatility::unsafe_function(client, &functions)
-            .await
-            .map_err(fail)?
-        {
-            Some(reason) => Some(reason),
-            None => volatility::unsafe_relation(client, &relations)
-                .await
-                .map_err(fail)?,
-        },
-        Safety::PlainOnly { reason } => Some(reason.to_owned()),
-    };
     let analyzed = downgrade_reason.is_none();
     let options = if analyzed {
         "ANALYZE, BUFFERS, FORMAT JSON"
@@ -123,6 +112,41 @@ async fn explain(
         "EXPLAIN captured"
     );
     Ok(captured)
+}
+
+/// Whether the statement provably runs nothing volatile ([`volatility`]), checked in a
+/// transaction of its own (read-write: the proof compiles a temporary function) that is
+/// always rolled back. `None` when proven; otherwise why not. A statement the proof cannot
+/// handle is only planned; a timeout fails the capture as the EXPLAIN's own would.
+async fn prove(
+    client: &Client,
+    req: &ExplainRequest,
+    limits: &ExplainLimits,
+) -> Result<Option<String>, ExplainError> {
+    let begin = begin(limits, req.role.as_deref()).replacen("BEGIN READ ONLY", "BEGIN", 1);
+    let outcome = async {
+        client.batch_execute(&begin).await?;
+        let tree = volatility::probe_tree(client, req).await?;
+        volatility::unsafe_tree(client, &tree).await
+    }
+    .await;
+    if let Err(source) = client.batch_execute("ROLLBACK").await {
+        return Err(ExplainError::Rollback {
+            earlier: None,
+            source,
+        });
+    }
+    match outcome.map_err(|e| query_error(e, limits)) {
+        Ok(verdict) => Ok(verdict),
+        Err(timeout @ ExplainError::Timeout { .. }) => Err(timeout),
+        Err(e) => {
+            let code = e.sqlstate().unwrap_or("no SQLSTATE").to_owned();
+            tracing::debug!(error = %e, "cannot verify the statement's functions");
+            Ok(Some(format!(
+                "could not verify what the statement runs ({code})"
+            )))
+        }
+    }
 }
 
 fn begin(limits: &ExplainLimits, role: Option<&str>) -> String {

@@ -5,11 +5,14 @@
 //! - [`classify`] allows `EXPLAIN ANALYZE` (which executes the statement) only for a plain
 //!   SELECT/VALUES/TABLE without locking clauses, data-modifying CTEs or INTO, and lists
 //!   the functions it calls;
-//! - [`capture`] downgrades to plain EXPLAIN (which only plans) when any of those
-//!   functions is volatile or unknown in `pg_proc`;
+//! - [`capture`] then proves, from the server's own resolution of the statement (compiled
+//!   into a temporary SQL function and rolled back, [`volatility`]), that every function
+//!   it can execute is IMMUTABLE or STABLE: direct calls, operators, attribute notation,
+//!   casts, aggregates' support functions, type input/output, domain checks, and what
+//!   views and row-security policies run. Anything unresolved (a foreign table, a node
+//!   kind the proof does not know, an error) gets plain EXPLAIN, which only plans;
 //! - everything runs inside `BEGIN READ ONLY` with local statement and lock timeouts, and
-//!   is always rolled back. This also covers what the text cannot show (a view or a
-//!   policy calling a writing function): a read-only transaction refuses the write.
+//!   is always rolled back.
 //!
 //! The statement goes to the server through the extended protocol only, so a text that
 //! holds several statements is refused by the server rather than run.
@@ -18,6 +21,7 @@ mod capture;
 mod classify;
 mod params;
 mod plan_hash;
+mod redact;
 mod volatility;
 
 use std::time::Duration;
@@ -27,6 +31,7 @@ use bytes::Bytes;
 pub use capture::capture;
 pub use classify::{classify, FunctionName, Safety};
 pub use plan_hash::plan_hash;
+pub use redact::redact_plan;
 
 /// A statement as the client ran it, with what it bound.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

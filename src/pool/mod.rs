@@ -142,6 +142,9 @@ pub struct Pool {
     /// PAUSE: new checkouts wait until RESUME.
     paused: AtomicBool,
     resumed: Notify,
+    /// Function names known to be built-ins only (or not), for transaction mode's check
+    /// of opaque statements ([`crate::query::opacity`]).
+    pub functions: Arc<crate::query::KnownFunctions>,
 }
 
 impl Pool {
@@ -157,6 +160,7 @@ impl Pool {
             counters: PoolCounters::default(),
             paused: AtomicBool::new(false),
             resumed: Notify::new(),
+            functions: Arc::default(),
         })
     }
 

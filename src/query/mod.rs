@@ -15,7 +15,10 @@ mod analyzer;
 mod effects;
 mod fallback;
 mod lexer;
+mod node_tree;
+mod opaque;
 mod parse;
+mod redact;
 mod split;
 #[cfg(test)]
 mod tests;
@@ -25,6 +28,9 @@ use std::fmt::Write as _;
 
 pub use analyzer::{Analyzer, MAX_PARSE_DEPTH};
 pub use effects::{session_effects, PinReason, SessionEffects};
+pub use node_tree::NodeRefs;
+pub use opaque::{changes_functions, note_call, opacity, quiet_body, KnownFunctions, Opacity};
+pub use redact::redact_literals;
 pub use split::{split_statements, Statement, Statements};
 
 /// The kind of a statement, for per-command statistics.

@@ -13,7 +13,7 @@ use crate::tls::ClientStream;
 use super::clients::ClientHandle;
 use super::error::checkout_error;
 use super::login::{sync_server, Greeted};
-use super::params::{is_transferable, quote_ident, ClientParams};
+use super::params::{is_transferable, quote_ident, quote_literal, ClientParams};
 use super::prepared::Prepared;
 use super::relay::{Event, PinReport, Relay, RelayError};
 use super::track::{SlowHook, Tracker};
@@ -22,6 +22,7 @@ use crate::admin::PIN_REASONS;
 use crate::app::Shared;
 use crate::config::PoolMode;
 use crate::pool::{Pool, PoolError, PooledServer, ServerError};
+use crate::query::PinReason;
 
 pub struct Serve {
     shared: Arc<Shared>,
@@ -33,9 +34,59 @@ pub struct Serve {
 }
 
 /// Every setting the session changed (SET, `set_config`), and the role (not listed in
-/// pg_settings).
-const SESSION_SETTINGS: &str = "SELECT name, setting FROM pg_catalog.pg_settings \
-     WHERE source = 'session' UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
+/// pg_settings), as `('setting', name, value)` rows.
+const SESSION_SETTINGS: &str = "SELECT 'setting', name, setting FROM pg_catalog.pg_settings \
+     WHERE source = 'session' UNION ALL SELECT 'setting', 'role', pg_catalog.current_setting('role')";
+
+/// After an opaque transaction, the session state that cannot move to another server, as
+/// `('pin', reason, NULL)` rows, in the order of preference for the reported reason.
+const SESSION_PINS: &str = "\
+ UNION ALL SELECT 'pin', 'temp_table', NULL WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class \
+  WHERE relnamespace = pg_catalog.pg_my_temp_schema()) \
+ UNION ALL SELECT 'pin', 'advisory_lock', NULL WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_locks \
+  WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()) \
+ UNION ALL SELECT 'pin', 'listen', NULL WHERE EXISTS (SELECT pg_catalog.pg_listening_channels()) \
+ UNION ALL SELECT 'pin', 'cursor_with_hold', NULL WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_cursors \
+  WHERE is_holdable) \
+ UNION ALL SELECT 'pin', 'sql_prepare', NULL WHERE EXISTS (SELECT 1 \
+  FROM pg_catalog.pg_prepared_statements WHERE from_sql)";
+
+/// The one round trip after a transaction that may have changed session state: its
+/// settings, and after an opaque one also what would pin it and which of the `unknown`
+/// called names are built-ins only (`('builtin', name, NULL)` rows).
+fn session_check_sql(opacity: &crate::query::Opacity) -> String {
+    if !opacity.any() {
+        return SESSION_SETTINGS.to_owned();
+    }
+    let mut sql = format!("{SESSION_SETTINGS}{SESSION_PINS}");
+    if !opacity.unknown.is_empty() {
+        let names: Vec<String> = opacity.unknown.iter().map(|n| quote_literal(n)).collect();
+        let names = names.join(", ");
+        sql.push_str(&format!(
+            " UNION ALL SELECT 'builtin', n, NULL FROM unnest(ARRAY[{names}]::text[]) n \
+             WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.proname = n \
+             AND p.pronamespace <> 'pg_catalog'::regnamespace) \
+             UNION ALL SELECT 'body', p.proname::text, \
+             CASE WHEN l.lanname IN ('sql', 'plpgsql') AND p.prokind = 'f' THEN p.prosrc END \
+             FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+             WHERE p.proname = ANY(ARRAY[{names}]::text[]) \
+             AND p.pronamespace <> 'pg_catalog'::regnamespace"
+        ));
+    }
+    sql
+}
+
+/// What the check found besides settings.
+fn pin_reason(name: &str) -> Option<PinReason> {
+    Some(match name {
+        "temp_table" => PinReason::TempTable,
+        "advisory_lock" => PinReason::AdvisoryLock,
+        "listen" => PinReason::Listen,
+        "cursor_with_hold" => PinReason::CursorWithHold,
+        "sql_prepare" => PinReason::SqlPrepare,
+        _ => return None,
+    })
+}
 
 /// Closes the least recently used renamed statements beyond `max` on an idle server. A
 /// failure closes the server (its statements are no longer known).
@@ -62,7 +113,9 @@ fn pin_reporter(shared: &Arc<Shared>, pool: &crate::pool::PoolKey, peer: SocketA
         if let Some(counter) = index.and_then(|i| shared.pinned_clients.get(i)) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        let statement: String = sql.chars().take(200).collect();
+        // Normalized: the client's literal values never reach the log.
+        let normalized = crate::query::redact_literals(sql);
+        let statement: String = normalized.chars().take(200).collect();
         tracing::info!(%peer, %pool, reason = reason.as_str(), %statement,
             "client pinned to its server for the rest of its session");
     })
@@ -79,6 +132,9 @@ impl Serve {
         let mut relay = Relay::new(stream, config.max_message_size);
         relay.release_when_idle = greeted.pool.mode() == PoolMode::Transaction;
         relay.watch_effects = relay.release_when_idle;
+        if relay.watch_effects {
+            relay.functions = Some(greeted.pool.functions.clone());
+        }
         if relay.release_when_idle && config.max_prepared_statements > 0 {
             relay.prepared = Some(Prepared::new(greeted.client.pid()));
         }
@@ -151,8 +207,9 @@ impl Serve {
             match event {
                 Event::NeedServer => self.attach().await?,
                 Event::ServerIdle => {
-                    self.read_back_settings().await;
-                    self.release();
+                    if !self.check_session().await {
+                        self.release();
+                    }
                 }
                 Event::ClientDone => return Ok(()),
             }
@@ -193,32 +250,69 @@ impl Serve {
         Ok(())
     }
 
-    /// After a transaction that may have changed session settings, reads them back from
-    /// the server into the client's record, so they follow the client to its next
-    /// server and never stay behind for another client. A failure closes the server.
-    async fn read_back_settings(&mut self) {
-        if !std::mem::take(&mut self.relay.settings_touched) {
-            return;
+    /// After a transaction that may have changed session state (a settings change, or an
+    /// opaque statement: DO, CALL, EXECUTE, a function that is not built in), checks the
+    /// server in one round trip: the settings are carried over to the client's record
+    /// (so they follow it and never stay behind for another client), and state that
+    /// cannot move pins the client to this server. True when the client was pinned (the
+    /// server stays). A failure closes the server.
+    async fn check_session(&mut self) -> bool {
+        let opacity = std::mem::take(&mut self.relay.opacity);
+        if !std::mem::take(&mut self.relay.settings_touched) && !opacity.any() {
+            return false;
         }
         let Some(server) = self.relay.server.as_mut() else {
-            return;
+            return false;
         };
         let limit = self.pool.params().connect_timeout;
-        match server.query_rows(SESSION_SETTINGS, limit).await {
-            Ok(rows) => {
-                let current: Vec<(String, String)> = (rows.into_iter())
-                    .filter_map(|row| match row.as_slice() {
-                        [Some(name), Some(value)] => Some((name.clone(), value.clone())),
-                        _ => None,
-                    })
-                    .filter(|(name, value)| !(name == "role" && value == "none"))
-                    .collect();
-                self.params.adopt_session(server, &current);
-            }
+        let rows = match server.query_rows(&session_check_sql(&opacity), limit).await {
+            Ok(rows) => rows,
             Err(e) => {
-                tracing::info!(peer = %self.peer, pool = %self.pool.key, error = %e, "cannot read back session settings; closing the server");
+                tracing::info!(peer = %self.peer, pool = %self.pool.key, error = %e, "cannot check session state; closing the server");
                 server.poisoned = true;
+                return false;
             }
+        };
+        let (mut current, mut pin) = (Vec::new(), None);
+        let known = &self.pool.functions;
+        let (mut builtin, mut bodies) = (Vec::new(), Vec::new());
+        for row in rows {
+            match row.as_slice() {
+                [Some(kind), Some(name), Some(value)]
+                    if kind == "setting" && !(name == "role" && value == "none") =>
+                {
+                    current.push((name.clone(), value.clone()));
+                }
+                [Some(kind), Some(name), _] if kind == "pin" => {
+                    pin = pin.or(pin_reason(name));
+                }
+                [Some(kind), Some(name), _] if kind == "builtin" => builtin.push(name.clone()),
+                [Some(kind), Some(name), body] if kind == "body" => {
+                    bodies.push((name.clone(), body.clone()));
+                }
+                _ => {}
+            }
+        }
+        for name in &opacity.unknown {
+            // Quiet: built-ins only, or every function of the name has a SQL or
+            // PL/pgSQL body that touches no session state (checked again after a while).
+            let mut overloads = bodies.iter().filter(|(n, _)| n == name).peekable();
+            let quiet = builtin.contains(name)
+                || (overloads.peek().is_some()
+                    && overloads.all(|(_, body)| {
+                        body.as_deref()
+                            .is_some_and(|b| crate::query::quiet_body(b, known))
+                    }));
+            known.learn(name, quiet);
+        }
+        self.params.adopt_session(server, &current);
+        match pin {
+            Some(reason) => {
+                let what = "a function, procedure or DO block left session state";
+                self.relay.pin(reason, what);
+                true
+            }
+            None => false,
         }
     }
 
@@ -230,7 +324,12 @@ impl Serve {
         let Some(mut server) = self.relay.detach_server() else {
             return;
         };
-        server.needs_reset |= self.relay.pinned.is_some();
+        // State an opaque statement may have left, never checked (the client left first):
+        // reset before anyone else gets the server.
+        let unchecked = self.relay.opacity.any() || self.relay.settings_touched;
+        server.needs_reset |= self.relay.pinned.is_some() || unchecked;
+        self.relay.opacity = Default::default();
+        self.relay.settings_touched = false;
         for (name, value) in self.relay.reported.drain(..) {
             server.note_parameter(&name, &value);
             if is_transferable(&name.to_ascii_lowercase()) {

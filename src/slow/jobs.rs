@@ -86,7 +86,12 @@ async fn capture(shared: &Shared, job: &CaptureJob) -> Result<(), String> {
     };
     slow.counters.plans_captured.fetch_add(1, Ordering::Relaxed);
     let params = config.explain_store_params.then(|| job.input.params_json());
-    let new = new_plan(job, &plan, params);
+    let mut new = new_plan(job, &plan, params);
+    if !config.explain_store_params {
+        // The plan's Filter and Index Cond texts hold the client's literal and bound
+        // values; they are private unless asked for (the plan hash ignores them anyway).
+        crate::explain::redact_plan(&mut new.plan);
+    }
     let previous = match shared.store.get() {
         Some(store) => store
             .insert_plan(&new)
@@ -137,8 +142,10 @@ pub async fn deliver_alert(shared: &Arc<Shared>, alert: Alert) {
                 tracing::warn!(error = %e, "cannot store the alert");
             }
             if let Some(url) = url {
+                // The URL is a credential: the job names no URL, and runs with the one
+                // configured when it runs.
                 let body = webhook::body(&alert, &shared.sidecar_id);
-                let payload = json!({ "url": url, "body": body });
+                let payload = json!({ "body": body });
                 if let Err(e) = bounded(store.enqueue("webhook", payload, None)).await {
                     tracing::warn!(error = %e, "cannot queue the alert webhook; posting it now");
                     spawn_memory_delivery(shared.clone(), url, alert);
@@ -257,8 +264,12 @@ async fn run_job(
             capture(shared, &job).await
         }
         "webhook" => {
-            let url = payload["url"].as_str().ok_or("payload without url")?;
-            webhook::post(&shared.http, url, &payload["body"]).await
+            // Jobs queued before URLs left payloads may still name one.
+            let configured = shared.config().alert_webhook_url.clone();
+            let url = (payload["url"].as_str().map(str::to_owned))
+                .or(configured)
+                .ok_or("no alert_webhook_url configured")?;
+            webhook::post(&shared.http, &url, &payload["body"]).await
         }
         "flush" => {
             let rows: Vec<FlushRow> = serde_json::from_value(payload["rows"].clone())

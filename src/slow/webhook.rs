@@ -44,18 +44,20 @@ pub fn body(alert: &Alert, sidecar: &str) -> Value {
 
 /// Posts `body` once. Any answer outside 2xx is a failure, with its status in the text.
 pub async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<(), String> {
+    // Errors are logged and stored with the job: never with the URL's secret parts.
+    let shown = crate::config::redact_webhook_url(url);
     let answer = client
         .post(url)
         .timeout(TIMEOUT)
         .json(body)
         .send()
         .await
-        .map_err(|e| format!("POST {url} failed: {e}"))?;
+        .map_err(|e| format!("POST {shown} failed: {}", e.without_url()))?;
     let status = answer.status();
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("POST {url} answered {status}"))
+        Err(format!("POST {shown} answered {status}"))
     }
 }
 

@@ -15,6 +15,7 @@ use super::capture::CaptureInput;
 use super::jobs::{self, CaptureJob};
 use super::{Level, Slow, SlowSample};
 use crate::app::Shared;
+use crate::stats::CommandKind;
 use crate::store::{Alert, SlowEvent};
 
 /// Captures waiting to run in memory-only mode; more are skipped (the next slow
@@ -162,6 +163,13 @@ impl Worker {
         input: CaptureInput,
         config: &crate::config::Config,
     ) {
+        // Only SELECT, INSERT, UPDATE, DELETE (and MERGE) have plans: a COPY, DDL or other
+        // utility statement fails under EXPLAIN with 42601, so its slow event is the
+        // whole record and no job is queued.
+        if entry.meta().command == CommandKind::Other {
+            tracing::debug!(%fingerprint, "not explainable; no capture");
+            return;
+        }
         let key = entry.key();
         let now = Instant::now();
         let id = (key.database.clone(), key.fingerprint);

@@ -102,6 +102,15 @@ pub struct Relay {
     /// Prepared statements (by server name; "" is the unnamed one) whose text may change
     /// settings: each Bind of one may.
     settings_statements: std::collections::HashSet<String>,
+    /// Transaction mode: which function names are built-ins only, to tell opaque
+    /// statements (whose session effects their text cannot show) from the rest.
+    pub functions: Option<std::sync::Arc<crate::query::KnownFunctions>>,
+    /// Opaque statements since the server was attached: the server is checked for
+    /// session state before it goes back.
+    pub opacity: crate::query::Opacity,
+    /// Prepared statements (by server name) with opaque calls: each Bind of one is
+    /// opaque, or calls the names listed, until they are known to be built-ins.
+    opaque_statements: std::collections::HashMap<String, crate::query::Opacity>,
     /// Why the client keeps its server for the rest of its session, once it must.
     pub pinned: Option<PinReason>,
     /// Told once, when the client gets pinned (reason and statement), to log and count.
@@ -138,6 +147,9 @@ impl Relay {
             watch_effects: false,
             settings_touched: false,
             settings_statements: std::collections::HashSet::new(),
+            functions: None,
+            opacity: crate::query::Opacity::default(),
+            opaque_statements: std::collections::HashMap::new(),
             pinned: None,
             on_pin: None,
             prepared: None,
@@ -446,7 +458,9 @@ impl Relay {
             if self.watch_effects && matches!(tag, b'Q' | b'P') {
                 self.note_effects(tag, self.c_fwd + 5..self.c_fwd + len);
             }
-            if self.watch_effects && tag == b'B' && !self.settings_statements.is_empty() {
+            let remembered =
+                !self.settings_statements.is_empty() || !self.opaque_statements.is_empty();
+            if self.watch_effects && tag == b'B' && remembered {
                 self.note_bind(self.c_fwd + 5..self.c_fwd + len);
             }
             if let (Some(prepared), Some(server)) = (self.prepared.as_mut(), self.server.as_mut()) {

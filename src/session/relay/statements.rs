@@ -75,6 +75,29 @@ impl Relay {
         if self.settings_statements.contains(statement) {
             self.settings_touched = true;
         }
+        let (Some(found), Some(known)) = (
+            self.opaque_statements.get_mut(statement),
+            self.functions.as_deref(),
+        ) else {
+            return;
+        };
+        // Names learned since the Parse: built-ins drop out, so a statement calling only
+        // built-ins stops costing a check.
+        found.unknown.retain(|name| match known.builtin_only(name) {
+            Some(true) => false,
+            Some(false) => {
+                found.opaque = true;
+                false
+            }
+            None => true,
+        });
+        self.opacity.opaque |= found.opaque;
+        for name in &found.unknown {
+            crate::query::note_call(name, known, &mut self.opacity);
+        }
+        if !found.any() {
+            self.opaque_statements.remove(statement);
+        }
     }
 
     pub(super) fn note_effects(&mut self, tag: u8, body: std::ops::Range<usize>) {
@@ -89,9 +112,25 @@ impl Relay {
         };
         let effects = session_effects(sql);
         self.settings_touched |= effects.settings;
+        let mut found = crate::query::Opacity::default();
+        if let Some(known) = self.functions.as_deref() {
+            if crate::query::changes_functions(sql) {
+                known.forget_all();
+            }
+            crate::query::opacity(sql, known, &mut found);
+            self.opacity.opaque |= found.opaque;
+            for name in &found.unknown {
+                crate::query::note_call(name, known, &mut self.opacity);
+            }
+        }
         if let Some(name) = name {
             // Remembered by the name the server knows (renamed already in transaction
             // mode), so its Binds are recognised; a reused name forgets the old text.
+            if found.any() {
+                self.opaque_statements.insert(name.to_string(), found);
+            } else if !self.opaque_statements.is_empty() {
+                self.opaque_statements.remove(name);
+            }
             if effects.settings {
                 self.settings_statements.insert(name.to_string());
             } else if !self.settings_statements.is_empty() {
@@ -99,12 +138,19 @@ impl Relay {
             }
         }
         if let Some(reason) = effects.pin {
-            self.pinned = Some(reason);
-            self.watch_effects = false;
-            self.release_when_idle = false;
-            if let Some(mut on_pin) = self.on_pin.take() {
-                on_pin(reason, sql);
-            }
+            let sql = sql.to_owned();
+            self.pin(reason, &sql);
+        }
+    }
+
+    /// Keeps the server for the rest of the session; `sql` is what caused it (told once
+    /// to `on_pin`, which logs it normalized).
+    pub fn pin(&mut self, reason: crate::query::PinReason, sql: &str) {
+        self.pinned = Some(reason);
+        self.watch_effects = false;
+        self.release_when_idle = false;
+        if let Some(mut on_pin) = self.on_pin.take() {
+            on_pin(reason, sql);
         }
     }
 

@@ -19,6 +19,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("format.js", "text/javascript; charset=utf-8", include_str!("ui/format.js")),
     ("charts.js", "text/javascript; charset=utf-8", include_str!("ui/charts.js")),
     ("table.js", "text/javascript; charset=utf-8", include_str!("ui/table.js")),
+    ("queries.js", "text/javascript; charset=utf-8", include_str!("ui/queries.js")),
     ("plan.js", "text/javascript; charset=utf-8", include_str!("ui/plan.js")),
     ("pages.js", "text/javascript; charset=utf-8", include_str!("ui/pages.js")),
     ("detail.js", "text/javascript; charset=utf-8", include_str!("ui/detail.js")),

@@ -28,3 +28,4 @@ mod stats;
 mod store;
 mod tls;
 mod upstream_restart;
+mod web_console;

@@ -24,7 +24,7 @@ export function eventsTable(rows, empty, alerts) {
 
 /** Columns and text rows (as the SHOW lists answer) as a table. */
 function showTable(answer, id) {
-  if (!answer.data.length) return state.empty('None right now.');
+  if (!answer.data.length) return h('div', { id }, state.empty('None right now.'));
   const numeric = (i) => answer.data.every((r) => r[i] === null || /^-?\d+(\.\d+)?$/.test(r[i]));
   const nums = answer.columns.map((_, i) => numeric(i));
   return h('div', { class: 'scroll-x' }, h('table', { class: 'plain', id },

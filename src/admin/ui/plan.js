@@ -33,8 +33,8 @@ function describe(n) {
     const rel = n.Schema && n.Schema !== 'public' ? `${n.Schema}.${n['Relation Name']}` : n['Relation Name'];
     on.push(n.Alias && n.Alias !== n['Relation Name'] ? `${rel} ${n.Alias}` : rel);
   }
-  if (n['Index Name']) on.push(`using ${n['Index Name']}`);
-  return on.length ? `${what} on ${on.join(' ')}` : what;
+  const using = n['Index Name'] ? ` using ${n['Index Name']}` : '';
+  return (on.length ? `${what} on ${on.join(' ')}` : what) + using;
 }
 
 function facts(n, analyzed, share) {

@@ -127,7 +127,11 @@ impl History {
     }
 
     /// Every (database, user) series of `fingerprint`, sorted by database and user.
-    pub fn query(&self, fingerprint: u64, database: Option<&str>) -> Vec<(StatKey, Vec<QueryPoint>)> {
+    pub fn query(
+        &self,
+        fingerprint: u64,
+        database: Option<&str>,
+    ) -> Vec<(StatKey, Vec<QueryPoint>)> {
         let inner = self.lock();
         let mut found: Vec<(StatKey, Vec<QueryPoint>)> = (inner.queries.iter())
             .filter(|(k, _)| k.fingerprint == fingerprint)
@@ -190,7 +194,12 @@ fn take_minutes(shared: &Shared, history: &History) {
     }
 }
 
-fn read_minute(shared: &Shared, minute: u64, now: u64, at: u64) -> (Point, Vec<(StatKey, QueryPoint)>) {
+fn read_minute(
+    shared: &Shared,
+    minute: u64,
+    now: u64,
+    at: u64,
+) -> (Point, Vec<(StatKey, QueryPoint)>) {
     let mut point = Point {
         minute,
         at,
@@ -220,7 +229,10 @@ fn read_minute(shared: &Shared, minute: u64, now: u64, at: u64) -> (Point, Vec<(
 }
 
 /// `GET /api/history`.
-pub async fn overview(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
+pub async fn overview(
+    State(ctx): State<Arc<Ctx>>,
+    raw: RawParams,
+) -> Result<Json<Value>, ApiError> {
     Params::new(raw)?.finish(&[])?;
     let points: Vec<Value> = (ctx.history.points().iter())
         .map(|p| {
@@ -255,7 +267,8 @@ pub async fn query(
     path: Result<Path<String>, PathRejection>,
     raw: RawParams,
 ) -> Result<Json<Value>, ApiError> {
-    let Path(hex) = path.map_err(|e| ApiError::bad_request(format!("malformed fingerprint: {e}")))?;
+    let Path(hex) =
+        path.map_err(|e| ApiError::bad_request(format!("malformed fingerprint: {e}")))?;
     let fingerprint = super::queries::parse_fingerprint(&hex)?;
     let mut p = Params::new(raw)?;
     let database = p.filter("database")?;
@@ -321,7 +334,10 @@ mod tests {
         });
         h.push(Point::default(), vec![(key(1), qp(0)), (key(2), qp(0))]);
         let first = h.points()[0];
-        assert_eq!((first.clients_waiting, first.servers_active, first.pool_size), (3, 2, 4));
+        assert_eq!(
+            (first.clients_waiting, first.servers_active, first.pool_size),
+            (3, 2, 4)
+        );
         for minute in 1..=MINUTES as u64 {
             let point = Point {
                 minute,

@@ -35,7 +35,9 @@ pub async fn histogram(
     let mut p = Params::new(raw)?;
     let window: Window = match p.take("window")? {
         None => Window::Hour1,
-        Some(w) => (w.parse()).map_err(|e| ApiError::bad_request(format!("invalid window: {e}")))?,
+        Some(w) => {
+            (w.parse()).map_err(|e| ApiError::bad_request(format!("invalid window: {e}")))?
+        }
     };
     let database = p.filter("database")?;
     let user = p.filter("user")?;
@@ -46,8 +48,8 @@ pub async fn histogram(
         let bounds = bounds_us();
         let mut sum = vec![0u64; bounds.len() + 1];
         let entries = measure.registry.get(database.as_deref(), fingerprint, now);
-        let keys = (entries.iter().map(|e| &e.key))
-            .filter(|k| user.as_ref().is_none_or(|u| *u == k.user));
+        let keys =
+            (entries.iter().map(|e| &e.key)).filter(|k| user.as_ref().is_none_or(|u| *u == k.user));
         let mut found = false;
         for key in keys {
             if let Some(counts) = measure.registry.cumulative(key, window, now, &bounds) {

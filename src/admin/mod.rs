@@ -105,7 +105,10 @@ fn router_with(shared: Arc<Shared>, history: Arc<History>) -> prometheus::Result
         .route("/api/history", get(history::overview))
         .route("/api/history/{fingerprint}", get(history::query))
         .route("/api/queries/table", get(table::table))
-        .route("/api/queries/{fingerprint}/histogram", get(latency::histogram))
+        .route(
+            "/api/queries/{fingerprint}/histogram",
+            get(latency::histogram),
+        )
         .route("/api/show/{list}", get(show::show))
         .route("/ui", get(ui::to_index))
         .route("/ui/", get(ui::index))

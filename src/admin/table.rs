@@ -89,8 +89,9 @@ impl Request {
         let mut p = Params::new(raw)?;
         let window = match p.take("window")? {
             None => Window::Hour1,
-            Some(w) => (w.parse())
-                .map_err(|e| ApiError::bad_request(format!("invalid window: {e}")))?,
+            Some(w) => {
+                (w.parse()).map_err(|e| ApiError::bad_request(format!("invalid window: {e}")))?
+            }
         };
         let sort = match p.filter("sort")? {
             None => 6,
@@ -196,7 +197,12 @@ pub async fn table(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<V
     answer.map(Json)
 }
 
-fn slice(ctx: &Ctx, request: &Request, scope: String, kept: Option<u64>) -> Result<Value, ApiError> {
+fn slice(
+    ctx: &Ctx,
+    request: &Request,
+    scope: String,
+    kept: Option<u64>,
+) -> Result<Value, ApiError> {
     let measure = measure(ctx)?;
     let now = measure.epoch.elapsed().as_secs();
     let frozen = kept.and_then(|id| ctx.pages.get(id).map(|rows| (id, rows)));

@@ -12,18 +12,66 @@ use super::error::ApiError;
 
 /// (file name, content type, bytes).
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("index.html", "text/html; charset=utf-8", include_str!("ui/index.html")),
-    ("app.css", "text/css; charset=utf-8", include_str!("ui/app.css")),
-    ("app.js", "text/javascript; charset=utf-8", include_str!("ui/app.js")),
-    ("api.js", "text/javascript; charset=utf-8", include_str!("ui/api.js")),
-    ("format.js", "text/javascript; charset=utf-8", include_str!("ui/format.js")),
-    ("charts.js", "text/javascript; charset=utf-8", include_str!("ui/charts.js")),
-    ("table.js", "text/javascript; charset=utf-8", include_str!("ui/table.js")),
-    ("queries.js", "text/javascript; charset=utf-8", include_str!("ui/queries.js")),
-    ("plan.js", "text/javascript; charset=utf-8", include_str!("ui/plan.js")),
-    ("pages.js", "text/javascript; charset=utf-8", include_str!("ui/pages.js")),
-    ("detail.js", "text/javascript; charset=utf-8", include_str!("ui/detail.js")),
-    ("favicon.svg", "image/svg+xml", include_str!("ui/favicon.svg")),
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("ui/index.html"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("ui/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/api.js"),
+    ),
+    (
+        "format.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/format.js"),
+    ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/charts.js"),
+    ),
+    (
+        "table.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/table.js"),
+    ),
+    (
+        "queries.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/queries.js"),
+    ),
+    (
+        "plan.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/plan.js"),
+    ),
+    (
+        "pages.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/pages.js"),
+    ),
+    (
+        "detail.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/detail.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("ui/favicon.svg"),
+    ),
 ];
 
 /// Scripts and styles only from this origin; no inline script.
@@ -50,9 +98,18 @@ fn serve(file: &str) -> Result<Response, ApiError> {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     // Revalidate each time: a new binary brings new assets under the same names.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     Ok(response)
 }
 
@@ -66,7 +123,10 @@ mod tests {
         for (_, _, body) in ASSETS {
             for part in body.split("from './").skip(1) {
                 let imported = part.split('\'').next().unwrap_or_default();
-                assert!(names.contains(&imported), "{imported} is imported but not embedded");
+                assert!(
+                    names.contains(&imported),
+                    "{imported} is imported but not embedded"
+                );
             }
         }
         assert!(serve("../Cargo.toml").is_err());

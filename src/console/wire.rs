@@ -100,7 +100,9 @@ impl ResultSet {
             Cell::Null => None,
             Cell::Text(t) => Some(t.clone()),
         };
-        (self.rows.iter()).map(|r| r.iter().map(cell).collect()).collect()
+        (self.rows.iter())
+            .map(|r| r.iter().map(cell).collect())
+            .collect()
     }
 
     /// Appends a row; missing cells become NULL and extra ones are dropped, so the

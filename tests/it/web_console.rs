@@ -28,7 +28,11 @@ async fn big_table() -> String {
          INSERT INTO {name} SELECT g, g % 1000, md5(g::text) FROM generate_series(1, 400000) g;
          ANALYZE {name}"
     );
-    direct().await.batch_execute(&sql).await.expect("create the table");
+    direct()
+        .await
+        .batch_execute(&sql)
+        .await
+        .expect("create the table");
     name
 }
 
@@ -102,7 +106,10 @@ async fn web_console_in_a_real_browser() {
     let table = big_table().await;
     seed(&proxy).await;
     let (_, status) = http.json("/api/status").await;
-    assert!(status["fingerprints_tracked"].as_u64() >= Some(SEEDS as u64), "{status}");
+    assert!(
+        status["fingerprints_tracked"].as_u64() >= Some(SEEDS as u64),
+        "{status}"
+    );
     workload(&proxy, &table).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -110,7 +117,10 @@ async fn web_console_in_a_real_browser() {
         if hashes.len() >= 2 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no plan change captured: {hashes:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no plan change captured: {hashes:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let stop = CancellationToken::new();
@@ -120,7 +130,13 @@ async fn web_console_in_a_real_browser() {
     let script = root.join("tests/e2e/console_check.py");
     let shots = root.join("target/console-shots");
     let admin = format!("http://{}", proxy.app.admin_addr().expect("admin"));
-    let args = [&*script.to_string_lossy(), &admin, TOKEN, &table, &*shots.to_string_lossy()];
+    let args = [
+        &*script.to_string_lossy(),
+        &admin,
+        TOKEN,
+        &table,
+        &*shots.to_string_lossy(),
+    ];
     let out = tokio::time::timeout(Duration::from_secs(600), run("python3", &args))
         .await
         .expect("the browser check ends within 10 minutes");
@@ -134,10 +150,16 @@ async fn web_console_in_a_real_browser() {
     );
     assert!(stdout.contains("console check passed"), "{stdout}{stderr}");
     let scroll: Value = serde_json::from_str(
-        stdout.lines().find_map(|l| l.strip_prefix("SCROLL ")).expect("scroll figures"),
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("SCROLL "))
+            .expect("scroll figures"),
     )
     .expect("scroll figures are JSON");
-    assert!(scroll["fingerprints"].as_u64() >= Some(SEEDS as u64), "{scroll}");
+    assert!(
+        scroll["fingerprints"].as_u64() >= Some(SEEDS as u64),
+        "{scroll}"
+    );
     stop.cancel();
     let _ = live.await;
     let sql = format!("DROP TABLE {table}");

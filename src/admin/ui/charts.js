@@ -6,7 +6,7 @@ import { h, fmt } from './format.js';
 const NS = 'http://www.w3.org/2000/svg';
 const W = 600;
 const H = 150;
-const PAD = { l: 48, r: 8, t: 8, b: 20 };
+const PAD = { l: 62, r: 8, t: 8, b: 20 };
 
 function s(tag, attrs = {}, text = null) {
   const el = document.createElementNS(NS, tag);

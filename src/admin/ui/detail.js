@@ -40,7 +40,7 @@ async function historyPart(ctx, fp, entry, box) {
       return;
     }
     box.replaceChildren(h('div', { class: 'grid' },
-      h('div', { class: 'panel card' }, h('h3', {}, 'Calls per minute'), lineChart(series.points, [{ key: 'calls', label: 'calls', color: 'var(--c1)' }], (v) => fmt.int(Math.round(v)))),
+      h('div', { class: 'panel card' }, h('h3', {}, 'Calls per minute'), lineChart(series.points, [{ key: 'calls', label: 'calls', color: 'var(--c1)' }], (v) => (Number.isInteger(v) ? fmt.int(v) : fmt.num(v, 1)))),
       h('div', { class: 'panel card' }, h('h3', {}, 'p95 per minute'), lineChart(series.points, [{ key: 'p95_ms', label: 'p95', color: 'var(--c3)' }], fmt.ms))));
   } catch (e) {
     ctx.fail(e, box, 'the minutes');

@@ -68,6 +68,9 @@ export async function overview(ctx) {
   ctx.every(15000, refresh);
 }
 
+/** An axis label for a count: whole numbers plain, halves with one decimal. */
+const count = (v) => (Number.isInteger(v) ? fmt.int(v) : fmt.num(v, 1));
+
 function overviewCharts(hist) {
   const pts = hist.points.map((p) => ({ ...p, pool_use: p.pool_size ? p.servers_active / p.pool_size : 0 }));
   const last = pts[pts.length - 1];
@@ -79,8 +82,8 @@ function overviewCharts(hist) {
     chart('chart-latency', 'Latency', (p) => `p95 ${fmt.ms(p.p95_ms)}`, [
       { key: 'p50_ms', label: 'p50', color: 'var(--c4)' }, { key: 'p95_ms', label: 'p95', color: 'var(--c2)' },
       { key: 'p99_ms', label: 'p99', color: 'var(--c3)' }], fmt.ms),
-    chart('chart-errors', 'Errors per minute', (p) => fmt.int(p.errors), [{ key: 'errors', label: 'errors', color: 'var(--c3)' }], (v) => fmt.int(Math.round(v))),
-    chart('chart-waiting', 'Clients waiting (most in the minute)', (p) => fmt.int(p.clients_waiting), [{ key: 'clients_waiting', label: 'waiting', color: 'var(--c2)' }], (v) => fmt.num(v, 0)),
+    chart('chart-errors', 'Errors per minute', (p) => fmt.int(p.errors), [{ key: 'errors', label: 'errors', color: 'var(--c3)' }], count),
+    chart('chart-waiting', 'Clients waiting (most in the minute)', (p) => fmt.int(p.clients_waiting), [{ key: 'clients_waiting', label: 'waiting', color: 'var(--c2)' }], count),
     chart('chart-pool', 'Pool use (servers in use / pool size)', (p) => fmt.pct(p.pool_use), [{ key: 'pool_use', label: 'in use', color: 'var(--c1)' }], fmt.pct),
     card('chart-cache', 'Cache hit ratio', null, state.empty('No cache yet: the result cache is not built, so there is no hit ratio to show.')),
   ];

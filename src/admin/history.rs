@@ -190,6 +190,12 @@ fn take_minutes(shared: &Shared, history: &History) {
     for minute in first..=last_complete {
         let at = wall_now.saturating_sub(now - minute * 60);
         let (point, queries) = read_minute(shared, minute, now, at);
+        tracing::debug!(
+            minute,
+            calls = point.calls,
+            shapes = queries.len(),
+            "console history: minute taken in"
+        );
         history.push(point, queries);
     }
 }

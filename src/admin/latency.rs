@@ -1,5 +1,5 @@
 //! `GET /api/queries/{fingerprint}/histogram`: one fingerprint's latency distribution
-//! in a window, in log-spaced buckets (four per decade, 10 µs to 100 s, then the rest),
+//! in a window, in log-spaced buckets (eight per decade, 10 µs to 100 s, then the rest),
 //! summed over its (database, user) entries or those of `database` and `user`.
 
 use std::sync::Arc;
@@ -16,10 +16,10 @@ use super::rows::{fingerprint_hex, ms};
 use super::Ctx;
 use crate::stats::Window;
 
-/// Upper bounds in µs: 10 × 10^(k/4) for k in 0..=28.
+/// Upper bounds in µs: 10 × 10^(k/8) for k in 0..=56 (each 1.33 × the last).
 fn bounds_us() -> Vec<u64> {
-    (0..=28)
-        .map(|k| (10.0 * 10f64.powf(k as f64 / 4.0)).round() as u64)
+    (0..=56)
+        .map(|k| (10.0 * 10f64.powf(k as f64 / 8.0)).round() as u64)
         .collect()
 }
 
@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn buckets_are_log_spaced_and_counts_per_bucket() {
         let b = bounds_us();
-        assert_eq!((b[0], b[4], b[28], b.len()), (10, 100, 100_000_000, 29));
+        assert_eq!((b[0], b[8], b[56], b.len()), (10, 100, 100_000_000, 57));
         let v = render(Window::Min1, &[10, 100], &[1, 4, 6]);
         assert_eq!(v["total"], 6);
         let counts: Vec<u64> = (v["buckets"].as_array().unwrap().iter())

@@ -49,9 +49,20 @@ export function lineChart(points, series, format = (v) => fmt.num(v)) {
   }
   svg.setAttribute('aria-label', series.map((x) => x.label).join(', ') + ` over ${n} minutes`);
   for (const line of series) {
-    const d = points.map((p, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y(p[line.key]).toFixed(1)}`).join('');
+    // A null value (a minute without calls has no latency) breaks the line.
+    let d = '';
+    let pen = 'M';
+    points.forEach((p, i) => {
+      if (p[line.key] === null || p[line.key] === undefined) {
+        pen = 'M';
+        return;
+      }
+      d += `${pen}${x(i).toFixed(1)},${y(p[line.key]).toFixed(1)}`;
+      pen = 'L';
+    });
     svg.append(s('path', { d, fill: 'none', stroke: line.color, 'stroke-width': 1.8, 'data-series': line.key }));
     points.forEach((p, i) => {
+      if (p[line.key] === null || p[line.key] === undefined) return;
       const dot = s('circle', { cx: x(i), cy: y(p[line.key]), r: n > 30 ? 1.6 : 2.5, fill: line.color });
       dot.append(s('title', {}, `${fmt.clock(p.at)} ${line.label}: ${format(p[line.key] ?? 0)}`));
       svg.append(dot);

@@ -15,8 +15,13 @@ const STAT_COLUMNS = [['calls', 'Calls', fmt.int], ['errors', 'Errors', fmt.int]
 function windowsTable(entry) {
   return h('div', { class: 'scroll-x' }, h('table', { class: 'plain', id: 'd-windows' },
     h('thead', {}, h('tr', {}, h('th', {}, 'Window'), STAT_COLUMNS.map(([, l]) => h('th', { class: 'n' }, l)))),
-    h('tbody', {}, Object.entries(entry.windows).map(([w, s]) => h('tr', { 'data-window': w },
-      h('td', {}, w === 'all' ? 'since start' : w), STAT_COLUMNS.map(([k, , f]) => h('td', { class: 'n', 'data-col': k }, f(s[k]))))))));
+    h('tbody', {}, [...WINDOWS, 'all'].filter((w) => entry.windows[w]).map((w) => {
+      const s = entry.windows[w];
+      // A window without calls has no latency: dashes, not zeros.
+      const cell = (k, f) => (s.calls === 0 && k.endsWith('_ms') ? '–' : f(s[k]));
+      return h('tr', { 'data-window': w }, h('td', {}, w === 'all' ? 'since start' : w),
+        STAT_COLUMNS.map(([k, , f]) => h('td', { class: 'n', 'data-col': k }, cell(k, f))));
+    }))));
 }
 
 async function histogramPart(ctx, fp, entry, win, box) {

@@ -72,14 +72,19 @@ export async function overview(ctx) {
 const count = (v) => (Number.isInteger(v) ? fmt.int(v) : fmt.num(v, 1));
 
 function overviewCharts(hist) {
-  const pts = hist.points.map((p) => ({ ...p, pool_use: p.pool_size ? p.servers_active / p.pool_size : 0 }));
+  const pts = hist.points.map((p) => ({
+    ...p,
+    pool_use: p.pool_size ? p.servers_active / p.pool_size : 0,
+    // No calls, no latency: a gap in the line rather than a drop to zero.
+    ...(p.calls ? {} : { p50_ms: null, p95_ms: null, p99_ms: null }),
+  }));
   const last = pts[pts.length - 1];
   const wait = `Collecting: the first point comes after the first full minute (in about ${hist.next_point_in_s} s).`;
   const chart = (id, title, latest, series, format) => card(id, title, last ? latest(last) : null,
     pts.length ? lineChart(pts, series, format) : state.empty(wait));
   return [
     chart('chart-tps', 'Statements per second', (p) => fmt.num(p.tps, 1), [{ key: 'tps', label: 'TPS', color: 'var(--c1)' }], (v) => fmt.num(v, 1)),
-    chart('chart-latency', 'Latency', (p) => `p95 ${fmt.ms(p.p95_ms)}`, [
+    chart('chart-latency', 'Latency', (p) => (p.calls ? `p95 ${fmt.ms(p.p95_ms)}` : 'no calls'), [
       { key: 'p50_ms', label: 'p50', color: 'var(--c4)' }, { key: 'p95_ms', label: 'p95', color: 'var(--c2)' },
       { key: 'p99_ms', label: 'p99', color: 'var(--c3)' }], fmt.ms),
     chart('chart-errors', 'Errors per minute', (p) => fmt.int(p.errors), [{ key: 'errors', label: 'errors', color: 'var(--c3)' }], count),

@@ -9,10 +9,10 @@ export const WINDOWS = ['1m', '5m', '1h', '24h'];
 const FILTERS = ['database', 'user', 'command', 'table'];
 const ms = (v) => fmt.ms(v);
 const COLUMNS = [
-  { key: 'query', label: 'Query', width: 'minmax(260px, 5fr)', format: (v) => v },
-  { key: 'database', label: 'Database', width: 'minmax(96px, 1fr)', format: (v) => v },
-  { key: 'user', label: 'User', width: 'minmax(60px, 1fr)', format: (v) => v },
-  { key: 'command', label: 'Command', width: '104px', format: (v) => v },
+  { key: 'query', label: 'Query', width: 'minmax(240px, 4fr)', format: (v) => v },
+  { key: 'database', label: 'Database', width: 'minmax(110px, 1fr)', format: (v) => v },
+  { key: 'user', label: 'User', width: 'minmax(90px, 1fr)', format: (v) => v },
+  { key: 'command', label: 'Command', width: '124px', format: (v) => v },
   { key: 'calls', label: 'Calls', width: '84px', numeric: true, format: fmt.int },
   { key: 'total_ms', label: 'Total', width: '96px', numeric: true, format: ms },
   { key: 'mean_ms', label: 'Mean', width: '92px', numeric: true, format: ms },

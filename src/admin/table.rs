@@ -2,7 +2,7 @@
 //! console's virtual scroller: a slice (`offset`, `limit` up to 1,000) of the rows
 //! sorted and filtered server-side, each row an array under one `columns` list, and
 //! the query text cut to [`TEXT_CHARS`]. Ten thousand fingerprints thus travel as
-//! slices of ~100 KB fetched as they scroll into view, never as one document.
+//! slices (~30 KB per 200 rows) fetched as they scroll into view, never as one document.
 //!
 //! Parameters: `window` (as `/api/queries`), `sort` (any column but `fingerprint`;
 //! default `total_ms`), `order` (`desc` (default) or `asc`), filters `database`, `user`,

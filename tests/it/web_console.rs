@@ -166,3 +166,32 @@ async fn web_console_in_a_real_browser() {
     direct().await.batch_execute(&sql).await.expect("drop");
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_console_says_when_the_store_is_down() {
+    let proxy = Proxy::with(|c| {
+        c.store = true;
+        c.store_url = Some("postgres://postgres@127.0.0.1:1/nowhere".into());
+    })
+    .await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("tests/e2e/console_check.py");
+    let shots = root.join("target/console-shots");
+    let admin = format!("http://{}", proxy.app.admin_addr().expect("admin"));
+    let args = [
+        &*script.to_string_lossy(),
+        "--store-down",
+        &admin,
+        &*shots.to_string_lossy(),
+    ];
+    let out = tokio::time::timeout(Duration::from_secs(300), run("python3", &args))
+        .await
+        .expect("the browser check ends within 5 minutes");
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success() && stdout.contains("console check passed"),
+        "console_check.py --store-down failed ({}):\n{stdout}{stderr}",
+        out.status
+    );
+    proxy.stop().await;
+}

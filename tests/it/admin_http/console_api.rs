@@ -182,3 +182,20 @@ async fn query_table_histogram_lists_and_history() {
     drop_table(&t).await;
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_when_the_store_is_down() {
+    let proxy = proxy_with(|c| {
+        c.store = true;
+        c.store_url = Some("postgres://postgres@127.0.0.1:1/nowhere".into());
+    })
+    .await;
+    let (status, st) = Http::new(&proxy).json("/api/status").await;
+    assert_eq!(status, 200, "{st}");
+    // The page then says it shows the last `memory_keeps` events from memory.
+    assert_eq!(
+        (st["store"].as_str(), st["memory_keeps"].as_u64()),
+        (Some("down"), Some(1000))
+    );
+    proxy.stop().await;
+}

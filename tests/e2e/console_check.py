@@ -28,6 +28,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 STORE_DOWN = sys.argv[1] == "--store-down"
+SLOW_FP = []
 if STORE_DOWN:
     BASE, OUT = sys.argv[2:4]
     TOKEN, TABLE = "", ""
@@ -192,6 +193,7 @@ def detail_with_plan():
     selects = api("queries/table", table=TABLE, command="SELECT", limit=100)["rows"]
     candidates = [(api("plans", fingerprint=r[0], limit=100)["data"], r[0]) for r in selects]
     ours, fp = max(candidates, key=lambda c: len(c[0]))
+    SLOW_FP.append(fp)
     check(ours and ours[0]["analyzed"], f"the workload's slow SELECT on {TABLE} has analyzed plans")
     q = api(f"queries/{fp}")
     entry = q["entries"][0]
@@ -341,6 +343,23 @@ def overview():
     shot("overview")
 
 
+def detail_minutes():
+    """Once a minute has completed, the query's page charts its calls and p95 per minute."""
+    fp = SLOW_FP[0]
+    series = [s for s in api(f"history/{fp}")["series"] if s["points"]]
+    check(series, f"the API has minutes for {fp}")
+    s = series[0]
+    goto(f"query/{fp}?database={s['database']}&user={s['user']}")
+    until("the minute charts", lambda: d.find_elements(By.CSS_SELECTOR, "#d-minutes svg"))
+    charts = d.find_elements(By.CSS_SELECTOR, "#d-minutes svg")
+    dots = charts[0].find_elements(By.CSS_SELECTOR, "circle")
+    check(len(charts) == 2 and len(dots) == len(s["points"]),
+          f"calls and p95 per minute: {len(s['points'])} minutes as in the API")
+    titles = " ".join(t.get_attribute("textContent") for t in charts[0].find_elements(By.CSS_SELECTOR, "title"))
+    check(f"calls: {s['points'][-1]['calls']}" in titles, "the last minute's calls as in the API")
+    shot("query-detail-minutes")
+
+
 def other_pages():
     goto("slow")
     until("slow events", loaded)
@@ -423,6 +442,7 @@ try:
     other_pages()
     dark_mode()
     overview()
+    detail_minutes()
     # The 401s of the login check are expected; nothing else may fail.
     errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE" and " 401 " not in e["message"]]
     check(not errors, f"no errors in the browser console {errors}")

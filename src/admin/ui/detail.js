@@ -88,7 +88,7 @@ export async function detail(ctx) {
   const seg = h('div', { class: 'seg', role: 'group', 'aria-label': 'Window' }, WINDOWS.map((w) =>
     h('button', { 'aria-pressed': String(w === win), onclick: () => ctx.go('query', fp, { ...params, window: w }, true) }, w)));
   const hist = h('div');
-  const minutes = h('div', {}, state.loading('the minutes'));
+  const minutes = h('div', { id: 'd-minutes' }, state.loading('the minutes'));
   const plansBox = h('div', {}, state.loading('plans'));
   const slowBox = h('div', {}, state.loading('slow events'));
   const alertBox = h('div', {}, state.loading('alerts'));

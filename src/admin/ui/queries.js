@@ -68,6 +68,7 @@ export async function queries(ctx) {
       const answer = await api('queries/table', { ...params(), offset, limit, snapshot }, ctx.signal);
       const reset = answer.snapshot !== snapshot;
       snapshot = answer.snapshot;
+      table.root.dataset.snapshot = snapshot;
       return { total: answer.total, rows: objects(answer), reset };
     },
   });
@@ -100,6 +101,8 @@ export async function queries(ctx) {
       return;
     }
     snapshot = answer.snapshot;
+    // The frozen listing on screen, so what is shown can be compared with the API's.
+    table.root.dataset.snapshot = snapshot;
     facets(answer.facets);
     count.textContent = `${fmt.int(answer.total)} fingerprints in the last ${p.window}`;
     const filtered = p.q || FILTERS.some((f) => p[f]);

@@ -13,6 +13,13 @@
 //! | GET | `/api/alerts` | fired alerts, newest first | `limit`, `cursor` |
 //! | GET | `/api/plans` | captured EXPLAIN plans with their hashes, newest first | `fingerprint`, `database`, `limit`, `cursor` |
 //! | GET | `/api/jobs` | background jobs in the store (payloads hidden) | `status`, `limit`, `cursor` |
+//! | GET | `/ui/` | the web console: a page and its scripts, embedded in the binary ([`ui`]) | |
+//! | GET | `/api/status` | version, uptime, store state, slow thresholds ([`status`]) | |
+//! | GET | `/api/history` | the last hour, one point per minute: calls, errors, p50/p95/p99, clients waiting, servers in use ([`history`]) | |
+//! | GET | `/api/history/{fingerprint}` | one fingerprint's minutes: calls, errors, mean, p95 | `database` |
+//! | GET | `/api/queries/table` | a compact slice of the sorted, filtered statistics ([`table`]) | `window`, `sort`, `order`, `database`, `user`, `command`, `table`, `q`, `offset`, `limit`, `snapshot` |
+//! | GET | `/api/queries/{fingerprint}/histogram` | its latency distribution in a window ([`latency`]) | `window`, `database`, `user` |
+//! | GET | `/api/show/{pools,clients,servers}` | what `SHOW POOLS/CLIENTS/SERVERS` answer ([`show`]) | `limit` |
 //!
 //! - Token ([`auth`]): with `admin_token` set, `/api/*` needs `Authorization: Bearer
 //!   <token>` (401 otherwise); `/metrics` needs it too when `protect_metrics = true`;
@@ -29,6 +36,8 @@
 mod auth;
 mod cursor;
 mod error;
+mod history;
+mod latency;
 mod metrics;
 mod pages;
 mod params;
@@ -36,8 +45,13 @@ mod pools;
 mod probes;
 mod queries;
 mod rows;
+mod show;
 mod slow;
+mod status;
+mod table;
+mod ui;
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -49,6 +63,7 @@ use tokio::net::TcpListener;
 use crate::app::Shared;
 use cursor::CursorSigner;
 use error::ApiError;
+use history::History;
 use pages::PageStore;
 
 pub use metrics::{PIN_REASONS, QUERY_DURATION_BUCKETS};
@@ -59,11 +74,17 @@ pub(crate) struct Ctx {
     registry: prometheus::Registry,
     cursors: CursorSigner,
     pages: PageStore,
+    history: Arc<History>,
 }
 
 /// The routes, for a server or a test.
 pub fn router(shared: Arc<Shared>) -> prometheus::Result<Router> {
+    router_with(shared, Arc::default())
+}
+
+fn router_with(shared: Arc<Shared>, history: Arc<History>) -> prometheus::Result<Router> {
     let ctx = Arc::new(Ctx {
+        history,
         registry: metrics::registry(&shared)?,
         shared,
         cursors: CursorSigner::default(),
@@ -80,6 +101,18 @@ pub fn router(shared: Arc<Shared>) -> prometheus::Result<Router> {
         .route("/api/alerts", get(slow::alerts))
         .route("/api/plans", get(slow::plans))
         .route("/api/jobs", get(slow::jobs))
+        .route("/api/status", get(status::status))
+        .route("/api/history", get(history::overview))
+        .route("/api/history/{fingerprint}", get(history::query))
+        .route("/api/queries/table", get(table::table))
+        .route(
+            "/api/queries/{fingerprint}/histogram",
+            get(latency::histogram),
+        )
+        .route("/api/show/{list}", get(show::show))
+        .route("/ui", get(ui::to_index))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -93,16 +126,18 @@ pub fn router(shared: Arc<Shared>) -> prometheus::Result<Router> {
 /// Serves the admin API on `listener` until `shared.shutdown` fires.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let stop = shared.shutdown.clone();
-    let router = match router(shared) {
+    let history = Arc::new(History::default());
+    let sampler = history::run(shared.clone(), history.clone());
+    let router = match router_with(shared, history) {
         Ok(router) => router,
         Err(e) => {
             tracing::error!(error = %e, "admin server not started: cannot build the metrics registry");
             return;
         }
     };
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await;
+    let served = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
+    // The sampler ends on the same shutdown signal.
+    let (served, ()) = tokio::join!(served.into_future(), sampler);
     if let Err(e) = served {
         tracing::warn!(error = %e, "admin server stopped");
     }

@@ -181,7 +181,7 @@ impl Listing {
 }
 
 /// The statistics, or 404 when they are switched off.
-fn measure(ctx: &Ctx) -> Result<&Measure, ApiError> {
+pub(super) fn measure(ctx: &Ctx) -> Result<&Measure, ApiError> {
     ctx.shared.measure.as_ref().ok_or_else(|| {
         ApiError::not_found("statement statistics are off (stats = false in the configuration)")
     })
@@ -296,7 +296,7 @@ pub async fn detail(
 }
 
 /// Exactly 16 hex digits (any case), as listings print fingerprints.
-fn parse_fingerprint(hex: &str) -> Result<u64, ApiError> {
+pub(super) fn parse_fingerprint(hex: &str) -> Result<u64, ApiError> {
     let malformed = || {
         ApiError::bad_request(format!(
             "malformed fingerprint {hex:?}: expected 16 hexadecimal digits"

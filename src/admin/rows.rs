@@ -18,11 +18,8 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(stats_now: u64) -> Clock {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         Clock {
-            wall,
+            wall: unix_now(),
             stats: stats_now,
         }
     }
@@ -32,6 +29,13 @@ impl Clock {
         let ago = self.stats.saturating_sub(stats_time);
         rfc3339(self.wall.saturating_sub(ago))
     }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 pub fn ms(us: u64) -> f64 {

@@ -40,6 +40,21 @@ pub const DATABASES: [&str; 2] = ["pgsidecar", "pgbouncer"];
 /// What `server_version` the console reports: PostgreSQL-like, so that drivers parse it.
 pub const SERVER_VERSION: &str = concat!("15.0 (pgsidecar ", env!("CARGO_PKG_VERSION"), ")");
 
+/// A `SHOW` answer as column names and text rows (NULL as `None`).
+pub type TextTable = (Vec<&'static str>, Vec<Vec<Option<String>>>);
+
+/// `SHOW POOLS`, `SHOW CLIENTS` or `SHOW SERVERS` (by that lower-case name) as column
+/// names and text rows, for the web console; `None` for any other name.
+pub fn show_table(shared: &Shared, what: &str) -> Option<TextTable> {
+    let rs = match what {
+        "pools" => pools::show_pools(shared),
+        "clients" => pools::show_clients(shared),
+        "servers" => pools::show_servers(shared),
+        _ => return None,
+    };
+    Some((rs.column_names(), rs.text_rows()))
+}
+
 /// True when the startup packet asks for the console (the database defaults to the user
 /// name, as in PostgreSQL).
 pub fn wants_console(startup: &StartupMessage) -> bool {

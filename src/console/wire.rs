@@ -89,6 +89,22 @@ impl ResultSet {
         }
     }
 
+    /// Column names, in order (for renderings other than the wire's).
+    pub fn column_names(&self) -> Vec<&'static str> {
+        self.columns.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// The rows as optional text, NULL as `None`.
+    pub fn text_rows(&self) -> Vec<Vec<Option<String>>> {
+        let cell = |c: &Cell| match c {
+            Cell::Null => None,
+            Cell::Text(t) => Some(t.clone()),
+        };
+        (self.rows.iter())
+            .map(|r| r.iter().map(cell).collect())
+            .collect()
+    }
+
     /// Appends a row; missing cells become NULL and extra ones are dropped, so the
     /// DataRow always matches the RowDescription.
     pub fn push(&mut self, mut row: Vec<Cell>) {

@@ -25,7 +25,7 @@ pub use crate::store::Level;
 
 pub use capture::{CaptureInput, Capturer};
 pub use lists::{list, List, Listing};
-pub use recent::Recent;
+pub use recent::{Recent, KEEP as RECENT_KEEP};
 pub use start::{sidecar_id, start};
 
 /// Slow samples waiting for the worker; beyond this they are dropped and counted.

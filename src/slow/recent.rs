@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::store::{Alert, Plan, SlowEvent, Stored};
 
 /// Items kept per list.
-const KEEP: usize = 1000;
+pub const KEEP: usize = 1000;
 
 struct Ring<T> {
     next_id: i64,

@@ -66,6 +66,7 @@
 mod counters;
 mod histogram;
 mod registry;
+mod series;
 mod slot;
 mod snapshot;
 mod window;

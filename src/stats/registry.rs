@@ -26,18 +26,18 @@ const AGG_SHARDS: usize = 8;
 
 /// Statistics are best effort: after a panic mid-update, keep counting (at worst one
 /// statement is off) rather than spread the panic to every session.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-struct AggGroup {
-    shards: Box<[Shard]>,
+pub(super) struct AggGroup {
+    pub(super) shards: Box<[Shard]>,
 }
 
 /// Cache-line aligned so threads recording into neighbouring shards do not contend on
 /// a shared line.
 #[repr(align(128))]
-struct Shard(Mutex<Windowed>);
+pub(super) struct Shard(pub(super) Mutex<Windowed>);
 
 /// One tracked (database, user, fingerprint): counters and windowed histograms behind
 /// its own lock. Sessions may keep the `Arc` and record without a map lookup; once
@@ -51,7 +51,7 @@ pub struct QueryStats {
     slow_streak: AtomicU32,
     agg: Arc<AggGroup>,
     shard: usize,
-    inner: Mutex<Windowed>,
+    pub(super) inner: Mutex<Windowed>,
 }
 
 impl QueryStats {
@@ -134,8 +134,8 @@ pub struct ExportGroup {
 /// Per-statement statistics shared by all sessions (behind an `Arc`).
 pub struct Registry {
     max: usize,
-    entries: DashMap<StatKey, Arc<QueryStats>>,
-    aggregates: DashMap<(String, CommandKind), Arc<AggGroup>>,
+    pub(super) entries: DashMap<StatKey, Arc<QueryStats>>,
+    pub(super) aggregates: DashMap<(String, CommandKind), Arc<AggGroup>>,
     evicted: AtomicU64,
     create: Mutex<()>,
     next_shard: AtomicUsize,

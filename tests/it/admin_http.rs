@@ -257,3 +257,4 @@ async fn top_n_fingerprints_and_the_rest_under_other() {
 }
 
 mod api;
+mod console_api;

@@ -32,3 +32,4 @@ mod stats;
 mod store;
 mod tls;
 mod upstream_restart;
+mod web_console;

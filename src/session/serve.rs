@@ -2,8 +2,9 @@
 //! it back when the transaction ends (transaction mode), and end cleanly on Terminate,
 //! disconnect, errors or shutdown.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
@@ -22,6 +23,10 @@ use crate::admin::PIN_REASONS;
 use crate::app::Shared;
 use crate::config::PoolMode;
 use crate::pool::{Pool, PoolError, PooledServer, ServerError};
+
+/// How long a client that left (Terminate, or EOF in COPY) may keep its server busy
+/// with answers nobody reads; past it the server is cancelled and closed.
+const DEPARTURE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Serve {
     shared: Arc<Shared>,
@@ -123,6 +128,14 @@ impl Serve {
             }
         }
         self.release();
+        if server_failed && self.relay.server_fatal {
+            // The server said why it is closing (57P01 at its shutdown, say): that
+            // FATAL, already queued for the client, is the one the client hears.
+            tracing::info!(peer = %self.peer, pool = %self.pool.key, "server closed the connection after a FATAL error; relaying it");
+            let _ = self.relay.flush_client().await;
+            super::close_client(&mut self.relay.client).await;
+            return;
+        }
         match result {
             Ok(()) => tracing::debug!(peer = %self.peer, "client disconnected"),
             Err(e) => {
@@ -136,6 +149,8 @@ impl Serve {
 
     async fn serve(&mut self) -> Result<(), SessionError> {
         let mut watch = self.shared.watch_shutdown();
+        // Armed when the client leaves with answers still owed: the wait is bounded.
+        let mut departure: Option<Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             if self.relay.server.is_none() {
                 self.relay.shrink();
@@ -145,7 +160,16 @@ impl Serve {
                 if watch.poll_stop(cx, &self.shared, self.relay.at_rest()) {
                     return Poll::Ready(Err(SessionError::ShuttingDown));
                 }
-                self.relay.poll_event(cx).map_err(SessionError::from)
+                let polled = self.relay.poll_event(cx).map_err(SessionError::from);
+                if polled.is_pending() && self.relay.departing() {
+                    let limit = departure
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(DEPARTURE_LIMIT)));
+                    if limit.as_mut().poll(cx).is_ready() {
+                        tracing::info!(peer = %self.peer, pool = %self.pool.key, "departed client's server did not finish in time; closing it");
+                        return Poll::Ready(Ok(Event::ClientDone));
+                    }
+                }
+                polled
             })
             .await?;
             match event {

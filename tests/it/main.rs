@@ -9,6 +9,7 @@ mod cancel;
 mod cleanup;
 mod config_cli;
 mod copy;
+mod departure;
 mod drivers;
 mod e2e_clients;
 mod explain;

@@ -17,6 +17,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
 
+mod depart;
 mod statements;
 
 use super::buffers;
@@ -113,6 +114,17 @@ pub struct Relay {
     /// Requests framed, and requests answered (ReadyForQuery), since the session began.
     requests_framed: u64,
     requests_answered: u64,
+    /// The server is in COPY FROM STDIN and the client has not ended it (CopyDone or
+    /// CopyFail): a departing client must end it for the server (see `depart`).
+    copy_in: bool,
+    /// Bit `n % 64` is set when request `n` was a simple Query (not a Sync): tells how a
+    /// COPY the server started must be failed.
+    simple_requests: u64,
+    /// The server sent an ErrorResponse with severity FATAL or PANIC: it is closing, and
+    /// its own error is the one the client hears.
+    pub server_fatal: bool,
+    /// For the COPY IN in progress: whether a simple Query started it (`None`: unknown).
+    copy_simple: Option<bool>,
 }
 
 impl Relay {
@@ -144,6 +156,10 @@ impl Relay {
             forget_server_statements: false,
             requests_framed: 0,
             requests_answered: 0,
+            copy_in: false,
+            simple_requests: 0,
+            server_fatal: false,
+            copy_simple: None,
         }
     }
 
@@ -281,6 +297,12 @@ impl Relay {
     /// Writes whatever is ready in both directions. Returns whether anything moved.
     fn poll_writes(&mut self, cx: &mut Context<'_>) -> Result<bool, RelayError> {
         let mut progress = false;
+        if self.terminating && self.s_fwd > 0 {
+            // The client said goodbye: what the server still sends has no reader.
+            self.sbuf.advance(self.s_fwd);
+            self.s_fwd = 0;
+            progress = true;
+        }
         if self.s_fwd > 0 {
             if let Poll::Ready(r) =
                 Pin::new(&mut self.client).poll_write(cx, &self.sbuf[..self.s_fwd])
@@ -332,6 +354,12 @@ impl Relay {
             self.cbuf.reserve(READ_CHUNK);
         }
         match poll_read_buf(Pin::new(&mut self.client), cx, &mut self.cbuf) {
+            Poll::Ready(Ok(0)) if self.copy_in && !self.cscan.mid_frame() => {
+                // A COPY FROM STDIN whose client vanished: end it as after Terminate.
+                *progress = true;
+                self.depart();
+                Poll::Pending
+            }
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(Event::ClientDone)),
             Poll::Ready(Ok(_)) => {
                 *progress = true;
@@ -402,8 +430,8 @@ impl Relay {
             };
             let len = self.rename_statements(tag, len);
             if tag == b'X' {
-                self.terminating = true;
                 self.cbuf.truncate(self.c_fwd);
+                self.depart();
                 break;
             }
             if self.discard_until_sync {
@@ -429,8 +457,12 @@ impl Relay {
                 prepared.retries.keep(batch, frame, alone);
             }
             if request_end {
+                self.note_request_kind(tag == b'Q');
                 self.pending += 1;
                 self.requests_framed += 1;
+            }
+            if matches!(tag, b'c' | b'f') {
+                self.copy_in = false;
             }
             if request_end {
                 self.unsynced = false;
@@ -474,6 +506,7 @@ impl Relay {
 
     /// Frames newly read server bytes, tracking ReadyForQuery and ParameterStatus.
     fn scan_server(&mut self) {
+        let mut copy_started = false;
         // The backend scanner never fails: it accepts any tag and any size.
         while let Ok(step) = self.sscan.next(&self.sbuf[self.s_fwd..]) {
             match step {
@@ -497,6 +530,18 @@ impl Relay {
                             self.tx_status = body.first().copied().unwrap_or(b'I');
                             self.pending = self.pending.saturating_sub(1);
                             self.requests_answered += 1;
+                            self.copy_in = false;
+                        }
+                        b'G' => {
+                            self.copy_in = true;
+                            self.copy_simple = self.copying_request_simple();
+                            copy_started = true;
+                        }
+                        b'E' => {
+                            // An error ends COPY IN on the server's side; what it
+                            // expects next is no longer known for sure.
+                            self.copy_in = false;
+                            self.server_fatal |= is_fatal(body);
                         }
                         b'S' => {
                             if let Some((k, v)) = parse_parameter_status(body) {
@@ -513,5 +558,15 @@ impl Relay {
                 }
             }
         }
+        if copy_started && self.copy_in && self.terminating {
+            // The client left before the server's CopyInResponse arrived.
+            self.fail_copy();
+        }
     }
+}
+
+/// True for an ErrorResponse body of severity FATAL or PANIC.
+fn is_fatal(body: &[u8]) -> bool {
+    let fields = messages::parse_error_fields(body);
+    matches!(fields.severity.as_str(), "FATAL" | "PANIC")
 }

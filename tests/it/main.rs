@@ -13,6 +13,7 @@ mod departure;
 mod drivers;
 mod e2e_clients;
 mod explain;
+mod goodbye;
 mod large_rows;
 mod params;
 mod pool_limits;

@@ -9,6 +9,7 @@
 mod counters;
 mod guard;
 pub mod login;
+pub mod owners;
 mod reaper;
 pub mod server;
 pub mod side;
@@ -142,6 +143,8 @@ pub struct Pool {
     /// PAUSE: new checkouts wait until RESUME.
     paused: AtomicBool,
     resumed: Notify,
+    /// Owners of the renamed prepared statements on this pool's servers.
+    pub owners: owners::StatementOwners,
 }
 
 impl Pool {
@@ -157,6 +160,7 @@ impl Pool {
             counters: PoolCounters::default(),
             paused: AtomicBool::new(false),
             resumed: Notify::new(),
+            owners: owners::StatementOwners::default(),
         })
     }
 

@@ -22,6 +22,7 @@ use super::{report, SessionError};
 use crate::admin::PIN_REASONS;
 use crate::app::Shared;
 use crate::config::PoolMode;
+use crate::pool::owners::StatementOwner;
 use crate::pool::{Pool, PoolError, PooledServer, ServerError};
 
 /// How long a client that left (Terminate, or EOF in COPY) may keep its server busy
@@ -35,6 +36,9 @@ pub struct Serve {
     params: ClientParams,
     client: ClientHandle,
     peer: SocketAddr,
+    /// Transaction mode with prepared statements: this client's statement names; when
+    /// it leaves (drop), its statements are closed on each server at its next checkout.
+    _owner: Option<StatementOwner>,
 }
 
 /// Every setting the session changed (SET, `set_config`), and the role (not listed in
@@ -84,8 +88,11 @@ impl Serve {
         let mut relay = Relay::new(stream, config.max_message_size);
         relay.release_when_idle = greeted.pool.mode() == PoolMode::Transaction;
         relay.watch_effects = relay.release_when_idle;
+        let mut owner = None;
         if relay.release_when_idle && config.max_prepared_statements > 0 {
-            relay.prepared = Some(Prepared::new(greeted.client.pid()));
+            let joined = StatementOwner::join(&greeted.pool);
+            relay.prepared = Some(Prepared::new(joined.id));
+            owner = Some(joined);
         }
         relay.on_pin = Some(pin_reporter(&shared, &greeted.pool.key, peer));
         if let Some(measure) = &shared.measure {
@@ -109,6 +116,7 @@ impl Serve {
             params: greeted.params,
             client: greeted.client,
             peer,
+            _owner: owner,
         }
     }
 
@@ -212,8 +220,10 @@ impl Serve {
             limit,
         )
         .await;
+        let departed = server.take_departed(&self.pool.owners);
         self.client.set_server(Some(server.cancel_key.clone()));
         self.relay.attach_server(server);
+        self.relay.close_statements(&departed);
         Ok(())
     }
 

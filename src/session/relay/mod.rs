@@ -125,6 +125,8 @@ pub struct Relay {
     pub server_fatal: bool,
     /// For the COPY IN in progress: whether a simple Query started it (`None`: unknown).
     copy_simple: Option<bool>,
+    /// CloseCompletes owed for statements the proxy closed: hidden from the client.
+    hidden_closes: u32,
 }
 
 impl Relay {
@@ -160,6 +162,7 @@ impl Relay {
             simple_requests: 0,
             server_fatal: false,
             copy_simple: None,
+            hidden_closes: 0,
         }
     }
 
@@ -239,7 +242,7 @@ impl Relay {
         let half_read = self.sbuf.len() > self.s_fwd || self.sscan.mid_frame();
         server.pending = self.pending;
         server.tx_status = self.tx_status;
-        if half_sent || half_read {
+        if half_sent || half_read || std::mem::take(&mut self.hidden_closes) > 0 {
             server.poisoned = true;
         }
         // Bytes after the last whole server frame belong to that server only.

@@ -10,6 +10,7 @@ mod buffers;
 mod clients;
 mod error;
 mod login;
+mod openings;
 mod params;
 mod prepared;
 mod relay;
@@ -25,6 +26,7 @@ use tokio::net::TcpStream;
 
 pub use clients::{ClientEntry, ClientIdentity, ClientRegistry, ClientState};
 pub use error::SessionError;
+pub use openings::{OpeningPlace, Openings};
 pub use params::ClientParams;
 pub use track::Measure;
 
@@ -38,10 +40,19 @@ use crate::tls::{ClientStream, Tls};
 /// is logged and, where the client can still hear it, reported with an ErrorResponse.
 pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _slot = ClientSlot::take(&shared);
-    let login_timeout = shared.config().client_login_timeout;
+    let config = shared.config();
+    let place = shared.openings.enter(config.max_client_conn);
+    let login_timeout = config.client_login_timeout;
     let tls = shared.tls();
     let opening = open(&shared, &tls, ClientStream::Plain(stream));
-    let (stream, startup) = match tokio::time::timeout(login_timeout, opening).await {
+    let opened = tokio::select! {
+        opened = tokio::time::timeout(login_timeout, opening) => opened,
+        _ = place.shed() => {
+            tracing::debug!(%peer, "connection shed: too many connections still opening");
+            return;
+        }
+    };
+    let (stream, startup) = match opened {
         Ok(Opened::Startup(stream, startup)) => (stream, startup),
         Ok(Opened::Done) => return,
         Ok(Opened::Failed(mut stream, e)) => return report(&mut stream, peer, e).await,
@@ -54,7 +65,7 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             return;
         }
     };
-    login::login_and_serve(&shared, stream, peer, startup).await;
+    login::login_and_serve(&shared, stream, peer, startup, place).await;
 }
 
 /// How the opening ended.

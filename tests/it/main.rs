@@ -5,6 +5,7 @@ mod common;
 mod admin_console;
 mod admin_http;
 mod bad_input;
+mod bounds;
 mod cancel;
 mod cleanup;
 mod config_cli;

@@ -5,6 +5,7 @@
 pub mod alerts;
 mod capture;
 mod flush;
+mod health;
 mod jobs;
 mod lists;
 mod recent;
@@ -26,6 +27,7 @@ pub use crate::store::Level;
 pub use capture::{CaptureInput, Capturer};
 pub use lists::{list, List, Listing};
 pub use recent::Recent;
+pub use health::usable as usable_store;
 pub use start::{sidecar_id, start};
 
 /// Slow samples waiting for the worker; beyond this they are dropped and counted.
@@ -131,6 +133,11 @@ pub struct SlowCounters {
     pub plan_failures: AtomicU64,
     pub plan_changes: AtomicU64,
     pub webhook_failures: AtomicU64,
+    /// Slow events and alerts dropped from the store backlog (the store was down and
+    /// the backlog full); they stay in the in-memory lists.
+    pub store_dropped: AtomicU64,
+    /// Slow events and alerts waiting to be written to the store.
+    pub store_backlog: AtomicU64,
 }
 
 /// The hub in `Shared`: the queue's sending side, the thresholds, counters and the
@@ -140,6 +147,8 @@ pub struct Slow {
     pub policy: ArcSwap<SlowPolicy>,
     pub counters: SlowCounters,
     pub recent: Recent,
+    /// The store is connected and answered its last health check.
+    pub store_up: std::sync::atomic::AtomicBool,
 }
 
 impl Slow {
@@ -151,6 +160,7 @@ impl Slow {
             policy: ArcSwap::from_pointee(SlowPolicy::from_config(config)),
             counters: SlowCounters::default(),
             recent: Recent::default(),
+            store_up: std::sync::atomic::AtomicBool::new(false),
         };
         (Arc::new(slow), rx)
     }

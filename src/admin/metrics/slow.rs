@@ -2,7 +2,8 @@
 //! `pgsidecar_alerts_total`, `pgsidecar_alerts_suppressed_total`,
 //! `pgsidecar_slow_samples_dropped_total`, `pgsidecar_plans_captured_total`,
 //! `pgsidecar_plan_capture_failures_total`, `pgsidecar_plan_changes_total`,
-//! `pgsidecar_alert_webhook_failures_total` and `pgsidecar_store_up`.
+//! `pgsidecar_alert_webhook_failures_total`, `pgsidecar_store_up`, `pgsidecar_store_backlog`
+//! and `pgsidecar_store_backlog_dropped_total`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ const SLOW: Spec = counter(
 );
 /// Plain counters: the spec and the field of [`SlowCounters`] it reads.
 type Plain = (Spec, fn(&SlowCounters) -> &AtomicU64);
-const PLAIN: [Plain; 7] = [
+const PLAIN: [Plain; 8] = [
     (
         counter("pgsidecar_alerts_total", "Slow-query alerts fired", &[]),
         |c| &c.alerts,
@@ -83,10 +84,24 @@ const PLAIN: [Plain; 7] = [
         ),
         |c| &c.webhook_failures,
     ),
+    (
+        counter(
+            "pgsidecar_store_backlog_dropped_total",
+            "Slow events and alerts dropped from the store backlog while the store was down (kept in memory only)",
+            &[],
+        ),
+        |c| &c.store_dropped,
+    ),
 ];
 const STORE_UP: Spec = Spec {
     name: "pgsidecar_store_up",
-    help: "1 when the store is connected and migrated, 0 in memory-only mode",
+    help: "1 when the store is connected, migrated and answered its last health check",
+    kind: MetricType::GAUGE,
+    labels: &[],
+};
+const STORE_BACKLOG: Spec = Spec {
+    name: "pgsidecar_store_backlog",
+    help: "Slow events and alerts waiting to be written to the store",
     kind: MetricType::GAUGE,
     labels: &[],
 };
@@ -98,7 +113,7 @@ pub struct SlowCollector {
 
 impl SlowCollector {
     pub fn new(shared: Arc<Shared>) -> prometheus::Result<SlowCollector> {
-        let specs = [&SLOW, &STORE_UP]
+        let specs = [&SLOW, &STORE_UP, &STORE_BACKLOG]
             .into_iter()
             .chain(PLAIN.iter().map(|p| &p.0));
         Ok(SlowCollector {
@@ -125,15 +140,12 @@ impl Collector for SlowCollector {
             families.push(family);
         }
         let mut up = Family::new(&STORE_UP);
-        up.gauge(
-            &[],
-            if self.shared.store.get().is_some() {
-                1.0
-            } else {
-                0.0
-            },
-        );
+        let usable = crate::slow::usable_store(&self.shared).is_some();
+        up.gauge(&[], if usable { 1.0 } else { 0.0 });
         families.push(up);
+        let mut backlog = Family::new(&STORE_BACKLOG);
+        backlog.gauge(&[], c.store_backlog.load(Ordering::Relaxed) as f64);
+        families.push(backlog);
         families.into_iter().map(Family::finish).collect()
     }
 }

@@ -22,7 +22,7 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, Overrides, Upstream};
 use crate::pool::{run_reaper, Pool, PoolKey, PoolParams};
 use crate::query::Analyzer;
-use crate::session::{ClientRegistry, Measure, Openings};
+use crate::session::{BufferBudget, ClientRegistry, Measure, Openings};
 use crate::slow::{Capturer, Slow};
 use crate::stats::Registry as StatsRegistry;
 use crate::store::Store;
@@ -42,6 +42,8 @@ pub struct Shared {
     pub clients_registry: ClientRegistry,
     /// Connections that have not logged in yet (their own limit; the oldest is shed).
     pub openings: Openings,
+    /// Client bytes buffered but not yet forwarded, against `client_buffer_budget`.
+    pub buffer_budget: Arc<BufferBudget>,
     pub auth: Authenticator,
     /// Clients connected now.
     pub clients: AtomicUsize,
@@ -283,6 +285,7 @@ impl App {
             pools: DashMap::new(),
             clients_registry: ClientRegistry::default(),
             openings: Openings::default(),
+            buffer_budget: Arc::default(),
             auth: Authenticator::default(),
             clients: AtomicUsize::new(0),
             clients_total: AtomicU64::new(0),

@@ -60,6 +60,7 @@ impl SessionError {
             SessionError::TooManyClients(_) | SessionError::TooManyOpening => "53300",
             SessionError::Pool(PoolError::Timeout { .. }) => "53300",
             SessionError::LoginTimeout => "57014",
+            SessionError::Relay(RelayError::OutOfMemory { .. }) => "53200",
             SessionError::ShuttingDown => "57P01",
             _ => "08006",
         }

@@ -6,6 +6,7 @@
 //! `params` carries the client's settings from server to server; `cancel` routes
 //! CancelRequests; `error` maps failures to what the client is told.
 
+mod budget;
 mod buffers;
 mod clients;
 mod error;
@@ -25,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use clients::{ClientEntry, ClientIdentity, ClientRegistry, ClientState};
+pub use budget::BufferBudget;
 pub use error::SessionError;
 pub use openings::{OpeningPlace, Openings};
 pub use params::ClientParams;

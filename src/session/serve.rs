@@ -11,6 +11,7 @@ use std::task::Poll;
 
 use crate::tls::ClientStream;
 
+use super::budget::Charge;
 use super::clients::ClientHandle;
 use super::error::checkout_error;
 use super::login::{sync_server, Greeted};
@@ -95,6 +96,10 @@ impl Serve {
             owner = Some(joined);
         }
         relay.on_pin = Some(pin_reporter(&shared, &greeted.pool.key, peer));
+        relay.charge = Some(Charge::new(
+            shared.buffer_budget.clone(),
+            config.client_buffer_budget,
+        ));
         if let Some(measure) = &shared.measure {
             let key = &greeted.pool.key;
             let app = greeted.params.get("application_name").unwrap_or("");

@@ -1,14 +1,15 @@
-//! What bad logins and silent sockets can make the proxy hold: pools for databases that
-//! do not exist are forgotten, and sockets that never send a startup packet cannot keep
-//! real clients out under `max_client_conn`.
+//! What bad logins, silent sockets and big messages can make the proxy hold: pools for
+//! databases that do not exist are forgotten, sockets that never send a startup packet
+//! cannot keep real clients out under `max_client_conn`, and buffered client messages
+//! stay within `client_buffer_budget`.
 
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::http::Http;
-use crate::common::raw::{error_code, startup_packet, Raw};
+use crate::common::http::{one, Http};
+use crate::common::raw::{error_code, error_message, query, startup_packet, Raw};
 use crate::common::{unique, Proxy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,5 +87,52 @@ async fn silent_sockets_do_not_keep_clients_out() {
         .await
         .expect_err("one past max_client_conn");
     assert_eq!(crate::common::sqlstate(&err), "53300");
+    proxy.stop().await;
+}
+
+/// A Query of `len` bytes in all: `SELECT length('xxx…')`.
+fn big_query(len: usize) -> Vec<u8> {
+    let head = "SELECT length('";
+    let tail = "')";
+    let filler = len - 5 - head.len() - tail.len() - 1;
+    query(&format!("{head}{}{tail}", "x".repeat(filler)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_buffer_budget_refuses_the_client_over_it_only() {
+    const MIB: usize = 1024 * 1024;
+    let proxy = Proxy::with(|c| {
+        c.client_buffer_budget = 24 * MIB;
+        c.max_message_size = 32 * MIB;
+    })
+    .await;
+    let http = Http::new(&proxy);
+    // A holds most of a 14 MiB Query in the proxy's buffers.
+    let big = big_query(14 * MIB);
+    let (mut a, _) = Raw::login(proxy.addr, "postgres", "postgres").await;
+    a.send(&big[..12 * MIB]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // B does the same: its buffer does not fit next to A's.
+    let (mut b, _) = Raw::login(proxy.addr, "postgres", "postgres").await;
+    let _ = b.stream.write_all(&big[..12 * MIB]).await;
+    let frames = b.until_ready().await;
+    let error = frames.iter().find(|f| f.0 == b'E').expect("B refused");
+    assert_eq!(error_code(&error.1), "53200");
+    assert!(error_message(&error.1).contains("client_buffer_budget"));
+    assert!(b.recv().await.is_none(), "B closed");
+    let metrics = http.metrics().await;
+    assert_eq!(one(&metrics, "pgsidecar_client_buffer_refusals_total", &[]), 1.0);
+    assert!(one(&metrics, "pgsidecar_client_buffer_bytes", &[]) >= 11.0 * MIB as f64);
+    // Others are unaffected, and A's query completes.
+    proxy.client().await.simple_query("SELECT 1").await.unwrap();
+    a.send(&big[12 * MIB..]).await;
+    let frames = a.until_ready().await;
+    assert!(frames.iter().any(|f| f.0 == b'D'), "A got its row: {:?}", frames.iter().map(|f| f.0).collect::<Vec<_>>());
+    // Its memory is given back: the same query fits again.
+    let (mut c, _) = Raw::login(proxy.addr, "postgres", "postgres").await;
+    c.send(&big).await;
+    let frames = c.until_ready().await;
+    assert!(frames.iter().all(|f| f.0 != b'E'), "the budget was released");
+    assert!(one(&http.metrics().await, "pgsidecar_client_buffer_bytes", &[]) < MIB as f64);
     proxy.stop().await;
 }

@@ -5,7 +5,8 @@
 //! `pgsidecar_pool_wait_seconds` (histogram), `pgsidecar_pool_checkout_timeouts_total`,
 //! `pgsidecar_server_connect_errors_total`, `pgsidecar_server_tls_logins_total`,
 //! `pgsidecar_server_channel_bound_logins_total`, `pgsidecar_client_connections`,
-//! `pgsidecar_client_connections_total`, `pgsidecar_pinned_clients_total{reason}` and
+//! `pgsidecar_client_connections_total`, `pgsidecar_pinned_clients_total{reason}`,
+//! `pgsidecar_client_buffer_bytes`, `pgsidecar_client_buffer_refusals_total` and
 //! `pgsidecar_build_info{version}`.
 
 use std::collections::BTreeSet;
@@ -127,6 +128,18 @@ const PINNED: Spec = spec(
     MetricType::COUNTER,
     &["reason"],
 );
+const BUFFERED: Spec = spec(
+    "pgsidecar_client_buffer_bytes",
+    "Client buffer bytes charged against client_buffer_budget (each client's first 512 KiB are free)",
+    MetricType::GAUGE,
+    &[],
+);
+const REFUSED: Spec = spec(
+    "pgsidecar_client_buffer_refusals_total",
+    "Clients closed with 53200 because their buffered message did not fit in client_buffer_budget",
+    MetricType::COUNTER,
+    &[],
+);
 const BUILD: Spec = spec(
     "pgsidecar_build_info",
     "The running version",
@@ -134,7 +147,7 @@ const BUILD: Spec = spec(
     &["version"],
 );
 
-pub const SPECS: [&Spec; 14] = [
+pub const SPECS: [&Spec; 16] = [
     &CONNECTIONS,
     &CLIENTS,
     &SIZE,
@@ -148,6 +161,8 @@ pub const SPECS: [&Spec; 14] = [
     &CLIENTS_NOW,
     &CLIENTS_TOTAL,
     &PINNED,
+    &BUFFERED,
+    &REFUSED,
     &BUILD,
 ];
 
@@ -239,9 +254,14 @@ impl Collector for PoolCollector {
         for (reason, n) in PIN_REASONS.iter().zip(&self.shared.pinned_clients) {
             pinned.counter(&[reason], n.load(Ordering::Relaxed) as f64);
         }
+        let budget = &self.shared.buffer_budget;
+        let mut buffered = Family::new(&BUFFERED);
+        buffered.gauge(&[], budget.used() as f64);
+        let mut refused = Family::new(&REFUSED);
+        refused.counter(&[], budget.refused.load(Ordering::Relaxed) as f64);
         let mut build = Family::new(&BUILD);
         build.gauge(&[env!("CARGO_PKG_VERSION")], 1.0);
-        families.extend([now, total, pinned, build]);
+        families.extend([now, total, pinned, buffered, refused, build]);
         families.into_iter().map(Family::finish).collect()
     }
 }

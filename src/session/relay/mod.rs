@@ -20,6 +20,7 @@ use tokio_util::io::poll_read_buf;
 mod depart;
 mod statements;
 
+use super::budget::{self, Charge};
 use super::buffers;
 use super::prepared::Prepared;
 use super::track::{sqlstate_of, Tracker};
@@ -64,6 +65,8 @@ pub enum RelayError {
     Server(io::Error),
     #[error("server closed the connection")]
     ServerClosed,
+    #[error("out of memory: buffered client messages would exceed client_buffer_budget ({limit} bytes)")]
+    OutOfMemory { limit: usize },
 }
 
 pub struct Relay {
@@ -127,6 +130,8 @@ pub struct Relay {
     copy_simple: Option<bool>,
     /// CloseCompletes owed for statements the proxy closed: hidden from the client.
     hidden_closes: u32,
+    /// This client's share of the process-wide budget for buffered client bytes.
+    pub charge: Option<Charge>,
 }
 
 impl Relay {
@@ -163,6 +168,7 @@ impl Relay {
             server_fatal: false,
             copy_simple: None,
             hidden_closes: 0,
+            charge: None,
         }
     }
 
@@ -255,6 +261,9 @@ impl Relay {
     pub fn shrink(&mut self) {
         if self.cbuf.is_empty() && self.cbuf.capacity() > 0 {
             buffers::give(std::mem::take(&mut self.cbuf));
+            if let Some(charge) = self.charge.as_mut() {
+                charge.fit(0);
+            }
         }
         if self.sbuf.is_empty() && self.sbuf.capacity() > 0 {
             buffers::give(std::mem::take(&mut self.sbuf));
@@ -353,8 +362,17 @@ impl Relay {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(RelayError::Client(e))),
                 Poll::Pending => return Poll::Pending,
             }
+        } else if self.cbuf.is_empty() && self.cbuf.capacity() > budget::FREE_BYTES {
+            // A big message went through: its memory goes back now, not at idle.
+            self.cbuf = buffers::take();
         } else if self.cbuf.capacity() - self.cbuf.len() < 512 {
             self.cbuf.reserve(READ_CHUNK);
+        }
+        if let Some(charge) = self.charge.as_mut() {
+            if !charge.fit(self.cbuf.capacity()) {
+                let limit = charge.limit();
+                return Poll::Ready(Err(RelayError::OutOfMemory { limit }));
+            }
         }
         match poll_read_buf(Pin::new(&mut self.client), cx, &mut self.cbuf) {
             Poll::Ready(Ok(0)) if self.copy_in && !self.cscan.mid_frame() => {

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub use clients::{ClientEntry, ClientIdentity, ClientRegistry, ClientState};
 pub use budget::BufferBudget;
+pub use clients::{ClientEntry, ClientIdentity, ClientRegistry, ClientState};
 pub use error::SessionError;
 pub use openings::{OpeningPlace, Openings};
 pub use params::ClientParams;

@@ -112,12 +112,18 @@ async fn check_health(shared: &Shared, store: &Store, stop: &CancellationToken) 
 /// The store, when it is connected and answered its last health check.
 pub fn usable(shared: &Shared) -> Option<&Store> {
     let store = shared.store.get()?;
-    shared.slow.store_up.load(Ordering::Acquire).then_some(store)
+    shared
+        .slow
+        .store_up
+        .load(Ordering::Acquire)
+        .then_some(store)
 }
 
 /// Records that a store call failed: the store counts as down until a check passes.
 pub fn note_failure(shared: &Shared) {
     if shared.slow.store_up.swap(false, Ordering::AcqRel) {
-        tracing::warn!("store call failed; keeping slow events and alerts in memory until it answers again");
+        tracing::warn!(
+            "store call failed; keeping slow events and alerts in memory until it answers again"
+        );
     }
 }

@@ -82,7 +82,6 @@ fn from_recent(shared: &Shared, list: &List, before_id: Option<i64>, limit: usiz
             rows: Vec::new(),
             next_before_id: None,
         },
-
     }
 }
 

@@ -25,9 +25,9 @@ use crate::stats::QueryStats;
 pub use crate::store::Level;
 
 pub use capture::{CaptureInput, Capturer};
+pub use health::usable as usable_store;
 pub use lists::{list, List, Listing};
 pub use recent::Recent;
-pub use health::usable as usable_store;
 pub use start::{sidecar_id, start};
 
 /// Slow samples waiting for the worker; beyond this they are dropped and counted.

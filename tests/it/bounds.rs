@@ -47,7 +47,10 @@ async fn logins_to_missing_databases_leave_no_pools() {
     }
     assert_eq!(shared.pools.len(), 1, "only the pool in use is left");
     let (_, metrics) = Http::new(&proxy).text("/metrics").await;
-    assert!(!metrics.contains(&prefix), "no series for missing databases");
+    assert!(
+        !metrics.contains(&prefix),
+        "no series for missing databases"
+    );
     // The pool in use stays, with its servers.
     good.simple_query("SELECT 1").await.unwrap();
     assert!(shared.pools.iter().any(|p| p.key.database == "postgres"));
@@ -77,7 +80,10 @@ async fn silent_sockets_do_not_keep_clients_out() {
     let mut first = silent.remove(0);
     let mut byte = [0u8; 1];
     let read = tokio::time::timeout(Duration::from_secs(2), first.read(&mut byte)).await;
-    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "oldest silent socket closed");
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "oldest silent socket closed"
+    );
     // Logged-in clients still count against max_client_conn on their own.
     let mut clients = vec![client];
     for _ in 1..LIMIT {
@@ -121,18 +127,28 @@ async fn client_buffer_budget_refuses_the_client_over_it_only() {
     assert!(error_message(&error.1).contains("client_buffer_budget"));
     assert!(b.recv().await.is_none(), "B closed");
     let metrics = http.metrics().await;
-    assert_eq!(one(&metrics, "pgsidecar_client_buffer_refusals_total", &[]), 1.0);
+    assert_eq!(
+        one(&metrics, "pgsidecar_client_buffer_refusals_total", &[]),
+        1.0
+    );
     assert!(one(&metrics, "pgsidecar_client_buffer_bytes", &[]) >= 11.0 * MIB as f64);
     // Others are unaffected, and A's query completes.
     proxy.client().await.simple_query("SELECT 1").await.unwrap();
     a.send(&big[12 * MIB..]).await;
     let frames = a.until_ready().await;
-    assert!(frames.iter().any(|f| f.0 == b'D'), "A got its row: {:?}", frames.iter().map(|f| f.0).collect::<Vec<_>>());
+    assert!(
+        frames.iter().any(|f| f.0 == b'D'),
+        "A got its row: {:?}",
+        frames.iter().map(|f| f.0).collect::<Vec<_>>()
+    );
     // Its memory is given back: the same query fits again.
     let (mut c, _) = Raw::login(proxy.addr, "postgres", "postgres").await;
     c.send(&big).await;
     let frames = c.until_ready().await;
-    assert!(frames.iter().all(|f| f.0 != b'E'), "the budget was released");
+    assert!(
+        frames.iter().all(|f| f.0 != b'E'),
+        "the budget was released"
+    );
     assert!(one(&http.metrics().await, "pgsidecar_client_buffer_bytes", &[]) < MIB as f64);
     proxy.stop().await;
 }

@@ -80,7 +80,11 @@ async fn server_death_is_reported_once(mode: PoolMode) {
         .filter(|f| f.0 == b'E')
         .map(|f| error_code(&f.1))
         .collect();
-    assert_eq!(errors, ["57P01"], "exactly the server's own FATAL: {frames:?}");
+    assert_eq!(
+        errors,
+        ["57P01"],
+        "exactly the server's own FATAL: {frames:?}"
+    );
     proxy.stop().await;
 }
 

@@ -229,7 +229,11 @@ async fn departed_clients_statements_are_closed_on_the_server() {
             .unwrap();
         let v: i32 = a.query_one(&statement, &[&7]).await.unwrap().get(0);
         assert_eq!(v, 7);
-        assert_eq!(shown(a.query(listing, &[]).await.unwrap()), 1, "A sees its own");
+        assert_eq!(
+            shown(a.query(listing, &[]).await.unwrap()),
+            1,
+            "A sees its own"
+        );
         // tokio-postgres closes a statement when it is dropped: this one it never closes,
         // as a client that just quits (psycopg, a killed process) does not.
         std::mem::forget(statement);
@@ -243,7 +247,10 @@ async fn departed_clients_statements_are_closed_on_the_server() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        assert_eq!(left, 0, "a departed client's statement text is visible to the next");
+        assert_eq!(
+            left, 0,
+            "a departed client's statement text is visible to the next"
+        );
         // B's own statements still work, on the same server.
         let stmt = b.prepare("SELECT $1::int + 1").await.unwrap();
         let v: i32 = b.query_one(&stmt, &[&1]).await.unwrap().get(0);

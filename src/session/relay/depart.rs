@@ -40,7 +40,11 @@ impl Relay {
             return;
         };
         self.copy_in = false;
-        debug_assert_eq!(self.cbuf.len(), self.c_fwd, "nothing unframed after departure");
+        debug_assert_eq!(
+            self.cbuf.len(),
+            self.c_fwd,
+            "nothing unframed after departure"
+        );
         self.cbuf.extend_from_slice(COPY_FAIL);
         self.c_fwd += COPY_FAIL.len();
         if !simple {

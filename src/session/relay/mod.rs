@@ -65,7 +65,9 @@ pub enum RelayError {
     Server(io::Error),
     #[error("server closed the connection")]
     ServerClosed,
-    #[error("out of memory: buffered client messages would exceed client_buffer_budget ({limit} bytes)")]
+    #[error(
+        "out of memory: buffered client messages would exceed client_buffer_budget ({limit} bytes)"
+    )]
     OutOfMemory { limit: usize },
 }
 

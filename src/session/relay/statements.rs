@@ -174,7 +174,10 @@ impl Relay {
         splice(&mut self.cbuf, 0, 0, &closes);
         self.c_fwd += closes.len();
         self.hidden_closes += names.len() as u32;
-        tracing::debug!(count = names.len(), "closing departed clients' prepared statements");
+        tracing::debug!(
+            count = names.len(),
+            "closing departed clients' prepared statements"
+        );
     }
 
     /// SQL `DEALLOCATE name` of a statement the client prepared with the protocol

@@ -98,7 +98,10 @@ async fn events_and_alerts_of_a_store_outage_are_kept_and_written_later() {
     // And the lists, now from the store, still show them.
     assert_eq!(listed(&http, "slow", &marker).await, 3);
     assert_eq!(listed(&http, "alerts", &marker).await, 1);
-    assert_eq!(one(&http.metrics().await, "pgsidecar_store_backlog", &[]), 0.0);
+    assert_eq!(
+        one(&http.metrics().await, "pgsidecar_store_backlog", &[]),
+        0.0
+    );
     proxy.stop().await;
 }
 
@@ -124,10 +127,14 @@ async fn a_proxy_started_while_the_store_is_down_connects_when_it_comes_up() {
     })
     .await;
     // Migrated on that first connection, and what waited was written.
-    eventually("events from before the store came up, stored", 10, || async {
-        stored(&cluster, "slow_events", &marker).await == 2
-            && stored(&cluster, "alerts", &marker).await == 1
-    })
+    eventually(
+        "events from before the store came up, stored",
+        10,
+        || async {
+            stored(&cluster, "slow_events", &marker).await == 2
+                && stored(&cluster, "alerts", &marker).await == 1
+        },
+    )
     .await;
     proxy.stop().await;
 }

@@ -18,7 +18,7 @@ const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
 /// How often a connected store is checked, and how long a check may take.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
-const CHECK_LIMIT: Duration = Duration::from_secs(3);
+const CHECK_LIMIT: Duration = Duration::from_secs(5);
 /// How long connecting and migrating may take per attempt.
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(15);
 

@@ -154,7 +154,10 @@ async fn client_buffer_budget_refuses_the_client_over_it_only() {
     let (mut c, _) = Raw::login(proxy.addr, "postgres", "postgres").await;
     c.send(&big).await;
     let frames = c.until_ready().await;
-    assert!(frames.iter().all(|f| f.0 != b'E'), "the budget was released");
+    assert!(
+        frames.iter().all(|f| f.0 != b'E'),
+        "the budget was released"
+    );
     assert!(buffered().await < MIB as f64);
     proxy.stop().await;
 }

@@ -145,7 +145,10 @@ mod tests {
         let rows = rows(&many);
         assert_eq!(rows.len(), MAX_POOL_SERIES + 1);
         let other = rows.last().unwrap();
-        assert_eq!((other.database.as_str(), other.user.as_str()), (OTHER, OTHER));
+        assert_eq!(
+            (other.database.as_str(), other.user.as_str()),
+            (OTHER, OTHER)
+        );
         // The 50 quietest (checkouts 0..50) are summed; the busiest keep their own rows.
         assert_eq!(other.checkouts, (0..50).sum::<u64>());
         assert_eq!(other.connect_errors, 50);

@@ -194,7 +194,10 @@ impl PoolCollector {
         for row in &rows {
             let labels = [row.database.as_str(), row.user.as_str()];
             let [db, user] = labels;
-            for (state, n) in ["active", "idle", "testing", "login"].iter().zip(row.servers) {
+            for (state, n) in ["active", "idle", "testing", "login"]
+                .iter()
+                .zip(row.servers)
+            {
                 conns.gauge(&[db, user, state], n as f64);
             }
             size.gauge(&labels, row.size as f64);
@@ -207,9 +210,8 @@ impl PoolCollector {
             tls.counter(&labels, row.tls_logins as f64);
             bound.counter(&labels, row.channel_bound as f64);
         }
-        let shown: BTreeSet<(String, String)> = (rows.into_iter())
-            .map(|r| (r.database, r.user))
-            .collect();
+        let shown: BTreeSet<(String, String)> =
+            (rows.into_iter()).map(|r| (r.database, r.user)).collect();
         let clients = self.clients(&shown);
         vec![
             conns, clients, size, paused, checkouts, wait, timeouts, errors, tls, bound,

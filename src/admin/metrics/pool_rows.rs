@@ -77,7 +77,7 @@ pub fn rows(pools: &[std::sync::Arc<Pool>]) -> Vec<PoolRow> {
     if rows.len() <= MAX_POOL_SERIES {
         return rows;
     }
-    rows.sort_by(|a, b| b.checkouts.cmp(&a.checkouts));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.checkouts));
     let rest = rows.split_off(MAX_POOL_SERIES);
     let mut other = PoolRow {
         database: OTHER.into(),

@@ -63,6 +63,28 @@ impl Relay {
         );
     }
 
+    /// The client ended a COPY IN (CopyDone or CopyFail), perhaps before the server
+    /// said it started.
+    pub(super) fn note_copy_end(&mut self) {
+        if self.copy_in {
+            self.copy_in = false;
+        } else {
+            self.copy_ends_early += 1;
+        }
+    }
+
+    /// The server's CopyInResponse: true when the COPY is now open (the client has not
+    /// ended it in advance).
+    pub(super) fn note_copy_start(&mut self) -> bool {
+        if self.copy_ends_early > 0 {
+            self.copy_ends_early -= 1;
+            return false;
+        }
+        self.copy_in = true;
+        self.copy_simple = self.copying_request_simple();
+        true
+    }
+
     /// Records whether the request being framed now is a simple Query.
     pub(super) fn note_request_kind(&mut self, simple: bool) {
         let bit = 1u64 << (self.requests_framed % 64);

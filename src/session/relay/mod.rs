@@ -130,6 +130,9 @@ pub struct Relay {
     pub server_fatal: bool,
     /// For the COPY IN in progress: whether a simple Query started it (`None`: unknown).
     copy_simple: Option<bool>,
+    /// CopyDone/CopyFail frames the client sent before the server's CopyInResponse (a
+    /// client that pipelines its COPY data): that COPY is ended already.
+    copy_ends_early: u32,
     /// CloseCompletes owed for statements the proxy closed: hidden from the client.
     hidden_closes: u32,
     /// This client's share of the process-wide budget for buffered client bytes.
@@ -169,6 +172,7 @@ impl Relay {
             simple_requests: 0,
             server_fatal: false,
             copy_simple: None,
+            copy_ends_early: 0,
             hidden_closes: 0,
             charge: None,
         }
@@ -485,7 +489,7 @@ impl Relay {
                 self.requests_framed += 1;
             }
             if matches!(tag, b'c' | b'f') {
-                self.copy_in = false;
+                self.note_copy_end();
             }
             if request_end {
                 self.unsynced = false;
@@ -554,12 +558,12 @@ impl Relay {
                             self.pending = self.pending.saturating_sub(1);
                             self.requests_answered += 1;
                             self.copy_in = false;
+                            if self.pending == 0 {
+                                // Nothing in flight: an early end counted now was stray.
+                                self.copy_ends_early = 0;
+                            }
                         }
-                        b'G' => {
-                            self.copy_in = true;
-                            self.copy_simple = self.copying_request_simple();
-                            copy_started = true;
-                        }
+                        b'G' => copy_started |= self.note_copy_start(),
                         b'E' => {
                             // An error ends COPY IN on the server's side; what it
                             // expects next is no longer known for sure.

@@ -22,7 +22,7 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, Overrides, Upstream};
 use crate::pool::{run_reaper, Pool, PoolKey, PoolParams};
 use crate::query::Analyzer;
-use crate::session::{ClientRegistry, Measure};
+use crate::session::{BufferBudget, ClientRegistry, Measure, Openings};
 use crate::slow::{Capturer, Slow};
 use crate::stats::Registry as StatsRegistry;
 use crate::store::Store;
@@ -40,6 +40,10 @@ pub struct Shared {
     pub pools: DashMap<PoolKey, Arc<Pool>>,
     /// Logged-in clients: state, cancel keys.
     pub clients_registry: ClientRegistry,
+    /// Connections that have not logged in yet (their own limit; the oldest is shed).
+    pub openings: Openings,
+    /// Client bytes buffered but not yet forwarded, against `client_buffer_budget`.
+    pub buffer_budget: Arc<BufferBudget>,
     pub auth: Authenticator,
     /// Clients connected now.
     pub clients: AtomicUsize,
@@ -170,6 +174,18 @@ impl Shared {
         self.force_close.cancel();
     }
 
+    /// Forgets pools nobody uses and that hold no server (see [`Pool::is_forgettable`]),
+    /// so logins naming databases that do not exist leave nothing behind.
+    pub fn prune_pools(&self) {
+        self.pools.retain(|key, pool| {
+            let forget = Pool::is_forgettable(pool);
+            if forget {
+                tracing::debug!(pool = %key, logged_in = pool.ever_logged_in(), "forgetting unused pool");
+            }
+            !forget
+        });
+    }
+
     /// Every pool, for maintenance and reporting.
     pub fn all_pools(&self) -> Vec<Arc<Pool>> {
         self.pools.iter().map(|p| p.value().clone()).collect()
@@ -268,6 +284,8 @@ impl App {
             tls: ArcSwap::from_pointee(tls),
             pools: DashMap::new(),
             clients_registry: ClientRegistry::default(),
+            openings: Openings::default(),
+            buffer_budget: Arc::default(),
             auth: Authenticator::default(),
             clients: AtomicUsize::new(0),
             clients_total: AtomicU64::new(0),
@@ -290,7 +308,10 @@ impl App {
         crate::slow::start(&shared, slow_rx, &tracker);
         let reaper_shared = shared.clone();
         tracker.spawn(run_reaper(
-            move || reaper_shared.all_pools(),
+            move || {
+                reaper_shared.prune_pools();
+                reaper_shared.all_pools()
+            },
             shared.shutdown.clone(),
         ));
         tracing::info!(listen = %local_addr, admin = ?admin_addr, upstream = %shared.upstream().address(), "pgsidecar listening");

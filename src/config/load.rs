@@ -100,6 +100,12 @@ impl Config {
         if self.max_fingerprints == 0 {
             return Err(invalid("max_fingerprints", "must be at least 1".into()));
         }
+        if self.client_buffer_budget < 1024 * 1024 {
+            return Err(invalid(
+                "client_buffer_budget",
+                "must be at least 1048576 (1 MiB)".into(),
+            ));
+        }
         if self.max_message_size < 1024 {
             return Err(invalid("max_message_size", "must be at least 1024".into()));
         }

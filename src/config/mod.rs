@@ -71,6 +71,9 @@ pub struct Config {
     pub client_login_timeout: Duration,
     /// Largest protocol message accepted from a client, in bytes.
     pub max_message_size: usize,
+    /// Bytes all clients together may hold in buffers for messages not yet forwarded
+    /// (a big Query must arrive whole); past it a client gets SQLSTATE 53200.
+    pub client_buffer_budget: usize,
     /// TLS towards clients: `disable`, `allow` or `require`.
     pub client_tls: ClientTlsMode,
     /// PEM certificate chain clients are shown (required unless `client_tls` is disable).
@@ -224,7 +227,8 @@ impl Default for Config {
             server_check_delay: Duration::from_secs(30),
             server_reset_query: "DISCARD ALL".into(),
             client_login_timeout: Duration::from_secs(15),
-            max_message_size: 256 * 1024 * 1024,
+            max_message_size: 64 * 1024 * 1024,
+            client_buffer_budget: 256 * 1024 * 1024,
             client_tls: ClientTlsMode::Disable,
             client_tls_cert_file: None,
             client_tls_key_file: None,

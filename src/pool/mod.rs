@@ -9,6 +9,7 @@
 mod counters;
 mod guard;
 pub mod login;
+pub mod owners;
 mod reaper;
 pub mod server;
 pub mod side;
@@ -145,6 +146,10 @@ pub struct Pool {
     /// Function names known to be built-ins only (or not), for transaction mode's check
     /// of opaque statements ([`crate::query::opacity`]).
     pub functions: Arc<crate::query::KnownFunctions>,
+    /// Owners of the renamed prepared statements on this pool's servers.
+    pub owners: owners::StatementOwners,
+    /// A server login for this pool has succeeded at least once.
+    logged_in: AtomicBool,
 }
 
 impl Pool {
@@ -161,6 +166,8 @@ impl Pool {
             paused: AtomicBool::new(false),
             resumed: Notify::new(),
             functions: Arc::default(),
+            owners: owners::StatementOwners::default(),
+            logged_in: AtomicBool::new(false),
         })
     }
 
@@ -348,6 +355,7 @@ impl Pool {
         .await;
         match opened {
             Ok(server) => {
+                self.logged_in.store(true, Ordering::Relaxed);
                 tracing::debug!(pool = %self.key, pid = server.pid, tls = server.stream.is_tls(), channel_binding = server.channel_binding, "opened server connection");
                 if server.stream.is_tls() {
                     self.counters.tls_logins.fetch_add(1, Ordering::Relaxed);
@@ -380,6 +388,22 @@ impl Pool {
             dbname: params.settings.server_dbname.clone(),
             user: self.key.user.clone(),
         }
+    }
+
+    /// True when nothing but the pool map refers to `pool` and it holds no server: it
+    /// can be forgotten. A pool that never logged in to its server (a database or user
+    /// that does not exist) goes at once; one that did once its servers have aged out
+    /// (`server_idle_timeout`), since its counters are worth keeping while it is in use.
+    pub fn is_forgettable(pool: &Arc<Pool>) -> bool {
+        Arc::strong_count(pool) == 1
+            && pool.counters.open.load(Ordering::Relaxed) == 0
+            && pool.counters.logging_in.load(Ordering::Relaxed) == 0
+            && !pool.is_paused()
+    }
+
+    /// Whether a server login for this pool ever succeeded.
+    pub fn ever_logged_in(&self) -> bool {
+        self.logged_in.load(Ordering::Relaxed)
     }
 
     /// Puts a clean server on the idle list.

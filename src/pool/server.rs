@@ -83,6 +83,8 @@ pub struct ServerConn {
     /// each was last used, for closing the least recently used.
     prepared: HashMap<Arc<str>, u64>,
     prepared_tick: u64,
+    /// The pool's owner departures already looked for among `prepared`.
+    swept_departures: u64,
     /// Signature of the client settings this server was last checked against; reset
     /// whenever the server's settings change, so an unchanged match skips the check.
     pub verified_for: Option<u64>,
@@ -131,6 +133,7 @@ impl ServerConn {
             applied: HashMap::new(),
             prepared: HashMap::new(),
             prepared_tick: 0,
+            swept_departures: 0,
             tx_status: b'I',
             pending: 0,
             poisoned: false,
@@ -189,6 +192,24 @@ impl ServerConn {
             self.prepared.remove(name);
         }
         old
+    }
+
+    /// The statements of owners that left since the last look, removed from the record:
+    /// the caller closes them on the server. Costs one atomic load when nobody left.
+    pub fn take_departed(&mut self, owners: &super::owners::StatementOwners) -> Vec<Arc<str>> {
+        let departures = owners.departures();
+        if departures == self.swept_departures {
+            return Vec::new();
+        }
+        self.swept_departures = departures;
+        let gone: Vec<Arc<str>> = (self.prepared.keys())
+            .filter(|name| super::owners::owner_of(name).is_some_and(|id| !owners.is_live(id)))
+            .cloned()
+            .collect();
+        for name in &gone {
+            self.prepared.remove(name);
+        }
+        gone
     }
 
     /// Records a ParameterStatus the server sent.

@@ -23,6 +23,8 @@ pub enum SessionError {
     Relay(#[from] RelayError),
     #[error("too many client connections (max_client_conn {0})")]
     TooManyClients(usize),
+    #[error("too many connections are logging in; this one was the oldest")]
+    TooManyOpening,
     #[error("no PostgreSQL user name specified in startup packet")]
     NoUser,
     #[error("canceling authentication due to timeout")]
@@ -55,9 +57,10 @@ impl SessionError {
             | SessionError::Relay(RelayError::Protocol(_)) => "08P01",
             SessionError::Auth(AuthError::Failed(_)) => "28P01",
             SessionError::NoUser | SessionError::TlsRequired => "28000",
-            SessionError::TooManyClients(_) => "53300",
+            SessionError::TooManyClients(_) | SessionError::TooManyOpening => "53300",
             SessionError::Pool(PoolError::Timeout { .. }) => "53300",
             SessionError::LoginTimeout => "57014",
+            SessionError::Relay(RelayError::OutOfMemory { .. }) => "53200",
             SessionError::ShuttingDown => "57P01",
             _ => "08006",
         }

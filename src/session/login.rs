@@ -3,7 +3,6 @@
 //! ReadyForQuery).
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::tls::ClientStream;
@@ -13,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use super::clients::{ClientHandle, ClientIdentity};
 use super::params::ClientParams;
 use super::serve::Serve;
-use super::{report, SessionError};
+use super::{report, OpeningPlace, SessionError};
 use crate::app::Shared;
 use crate::config::PoolMode;
 use crate::pool::{Pool, PooledServer, ServerError};
@@ -35,18 +34,26 @@ pub async fn login_and_serve(
     mut stream: ClientStream,
     peer: SocketAddr,
     startup: StartupMessage,
+    place: OpeningPlace,
 ) {
     // The admin console (database `pgsidecar` or `pgbouncer`) logs in and serves itself.
     if crate::console::wants_console(&startup) {
+        drop(place);
         return crate::console::login_and_serve(shared.clone(), stream, peer, startup).await;
     }
     let limit = shared.config().client_login_timeout;
-    let greeted =
-        match tokio::time::timeout(limit, login(shared, &mut stream, peer, &startup)).await {
-            Ok(Ok(greeted)) => greeted,
-            Ok(Err(e)) => return report(&mut stream, peer, e).await,
-            Err(_) => return report(&mut stream, peer, SessionError::LoginTimeout).await,
-        };
+    let logging_in = tokio::time::timeout(limit, login(shared, &mut stream, peer, &startup));
+    let outcome = tokio::select! {
+        outcome = logging_in => outcome,
+        // Pushed out by newer connections while still logging in.
+        _ = place.shed() => Ok(Err(SessionError::TooManyOpening)),
+    };
+    drop(place);
+    let greeted = match outcome {
+        Ok(Ok(greeted)) => greeted,
+        Ok(Err(e)) => return report(&mut stream, peer, e).await,
+        Err(_) => return report(&mut stream, peer, SessionError::LoginTimeout).await,
+    };
     tracing::debug!(%peer, pool = %greeted.pool.key, "client logged in");
     Serve::new(shared.clone(), stream, greeted, peer)
         .run()
@@ -60,7 +67,8 @@ async fn login(
     startup: &StartupMessage,
 ) -> Result<Greeted, SessionError> {
     let config = shared.config();
-    if shared.clients.load(Ordering::Relaxed) > config.max_client_conn {
+    // Logged-in clients only: connections still opening have a limit of their own.
+    if shared.clients_registry.len() >= config.max_client_conn {
         return Err(SessionError::TooManyClients(config.max_client_conn));
     }
     let user = startup

@@ -6,10 +6,12 @@
 //! `params` carries the client's settings from server to server; `cancel` routes
 //! CancelRequests; `error` maps failures to what the client is told.
 
+mod budget;
 mod buffers;
 mod clients;
 mod error;
 mod login;
+mod openings;
 mod params;
 mod prepared;
 mod relay;
@@ -20,11 +22,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub use budget::BufferBudget;
 pub use clients::{ClientEntry, ClientIdentity, ClientRegistry, ClientState};
 pub use error::SessionError;
+pub use openings::{OpeningPlace, Openings};
 pub use params::ClientParams;
 pub use track::Measure;
 
@@ -38,10 +42,19 @@ use crate::tls::{ClientStream, Tls};
 /// is logged and, where the client can still hear it, reported with an ErrorResponse.
 pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _slot = ClientSlot::take(&shared);
-    let login_timeout = shared.config().client_login_timeout;
+    let config = shared.config();
+    let place = shared.openings.enter(config.max_client_conn);
+    let login_timeout = config.client_login_timeout;
     let tls = shared.tls();
     let opening = open(&shared, &tls, ClientStream::Plain(stream));
-    let (stream, startup) = match tokio::time::timeout(login_timeout, opening).await {
+    let opened = tokio::select! {
+        opened = tokio::time::timeout(login_timeout, opening) => opened,
+        _ = place.shed() => {
+            tracing::debug!(%peer, "connection shed: too many connections still opening");
+            return;
+        }
+    };
+    let (stream, startup) = match opened {
         Ok(Opened::Startup(stream, startup)) => (stream, startup),
         Ok(Opened::Done) => return,
         Ok(Opened::Failed(mut stream, e)) => return report(&mut stream, peer, e).await,
@@ -54,7 +67,7 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             return;
         }
     };
-    login::login_and_serve(&shared, stream, peer, startup).await;
+    login::login_and_serve(&shared, stream, peer, startup, place).await;
 }
 
 /// How the opening ended.
@@ -141,7 +154,7 @@ async fn next_packet(
 }
 
 /// Logs a session's failure and tells the client, if it is still there.
-pub(crate) async fn report<S: AsyncWrite + Unpin>(
+pub(crate) async fn report<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     peer: SocketAddr,
     err: SessionError,
@@ -153,8 +166,33 @@ pub(crate) async fn report<S: AsyncWrite + Unpin>(
     }
     if let Some(message) = err.fatal_message() {
         let _ = stream.write_all(&message).await;
-        let _ = stream.shutdown().await;
+        close_client(stream).await;
     }
+}
+
+/// How long a closing connection is read (and the bytes dropped) after its last message.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+/// Bytes read and dropped at most while lingering.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Closes a client's connection so that the last message sent reaches it: the write side
+/// is shut first, then what the client still sends is read and dropped for a moment.
+/// Closing a socket with unread bytes makes the kernel send a reset, and a reset can
+/// destroy the ErrorResponse still on its way (a client that sent a query right after
+/// its COMMIT would see a bare disconnect instead of 57P01).
+pub(crate) async fn close_client<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut scratch = [0u8; 8192];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Counts a connected client for `max_client_conn` and the totals.

@@ -2,14 +2,16 @@
 //! it back when the transaction ends (transaction mode), and end cleanly on Terminate,
 //! disconnect, errors or shutdown.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
 use crate::tls::ClientStream;
 
+use super::budget::Charge;
 use super::clients::ClientHandle;
 use super::error::checkout_error;
 use super::login::{sync_server, Greeted};
@@ -21,8 +23,13 @@ use super::{report, SessionError};
 use crate::admin::PIN_REASONS;
 use crate::app::Shared;
 use crate::config::PoolMode;
+use crate::pool::owners::StatementOwner;
 use crate::pool::{Pool, PoolError, PooledServer, ServerError};
 use crate::query::PinReason;
+
+/// How long a client that left (Terminate, or EOF in COPY) may keep its server busy
+/// with answers nobody reads; past it the server is cancelled and closed.
+const DEPARTURE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Serve {
     shared: Arc<Shared>,
@@ -31,6 +38,9 @@ pub struct Serve {
     params: ClientParams,
     client: ClientHandle,
     peer: SocketAddr,
+    /// Transaction mode with prepared statements: this client's statement names; when
+    /// it leaves (drop), its statements are closed on each server at its next checkout.
+    _owner: Option<StatementOwner>,
 }
 
 /// Every setting the session changed (SET, `set_config`), and the role (not listed in
@@ -135,10 +145,17 @@ impl Serve {
         if relay.watch_effects {
             relay.functions = Some(greeted.pool.functions.clone());
         }
+        let mut owner = None;
         if relay.release_when_idle && config.max_prepared_statements > 0 {
-            relay.prepared = Some(Prepared::new(greeted.client.pid()));
+            let joined = StatementOwner::join(&greeted.pool);
+            relay.prepared = Some(Prepared::new(joined.id));
+            owner = Some(joined);
         }
         relay.on_pin = Some(pin_reporter(&shared, &greeted.pool.key, peer));
+        relay.charge = Some(Charge::new(
+            shared.buffer_budget.clone(),
+            config.client_buffer_budget,
+        ));
         if let Some(measure) = &shared.measure {
             let key = &greeted.pool.key;
             let app = greeted.params.get("application_name").unwrap_or("");
@@ -160,6 +177,7 @@ impl Serve {
             params: greeted.params,
             client: greeted.client,
             peer,
+            _owner: owner,
         }
     }
 
@@ -179,6 +197,14 @@ impl Serve {
             }
         }
         self.release();
+        if server_failed && self.relay.server_fatal {
+            // The server said why it is closing (57P01 at its shutdown, say): that
+            // FATAL, already queued for the client, is the one the client hears.
+            tracing::info!(peer = %self.peer, pool = %self.pool.key, "server closed the connection after a FATAL error; relaying it");
+            let _ = self.relay.flush_client().await;
+            super::close_client(&mut self.relay.client).await;
+            return;
+        }
         match result {
             Ok(()) => tracing::debug!(peer = %self.peer, "client disconnected"),
             Err(e) => {
@@ -192,6 +218,8 @@ impl Serve {
 
     async fn serve(&mut self) -> Result<(), SessionError> {
         let mut watch = self.shared.watch_shutdown();
+        // Armed when the client leaves with answers still owed: the wait is bounded.
+        let mut departure: Option<Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             if self.relay.server.is_none() {
                 self.relay.shrink();
@@ -201,7 +229,16 @@ impl Serve {
                 if watch.poll_stop(cx, &self.shared, self.relay.at_rest()) {
                     return Poll::Ready(Err(SessionError::ShuttingDown));
                 }
-                self.relay.poll_event(cx).map_err(SessionError::from)
+                let polled = self.relay.poll_event(cx).map_err(SessionError::from);
+                if polled.is_pending() && self.relay.departing() {
+                    let limit = departure
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(DEPARTURE_LIMIT)));
+                    if limit.as_mut().poll(cx).is_ready() {
+                        tracing::info!(peer = %self.peer, pool = %self.pool.key, "departed client's server did not finish in time; closing it");
+                        return Poll::Ready(Ok(Event::ClientDone));
+                    }
+                }
+                polled
             })
             .await?;
             match event {
@@ -245,8 +282,10 @@ impl Serve {
             limit,
         )
         .await;
+        let departed = server.take_departed(&self.pool.owners);
         self.client.set_server(Some(server.cancel_key.clone()));
         self.relay.attach_server(server);
+        self.relay.close_statements(&departed);
         Ok(())
     }
 

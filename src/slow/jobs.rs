@@ -133,31 +133,25 @@ fn new_plan(job: &CaptureJob, plan: &CapturedPlan, params: Option<Value>) -> New
     }
 }
 
-/// Sends an alert to its subscribers beyond the log: the store and the webhook.
-pub async fn deliver_alert(shared: &Arc<Shared>, alert: Alert) {
-    let url = shared.config().alert_webhook_url.clone();
-    match shared.store.get() {
-        Some(store) => {
-            if let Err(e) = bounded(store.insert_alert(&alert)).await {
-                tracing::warn!(error = %e, "cannot store the alert");
-            }
-            if let Some(url) = url {
-                // The URL is a credential: the job names no URL, and runs with the one
-                // configured when it runs.
-                let body = webhook::body(&alert, &shared.sidecar_id);
-                let payload = json!({ "body": body });
-                if let Err(e) = bounded(store.enqueue("webhook", payload, None)).await {
-                    tracing::warn!(error = %e, "cannot queue the alert webhook; posting it now");
-                    spawn_memory_delivery(shared.clone(), url, alert);
-                }
-            }
-        }
-        None => {
-            if let Some(url) = url {
-                spawn_memory_delivery(shared.clone(), url, alert);
+/// Sends an alert to its webhook, if one is configured: as a durable job when the store
+/// is usable, else posted from this process.
+pub async fn deliver_webhook(shared: &Arc<Shared>, alert: Alert) {
+    let Some(url) = shared.config().alert_webhook_url.clone() else {
+        return;
+    };
+    if let Some(store) = super::health::usable(shared) {
+        let body = webhook::body(&alert, &shared.sidecar_id);
+        // The URL is a credential: the job names no URL, and runs with the one
+        // configured when it runs.
+        let payload = json!({ "body": body });
+        match bounded(store.enqueue("webhook", payload, None)).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot queue the alert webhook; posting it now")
             }
         }
     }
+    spawn_memory_delivery(shared.clone(), url, alert);
 }
 
 fn spawn_memory_delivery(shared: Arc<Shared>, url: String, alert: Alert) {

@@ -56,25 +56,42 @@ pub async fn list(
     before_id: Option<i64>,
     limit: usize,
 ) -> Result<Listing, String> {
-    let recent = &shared.slow.recent;
-    let Some(store) = shared.store.get() else {
-        return Ok(match list {
-            List::Slow => from_memory(recent.events(before_id, limit + 1), limit, |e| e.id),
-            List::Alerts => from_memory(recent.alerts(before_id, limit + 1), limit, |a| a.id),
-            List::Plans {
-                fingerprint,
-                database,
-            } => {
-                let (f, d) = (fingerprint.as_deref(), database.as_deref());
-                let plans = recent.plans(f, d, before_id, limit + 1);
-                from_memory(plans, limit, |p| p.id)
-            }
-            List::Jobs { .. } => Listing {
-                rows: Vec::new(),
-                next_before_id: None,
-            },
-        });
+    let from_store = match super::health::usable(shared) {
+        Some(store) => from_store(store, list, before_id, limit).await,
+        None => None,
     };
+    Ok(from_store.unwrap_or_else(|| from_recent(shared, list, before_id, limit)))
+}
+
+/// A page from memory: without a store, or while it is down (the in-memory lists hold
+/// every recent event and alert, including those still waiting for the store).
+fn from_recent(shared: &Shared, list: &List, before_id: Option<i64>, limit: usize) -> Listing {
+    let recent = &shared.slow.recent;
+    match list {
+        List::Slow => from_memory(recent.events(before_id, limit + 1), limit, |e| e.id),
+        List::Alerts => from_memory(recent.alerts(before_id, limit + 1), limit, |a| a.id),
+        List::Plans {
+            fingerprint,
+            database,
+        } => {
+            let (f, d) = (fingerprint.as_deref(), database.as_deref());
+            let plans = recent.plans(f, d, before_id, limit + 1);
+            from_memory(plans, limit, |p| p.id)
+        }
+        List::Jobs { .. } => Listing {
+            rows: Vec::new(),
+            next_before_id: None,
+        },
+    }
+}
+
+/// A page from the store; `None` (after marking the store down) when it fails.
+async fn from_store(
+    store: &crate::store::Store,
+    list: &List,
+    before_id: Option<i64>,
+    limit: usize,
+) -> Option<Listing> {
     let limit = limit as u32;
     let listing = match list {
         List::Slow => store.list_slow(before_id, limit).await.map(from_page),
@@ -102,5 +119,11 @@ pub async fn list(
                 listing
             }),
     };
-    listing.map_err(|e| e.to_string())
+    match listing {
+        Ok(listing) => Some(listing),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list from the store; answering from memory");
+            None
+        }
+    }
 }

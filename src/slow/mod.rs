@@ -5,6 +5,7 @@
 pub mod alerts;
 mod capture;
 mod flush;
+mod health;
 mod jobs;
 mod lists;
 mod recent;
@@ -24,6 +25,7 @@ use crate::stats::QueryStats;
 pub use crate::store::Level;
 
 pub use capture::{CaptureInput, Capturer};
+pub use health::usable as usable_store;
 pub use lists::{list, List, Listing};
 pub use recent::{Recent, KEEP as RECENT_KEEP};
 pub use start::{sidecar_id, start};
@@ -133,6 +135,11 @@ pub struct SlowCounters {
     pub webhook_failures: AtomicU64,
     /// Background jobs run by this sidecar, per [`JOB_KINDS`] entry: `[done, failed]`.
     pub jobs: [[AtomicU64; 2]; JOB_KINDS.len()],
+    /// Slow events and alerts dropped from the store backlog (the store was down and
+    /// the backlog full); they stay in the in-memory lists.
+    pub store_dropped: AtomicU64,
+    /// Slow events and alerts waiting to be written to the store.
+    pub store_backlog: AtomicU64,
 }
 
 /// Job kinds counted in `pgsidecar_jobs_total`; anything else counts as `other`.
@@ -155,6 +162,8 @@ pub struct Slow {
     pub policy: ArcSwap<SlowPolicy>,
     pub counters: SlowCounters,
     pub recent: Recent,
+    /// The store is connected and answered its last health check.
+    pub store_up: std::sync::atomic::AtomicBool,
 }
 
 impl Slow {
@@ -166,6 +175,7 @@ impl Slow {
             policy: ArcSwap::from_pointee(SlowPolicy::from_config(config)),
             counters: SlowCounters::default(),
             recent: Recent::default(),
+            store_up: std::sync::atomic::AtomicBool::new(false),
         };
         (Arc::new(slow), rx)
     }

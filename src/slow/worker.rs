@@ -2,7 +2,7 @@
 //! off the client path. With a store, deliveries and captures become durable jobs
 //! ([`super::jobs`]); without one they run here, in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +25,9 @@ const CAPTURE_QUEUE: usize = 16;
 const EXPLAINED_SWEEP_AT: usize = 10_000;
 /// Slow events written to the store in one statement, at most every second.
 const EVENT_BATCH: usize = 200;
+/// Slow events (and, apart, alerts) kept for the store while it is down; past this the
+/// oldest are dropped from the backlog (counted; they stay in the in-memory lists).
+const BACKLOG: usize = 10_000;
 
 struct Worker {
     shared: Arc<Shared>,
@@ -32,8 +35,9 @@ struct Worker {
     gate: AlertGate,
     /// When a capture was last scheduled per (database, fingerprint).
     explained: HashMap<(String, u64), Instant>,
-    /// Slow events not yet written to the store.
-    events: Vec<SlowEvent>,
+    /// Slow events and alerts not yet written to the store (bounded by [`BACKLOG`]).
+    events: VecDeque<SlowEvent>,
+    alerts: VecDeque<Alert>,
     captures: mpsc::Sender<CaptureJob>,
 }
 
@@ -52,7 +56,8 @@ pub fn spawn_worker(
         shared,
         slow,
         explained: HashMap::new(),
-        events: Vec::new(),
+        events: VecDeque::new(),
+        alerts: VecDeque::new(),
         captures,
     };
     tokio::spawn(async move {
@@ -104,8 +109,9 @@ impl Worker {
         self.slow
             .recent
             .push_event(&self.shared.sidecar_id, event.clone());
-        if self.shared.store.get().is_some() {
-            self.events.push(event);
+        if config.store {
+            keep(&mut self.events, event, &self.slow);
+            self.report_backlog();
             if self.events.len() >= EVENT_BATCH {
                 self.flush_events().await;
             }
@@ -153,7 +159,12 @@ impl Worker {
             consecutive = alert.consecutive, duration_ms, query = %alert.query,
             "slow query alert"
         );
-        jobs::deliver_alert(&self.shared, alert).await;
+        if self.shared.config().store {
+            keep(&mut self.alerts, alert.clone(), &self.slow);
+            self.report_backlog();
+            self.flush_events().await;
+        }
+        jobs::deliver_webhook(&self.shared, alert).await;
     }
 
     async fn schedule_capture(
@@ -193,7 +204,7 @@ impl Worker {
             query: entry.meta().normalized.clone(),
             input,
         };
-        match self.shared.store.get() {
+        match super::health::usable(&self.shared) {
             Some(store) => jobs::enqueue_capture(store, job, config.explain_interval).await,
             None => {
                 if self.captures.try_send(job).is_err() {
@@ -203,18 +214,50 @@ impl Worker {
         }
     }
 
+    /// Writes the backlog to the store when it is usable; what fails stays for later
+    /// and marks the store down until its health check passes.
+    fn report_backlog(&self) {
+        let backlog = (self.events.len() + self.alerts.len()) as u64;
+        (self.slow.counters.store_backlog).store(backlog, Ordering::Relaxed);
+    }
+
     async fn flush_events(&mut self) {
-        let Some(store) = self.shared.store.get() else {
+        self.report_backlog();
+        if self.events.is_empty() && self.alerts.is_empty() {
+            return;
+        }
+        let Some(store) = super::health::usable(&self.shared) else {
             return;
         };
-        if self.events.is_empty() {
-            return;
+        while let Some(alert) = self.alerts.front() {
+            if let Err(e) = jobs::bounded(store.insert_alert(alert)).await {
+                tracing::warn!(error = %e, kept = self.alerts.len(), "cannot store alerts; keeping them for later");
+                self.report_backlog();
+                return super::health::note_failure(&self.shared);
+            }
+            self.alerts.pop_front();
         }
-        let events = std::mem::take(&mut self.events);
-        if let Err(e) = jobs::bounded(store.insert_slow_events(&events)).await {
-            tracing::warn!(error = %e, count = events.len(), "cannot store slow events; they stay in memory only");
+        while !self.events.is_empty() {
+            let n = self.events.len().min(EVENT_BATCH);
+            let batch: Vec<SlowEvent> = self.events.range(..n).cloned().collect();
+            if let Err(e) = jobs::bounded(store.insert_slow_events(&batch)).await {
+                tracing::warn!(error = %e, kept = self.events.len(), "cannot store slow events; keeping them for later");
+                self.report_backlog();
+                return super::health::note_failure(&self.shared);
+            }
+            self.events.drain(..n);
         }
+        self.report_backlog();
     }
+}
+
+/// Adds `item` to a store backlog, dropping (and counting) the oldest past [`BACKLOG`].
+fn keep<T>(backlog: &mut VecDeque<T>, item: T, slow: &Slow) {
+    if backlog.len() >= BACKLOG {
+        backlog.pop_front();
+        slow.counters.store_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    backlog.push_back(item);
 }
 
 fn at_of(unix_ms: i64) -> std::time::SystemTime {

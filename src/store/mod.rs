@@ -110,6 +110,16 @@ impl Store {
         Ok(store)
     }
 
+    /// One round trip (`SELECT 1`), for the health check.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(StoreError::query("health check"))?;
+        Ok(())
+    }
+
     /// Sets the first retry delay of a failed job (default 1 s); attempt `n` waits
     /// `base * 2^(n-1)`.
     pub fn with_retry_base(mut self, base: Duration) -> Store {

@@ -232,3 +232,32 @@ async fn e2e_psycopg3() {
     assert_eq!(stdout.trim_end(), "OK", "stderr: {stderr}");
     proxy.stop().await;
 }
+
+/// psycopg's `cursor.execute("copy t from stdin")` raises, and the client then closes
+/// (Terminate) with the server in COPY IN: the proxy fails the COPY, so the only server
+/// (pool_size 1) serves the next connection and holds no lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_psycopg_quits_during_copy_in() {
+    let proxy = Proxy::with(|c| {
+        c.pool_size = 1;
+        c.checkout_timeout = std::time::Duration::from_secs(5);
+    })
+    .await;
+    let table = unique("e2e_copy_quit");
+    connect(&database_url())
+        .await
+        .batch_execute(&format!("CREATE TABLE {table} (a int)"))
+        .await
+        .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/psycopg_copy_quit.py");
+    let port = proxy.port().to_string();
+    let out = run("python3", &[&script.to_string_lossy(), &port, &table]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "psycopg_copy_quit.py failed ({}):\n{stdout}{stderr}",
+        out.status
+    );
+    assert_eq!(stdout.trim_end(), "OK", "stderr: {stderr}");
+    proxy.stop().await;
+}

@@ -206,3 +206,55 @@ async fn deallocate_by_name_and_all() {
     assert_eq!(tags(&raw.until_ready().await), "2TDCZ");
     proxy.stop().await;
 }
+
+/// A client that leaves takes its prepared statements with it: the next client of the
+/// same server (pool_size 1) does not see their texts in pg_prepared_statements, and
+/// closing them cost no request of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn departed_clients_statements_are_closed_on_the_server() {
+    let proxy = Proxy::with(|c| c.pool_size = 1).await;
+    let marker = crate::common::unique("secret_of_client_a");
+    let shown = |rows: Vec<tokio_postgres::Row>| {
+        rows.iter()
+            .map(|r| r.get::<_, String>(0))
+            .filter(|s| s.contains(&marker))
+            .count()
+    };
+    let listing = "SELECT statement FROM pg_prepared_statements";
+    for _ in 0..3 {
+        let a = proxy.client().await;
+        let statement = a
+            .prepare(&format!("SELECT $1::int AS {marker}"))
+            .await
+            .unwrap();
+        let v: i32 = a.query_one(&statement, &[&7]).await.unwrap().get(0);
+        assert_eq!(v, 7);
+        assert_eq!(
+            shown(a.query(listing, &[]).await.unwrap()),
+            1,
+            "A sees its own"
+        );
+        // tokio-postgres closes a statement when it is dropped: this one it never closes,
+        // as a client that just quits (psycopg, a killed process) does not.
+        std::mem::forget(statement);
+        drop(a);
+        let b = proxy.client().await;
+        let mut left = usize::MAX;
+        for _ in 0..40 {
+            left = shown(b.query(listing, &[]).await.unwrap());
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            left, 0,
+            "a departed client's statement text is visible to the next"
+        );
+        // B's own statements still work, on the same server.
+        let stmt = b.prepare("SELECT $1::int + 1").await.unwrap();
+        let v: i32 = b.query_one(&stmt, &[&1]).await.unwrap().get(0);
+        assert_eq!(v, 2);
+    }
+    proxy.stop().await;
+}

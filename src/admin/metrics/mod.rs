@@ -10,6 +10,7 @@
 //! that a fleet of sidecars aggregates. Gathering runs on a blocking thread.
 
 mod family;
+mod pool_rows;
 mod pools;
 mod queries;
 mod slow;

@@ -6,10 +6,11 @@
 //! `pgsidecar_server_connect_errors_total`, `pgsidecar_server_tls_logins_total`,
 //! `pgsidecar_server_channel_bound_logins_total`, `pgsidecar_client_connections`,
 //! `pgsidecar_client_connections_total`, `pgsidecar_client_connections_max` (the
-//! configured `max_client_conn`), `pgsidecar_pinned_clients_total{reason}` and
+//! configured `max_client_conn`), `pgsidecar_pinned_clients_total{reason}`,
+//! `pgsidecar_client_buffer_bytes`, `pgsidecar_client_buffer_refusals_total` and
 //! `pgsidecar_build_info{version}`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -17,7 +18,8 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::family::{Family, Spec};
-use crate::admin::pools::{client_counts, server_counts};
+use super::pool_rows::{MAX_POOL_SERIES, OTHER};
+use crate::admin::pools::client_counts;
 use crate::app::Shared;
 use crate::pool::WAIT_BUCKETS;
 
@@ -134,6 +136,18 @@ const PINNED: Spec = spec(
     MetricType::COUNTER,
     &["reason"],
 );
+const BUFFERED: Spec = spec(
+    "pgsidecar_client_buffer_bytes",
+    "Client buffer bytes charged against client_buffer_budget (each client's first 512 KiB are free)",
+    MetricType::GAUGE,
+    &[],
+);
+const REFUSED: Spec = spec(
+    "pgsidecar_client_buffer_refusals_total",
+    "Clients closed with 53200 because their buffered message did not fit in client_buffer_budget",
+    MetricType::COUNTER,
+    &[],
+);
 const BUILD: Spec = spec(
     "pgsidecar_build_info",
     "The running version",
@@ -141,7 +155,7 @@ const BUILD: Spec = spec(
     &["version"],
 );
 
-pub const SPECS: [&Spec; 15] = [
+pub const SPECS: [&Spec; 17] = [
     &CONNECTIONS,
     &CLIENTS,
     &SIZE,
@@ -156,6 +170,8 @@ pub const SPECS: [&Spec; 15] = [
     &CLIENTS_TOTAL,
     &CLIENTS_MAX,
     &PINNED,
+    &BUFFERED,
+    &REFUSED,
     &BUILD,
 ];
 
@@ -182,45 +198,55 @@ impl PoolCollector {
         let mut errors = Family::new(&CONNECT_ERRORS);
         let mut tls = Family::new(&TLS_LOGINS);
         let mut bound = Family::new(&CHANNEL_BOUND);
-        for pool in self.shared.all_pools() {
-            let labels = [pool.key.database.as_str(), pool.key.user.as_str()];
+        let rows = super::pool_rows::rows(&self.shared.all_pools());
+        for row in &rows {
+            let labels = [row.database.as_str(), row.user.as_str()];
             let [db, user] = labels;
-            let servers = server_counts(&pool);
-            for (state, n) in ["active", "idle", "testing", "login"].iter().zip(servers) {
+            for (state, n) in ["active", "idle", "testing", "login"]
+                .iter()
+                .zip(row.servers)
+            {
                 conns.gauge(&[db, user, state], n as f64);
             }
-            let c = &pool.counters;
-            size.gauge(&labels, pool.params().settings.size as f64);
-            paused.gauge(&labels, if pool.is_paused() { 1.0 } else { 0.0 });
-            checkouts.counter(&labels, c.checkouts.load(Ordering::Relaxed) as f64);
-            let (cumulative, count) = c.wait_histogram();
-            let sum = c.wait_us_total.load(Ordering::Relaxed) as f64 / 1e6;
-            wait.histogram(&labels, &WAIT_BUCKETS, &cumulative, count, sum);
-            timeouts.counter(&labels, c.checkout_timeouts.load(Ordering::Relaxed) as f64);
-            errors.counter(&labels, c.connect_errors.load(Ordering::Relaxed) as f64);
-            tls.counter(&labels, c.tls_logins.load(Ordering::Relaxed) as f64);
-            bound.counter(
-                &labels,
-                c.channel_bound_logins.load(Ordering::Relaxed) as f64,
-            );
+            size.gauge(&labels, row.size as f64);
+            paused.gauge(&labels, row.paused as f64);
+            checkouts.counter(&labels, row.checkouts as f64);
+            let (cumulative, count, sum) = (&row.wait_cumulative, row.wait_count, row.wait_sum);
+            wait.histogram(&labels, &WAIT_BUCKETS, cumulative, count, sum);
+            timeouts.counter(&labels, row.timeouts as f64);
+            errors.counter(&labels, row.connect_errors as f64);
+            tls.counter(&labels, row.tls_logins as f64);
+            bound.counter(&labels, row.channel_bound as f64);
         }
-        let clients = self.clients();
+        let shown: BTreeSet<(String, String)> =
+            (rows.into_iter()).map(|r| (r.database, r.user)).collect();
+        let clients = self.clients(&shown);
         vec![
             conns, clients, size, paused, checkouts, wait, timeouts, errors, tls, bound,
         ]
     }
 
-    /// Clients per (database, user) of every pool and every client's own pair.
-    fn clients(&self) -> Family {
+    /// Clients per (database, user) of every pool shown and every client's own pair;
+    /// past [`pool_rows::MAX_POOL_SERIES`] pairs, the rest are summed as `(other)`.
+    fn clients(&self, shown: &BTreeSet<(String, String)>) -> Family {
         let counts = client_counts(&self.shared);
-        let pools = self.shared.all_pools();
-        let keys: BTreeSet<(String, String)> = (pools.iter())
-            .map(|p| (p.key.database.clone(), p.key.user.clone()))
+        let keys: BTreeSet<(String, String)> = (shown.iter().cloned())
             .chain(counts.keys().cloned())
             .collect();
-        let mut family = Family::new(&CLIENTS);
+        let other = (OTHER.to_string(), OTHER.to_string());
+        let mut totals: BTreeMap<(String, String), [u64; 3]> = BTreeMap::new();
+        let room = MAX_POOL_SERIES.max(shown.len());
         for key in keys {
             let n = counts.get(&key).copied().unwrap_or_default();
+            let own = shown.contains(&key) || totals.len() < room;
+            let slot = totals.entry(if own { key } else { other.clone() });
+            let sum = slot.or_default();
+            for (a, b) in sum.iter_mut().zip(n) {
+                *a += b;
+            }
+        }
+        let mut family = Family::new(&CLIENTS);
+        for (key, n) in totals {
             for (state, n) in ["active", "waiting", "idle"].iter().zip(n) {
                 family.gauge(&[&key.0, &key.1, state], n as f64);
             }
@@ -249,9 +275,14 @@ impl Collector for PoolCollector {
         for (reason, n) in PIN_REASONS.iter().zip(&self.shared.pinned_clients) {
             pinned.counter(&[reason], n.load(Ordering::Relaxed) as f64);
         }
+        let budget = &self.shared.buffer_budget;
+        let mut buffered = Family::new(&BUFFERED);
+        buffered.gauge(&[], budget.used() as f64);
+        let mut refused = Family::new(&REFUSED);
+        refused.counter(&[], budget.refused.load(Ordering::Relaxed) as f64);
         let mut build = Family::new(&BUILD);
         build.gauge(&[env!("CARGO_PKG_VERSION")], 1.0);
-        families.extend([now, total, max, pinned, build]);
+        families.extend([now, total, max, pinned, buffered, refused, build]);
         families.into_iter().map(Family::finish).collect()
     }
 }

@@ -3,9 +3,10 @@
 //! `pgsidecar_slow_samples_dropped_total`, `pgsidecar_plans_captured_total`,
 //! `pgsidecar_plan_capture_failures_total`, `pgsidecar_plan_changes_total`,
 //! `pgsidecar_alert_webhook_failures_total`, `pgsidecar_jobs_total{kind, outcome}`
-//! (background jobs this sidecar ran: done or failed), `pgsidecar_store_up` and
+//! (background jobs this sidecar ran: done or failed), `pgsidecar_store_up`,
 //! `pgsidecar_store_enabled` (the configuration asks for a store: with `store_up`, what
-//! tells "store down" from "memory only").
+//! tells "store down" from "memory only"), `pgsidecar_store_backlog` and
+//! `pgsidecar_store_backlog_dropped_total`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,7 +34,7 @@ const SLOW: Spec = counter(
 );
 /// Plain counters: the spec and the field of [`SlowCounters`] it reads.
 type Plain = (Spec, fn(&SlowCounters) -> &AtomicU64);
-const PLAIN: [Plain; 7] = [
+const PLAIN: [Plain; 8] = [
     (
         counter("pgsidecar_alerts_total", "Slow-query alerts fired", &[]),
         |c| &c.alerts,
@@ -86,10 +87,24 @@ const PLAIN: [Plain; 7] = [
         ),
         |c| &c.webhook_failures,
     ),
+    (
+        counter(
+            "pgsidecar_store_backlog_dropped_total",
+            "Slow events and alerts dropped from the store backlog while the store was down (kept in memory only)",
+            &[],
+        ),
+        |c| &c.store_dropped,
+    ),
 ];
 const STORE_UP: Spec = Spec {
     name: "pgsidecar_store_up",
-    help: "1 when the store is connected and migrated, 0 in memory-only mode",
+    help: "1 when the store is connected, migrated and answered its last health check",
+    kind: MetricType::GAUGE,
+    labels: &[],
+};
+const STORE_BACKLOG: Spec = Spec {
+    name: "pgsidecar_store_backlog",
+    help: "Slow events and alerts waiting to be written to the store",
     kind: MetricType::GAUGE,
     labels: &[],
 };
@@ -113,7 +128,7 @@ pub struct SlowCollector {
 
 impl SlowCollector {
     pub fn new(shared: Arc<Shared>) -> prometheus::Result<SlowCollector> {
-        let specs = [&SLOW, &STORE_UP, &JOBS, &STORE_ENABLED]
+        let specs = [&SLOW, &STORE_UP, &JOBS, &STORE_ENABLED, &STORE_BACKLOG]
             .into_iter()
             .chain(PLAIN.iter().map(|p| &p.0));
         Ok(SlowCollector {
@@ -140,14 +155,8 @@ impl Collector for SlowCollector {
             families.push(family);
         }
         let mut up = Family::new(&STORE_UP);
-        up.gauge(
-            &[],
-            if self.shared.store.get().is_some() {
-                1.0
-            } else {
-                0.0
-            },
-        );
+        let usable = crate::slow::usable_store(&self.shared).is_some();
+        up.gauge(&[], if usable { 1.0 } else { 0.0 });
         families.push(up);
         let mut enabled = Family::new(&STORE_ENABLED);
         let on = self.shared.config().store;
@@ -160,6 +169,9 @@ impl Collector for SlowCollector {
             }
         }
         families.push(jobs);
+        let mut backlog = Family::new(&STORE_BACKLOG);
+        backlog.gauge(&[], c.store_backlog.load(Ordering::Relaxed) as f64);
+        families.push(backlog);
         families.into_iter().map(Family::finish).collect()
     }
 }

@@ -46,7 +46,7 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(client_id: i32) -> Prepared {
+    pub fn new(client_id: u64) -> Prepared {
         Prepared {
             client: ClientStatements::new(client_id),
             expected: VecDeque::new(),

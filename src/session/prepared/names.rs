@@ -28,7 +28,7 @@ pub struct Statement {
 }
 
 impl ClientStatements {
-    pub fn new(client_id: i32) -> ClientStatements {
+    pub fn new(client_id: u64) -> ClientStatements {
         ClientStatements {
             prefix: format!("pgsc_{client_id:x}_"),
             next: 0,

@@ -17,8 +17,10 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
 
+mod depart;
 mod statements;
 
+use super::budget::{self, Charge};
 use super::buffers;
 use super::prepared::Prepared;
 use super::track::{sqlstate_of, Tracker};
@@ -63,6 +65,10 @@ pub enum RelayError {
     Server(io::Error),
     #[error("server closed the connection")]
     ServerClosed,
+    #[error(
+        "out of memory: buffered client messages would exceed client_buffer_budget ({limit} bytes)"
+    )]
+    OutOfMemory { limit: usize },
 }
 
 pub struct Relay {
@@ -122,6 +128,24 @@ pub struct Relay {
     /// Requests framed, and requests answered (ReadyForQuery), since the session began.
     requests_framed: u64,
     requests_answered: u64,
+    /// The server is in COPY FROM STDIN and the client has not ended it (CopyDone or
+    /// CopyFail): a departing client must end it for the server (see `depart`).
+    copy_in: bool,
+    /// Bit `n % 64` is set when request `n` was a simple Query (not a Sync): tells how a
+    /// COPY the server started must be failed.
+    simple_requests: u64,
+    /// The server sent an ErrorResponse with severity FATAL or PANIC: it is closing, and
+    /// its own error is the one the client hears.
+    pub server_fatal: bool,
+    /// For the COPY IN in progress: whether a simple Query started it (`None`: unknown).
+    copy_simple: Option<bool>,
+    /// CopyDone/CopyFail frames the client sent before the server's CopyInResponse (a
+    /// client that pipelines its COPY data): that COPY is ended already.
+    copy_ends_early: u32,
+    /// CloseCompletes owed for statements the proxy closed: hidden from the client.
+    hidden_closes: u32,
+    /// This client's share of the process-wide budget for buffered client bytes.
+    pub charge: Option<Charge>,
 }
 
 impl Relay {
@@ -156,6 +180,13 @@ impl Relay {
             forget_server_statements: false,
             requests_framed: 0,
             requests_answered: 0,
+            copy_in: false,
+            simple_requests: 0,
+            server_fatal: false,
+            copy_simple: None,
+            copy_ends_early: 0,
+            hidden_closes: 0,
+            charge: None,
         }
     }
 
@@ -235,7 +266,7 @@ impl Relay {
         let half_read = self.sbuf.len() > self.s_fwd || self.sscan.mid_frame();
         server.pending = self.pending;
         server.tx_status = self.tx_status;
-        if half_sent || half_read {
+        if half_sent || half_read || std::mem::take(&mut self.hidden_closes) > 0 {
             server.poisoned = true;
         }
         // Bytes after the last whole server frame belong to that server only.
@@ -248,6 +279,9 @@ impl Relay {
     pub fn shrink(&mut self) {
         if self.cbuf.is_empty() && self.cbuf.capacity() > 0 {
             buffers::give(std::mem::take(&mut self.cbuf));
+            if let Some(charge) = self.charge.as_mut() {
+                charge.fit(0);
+            }
         }
         if self.sbuf.is_empty() && self.sbuf.capacity() > 0 {
             buffers::give(std::mem::take(&mut self.sbuf));
@@ -293,6 +327,12 @@ impl Relay {
     /// Writes whatever is ready in both directions. Returns whether anything moved.
     fn poll_writes(&mut self, cx: &mut Context<'_>) -> Result<bool, RelayError> {
         let mut progress = false;
+        if self.terminating && self.s_fwd > 0 {
+            // The client said goodbye: what the server still sends has no reader.
+            self.sbuf.advance(self.s_fwd);
+            self.s_fwd = 0;
+            progress = true;
+        }
         if self.s_fwd > 0 {
             if let Poll::Ready(r) =
                 Pin::new(&mut self.client).poll_write(cx, &self.sbuf[..self.s_fwd])
@@ -340,10 +380,25 @@ impl Relay {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(RelayError::Client(e))),
                 Poll::Pending => return Poll::Pending,
             }
+        } else if self.cbuf.is_empty() && self.cbuf.capacity() > budget::FREE_BYTES {
+            // A big message went through: its memory goes back now, not at idle.
+            self.cbuf = buffers::take();
         } else if self.cbuf.capacity() - self.cbuf.len() < 512 {
             self.cbuf.reserve(READ_CHUNK);
         }
+        if let Some(charge) = self.charge.as_mut() {
+            if !charge.fit(self.cbuf.capacity()) {
+                let limit = charge.limit();
+                return Poll::Ready(Err(RelayError::OutOfMemory { limit }));
+            }
+        }
         match poll_read_buf(Pin::new(&mut self.client), cx, &mut self.cbuf) {
+            Poll::Ready(Ok(0)) if self.copy_in && !self.cscan.mid_frame() => {
+                // A COPY FROM STDIN whose client vanished: end it as after Terminate.
+                *progress = true;
+                self.depart();
+                Poll::Pending
+            }
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(Event::ClientDone)),
             Poll::Ready(Ok(_)) => {
                 *progress = true;
@@ -414,8 +469,8 @@ impl Relay {
             };
             let len = self.rename_statements(tag, len);
             if tag == b'X' {
-                self.terminating = true;
                 self.cbuf.truncate(self.c_fwd);
+                self.depart();
                 break;
             }
             if self.discard_until_sync {
@@ -441,8 +496,12 @@ impl Relay {
                 prepared.retries.keep(batch, frame, alone);
             }
             if request_end {
+                self.note_request_kind(tag == b'Q');
                 self.pending += 1;
                 self.requests_framed += 1;
+            }
+            if matches!(tag, b'c' | b'f') {
+                self.note_copy_end();
             }
             if request_end {
                 self.unsynced = false;
@@ -488,6 +547,7 @@ impl Relay {
 
     /// Frames newly read server bytes, tracking ReadyForQuery and ParameterStatus.
     fn scan_server(&mut self) {
+        let mut copy_started = false;
         // The backend scanner never fails: it accepts any tag and any size.
         while let Ok(step) = self.sscan.next(&self.sbuf[self.s_fwd..]) {
             match step {
@@ -511,6 +571,18 @@ impl Relay {
                             self.tx_status = body.first().copied().unwrap_or(b'I');
                             self.pending = self.pending.saturating_sub(1);
                             self.requests_answered += 1;
+                            self.copy_in = false;
+                            if self.pending == 0 {
+                                // Nothing in flight: an early end counted now was stray.
+                                self.copy_ends_early = 0;
+                            }
+                        }
+                        b'G' => copy_started |= self.note_copy_start(),
+                        b'E' => {
+                            // An error ends COPY IN on the server's side; what it
+                            // expects next is no longer known for sure.
+                            self.copy_in = false;
+                            self.server_fatal |= is_fatal(body);
                         }
                         b'S' => {
                             if let Some((k, v)) = parse_parameter_status(body) {
@@ -527,5 +599,15 @@ impl Relay {
                 }
             }
         }
+        if copy_started && self.copy_in && self.terminating {
+            // The client left before the server's CopyInResponse arrived.
+            self.fail_copy();
+        }
     }
+}
+
+/// True for an ErrorResponse body of severity FATAL or PANIC.
+fn is_fatal(body: &[u8]) -> bool {
+    let fields = messages::parse_error_fields(body);
+    matches!(fields.severity.as_str(), "FATAL" | "PANIC")
 }

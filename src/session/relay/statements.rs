@@ -161,6 +161,11 @@ impl Relay {
         let (Some(prepared), Some(server)) = (self.prepared.as_mut(), self.server.as_mut()) else {
             return false;
         };
+        if tag == b'3' && self.hidden_closes > 0 {
+            // Closes the proxy put first on this server: their answers come first.
+            self.hidden_closes -= 1;
+            return true;
+        }
         let batch = self.requests_answered;
         if prepared.retrying.is_some() {
             if tag == b'Z' {
@@ -195,6 +200,30 @@ impl Relay {
                 false
             }
         }
+    }
+
+    /// Closes `names` (statements of clients that left) on the server just attached, in
+    /// front of the request about to go: Close messages with no Sync of their own, whose
+    /// CloseCompletes are hidden. Closing a statement the server lacks is no error.
+    pub fn close_statements(&mut self, names: &[std::sync::Arc<str>]) {
+        if names.is_empty() || self.server.is_none() {
+            return;
+        }
+        let mut closes = BytesMut::new();
+        for name in names {
+            closes.extend_from_slice(b"C");
+            closes.extend_from_slice(&(4 + 1 + name.len() as u32 + 1).to_be_bytes());
+            closes.extend_from_slice(b"S");
+            closes.extend_from_slice(name.as_bytes());
+            closes.extend_from_slice(b"\0");
+        }
+        splice(&mut self.cbuf, 0, 0, &closes);
+        self.c_fwd += closes.len();
+        self.hidden_closes += names.len() as u32;
+        tracing::debug!(
+            count = names.len(),
+            "closing departed clients' prepared statements"
+        );
     }
 
     /// SQL `DEALLOCATE name` of a statement the client prepared with the protocol

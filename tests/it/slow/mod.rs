@@ -3,6 +3,7 @@
 //! durable store (across a restart, shared by two proxies, unreachable).
 
 mod capture;
+mod outage;
 mod store;
 
 use std::sync::{Arc, Mutex};

@@ -27,4 +27,5 @@ mod slow;
 mod stats;
 mod store;
 mod tls;
+mod truth;
 mod upstream_restart;

@@ -176,6 +176,13 @@ impl Config {
                 "must be more than 0",
             ));
         }
+        let factor = self.explain_latency_factor;
+        if !(factor == 0.0 || factor.is_finite() && factor > 1.0) {
+            return Err(invalid(
+                "explain_latency_factor".into(),
+                "must be 0 (off) or a number above 1",
+            ));
+        }
         Ok(())
     }
 

@@ -97,7 +97,7 @@ fn totals(shared: &Shared) -> BTreeMap<String, DbTotals> {
         t.wait_us += pool.counters.wait_us_total.load(Ordering::Relaxed);
     }
     if let Some(measure) = &shared.measure {
-        let now = measure.epoch.elapsed().as_secs();
+        let now = measure.clock.now();
         for a in measure.registry.aggregates(Window::All, now) {
             dbs.entry(a.database.clone()).or_default().add_aggregate(&a);
         }
@@ -182,7 +182,7 @@ pub fn show_queries(shared: &Shared, window: Window) -> Result<ResultSet, Failur
             "pgsidecar: statement statistics are off (stats = false)",
         ));
     };
-    let now = measure.epoch.elapsed().as_secs();
+    let now = measure.clock.now();
     let mut rs = ResultSet::new(QUERY_COLUMNS);
     let snapshot = measure.registry.snapshot(window, now);
     for q in snapshot.iter().filter(|q| q.calls > 0).take(TOP_QUERIES) {

@@ -8,6 +8,8 @@ mod flush;
 mod jobs;
 mod lists;
 mod recent;
+mod samples;
+mod schedule;
 mod start;
 mod webhook;
 mod worker;
@@ -26,6 +28,8 @@ pub use crate::store::Level;
 pub use capture::{CaptureInput, Capturer};
 pub use lists::{list, List, Listing};
 pub use recent::Recent;
+pub use samples::{Sampled, Samples};
+pub use schedule::{capture_now, CaptureNowError, CaptureReason};
 pub use start::{sidecar_id, start};
 
 /// Slow samples waiting for the worker; beyond this they are dropped and counted.
@@ -113,8 +117,7 @@ pub struct SlowSample {
     pub streak: u32,
     /// Unix time, milliseconds.
     pub at_ms: i64,
-    /// What EXPLAIN needs (critical executions only, when the statement text and the
-    /// bound values were available).
+    /// What EXPLAIN needs (when the statement text and the bound values were available).
     pub capture: Option<CaptureInput>,
 }
 
@@ -140,6 +143,10 @@ pub struct Slow {
     pub policy: ArcSwap<SlowPolicy>,
     pub counters: SlowCounters,
     pub recent: Recent,
+    /// The last sampled execution and plan baseline per shape, for later captures.
+    pub samples: Samples,
+    /// Slow executions not logged one by one (see `slow_log_interval`).
+    pub log_sampled_out: AtomicU64,
 }
 
 impl Slow {
@@ -151,6 +158,8 @@ impl Slow {
             policy: ArcSwap::from_pointee(SlowPolicy::from_config(config)),
             counters: SlowCounters::default(),
             recent: Recent::default(),
+            samples: Samples::default(),
+            log_sampled_out: AtomicU64::new(0),
         };
         (Arc::new(slow), rx)
     }

@@ -20,7 +20,8 @@
 //! combine slots and how aggregates combine shards.
 //!
 //! # Windows
-//! Time is the caller's `now` in seconds (any epoch, the same for all calls). The current
+//! Time is the caller's `now` in seconds (any epoch, the same for all calls; the proxy
+//! uses [`StatsClock`], whose minutes are wall-clock minutes). The current
 //! minute is a dense accumulator; when a record or read sees a later minute, the minute
 //! is folded into compact slots (`slot`) of three tiers: 1-minute slots (the last 5
 //! kept), 5-minute slots (12 kept) and 1-hour slots (24 kept), plus a since-start total.
@@ -63,6 +64,7 @@
 //! evicted entry's `Arc` still accepts records: they reach the aggregate only, and
 //! [`QueryStats::is_evicted`] tells the holder to resolve the key again.
 
+mod clock;
 mod counters;
 mod histogram;
 mod registry;
@@ -76,6 +78,7 @@ mod tests;
 use std::fmt;
 use std::str::FromStr;
 
+pub use clock::StatsClock;
 pub use histogram::{Histogram, BUCKETS, EXPORT_BOUNDS_US, MAX_TRACKED_US};
 pub use registry::{ExportGroup, ExportRow, QueryStats, Registry, DEFAULT_MAX_FINGERPRINTS};
 pub use snapshot::{AggregateSnapshot, QueryDetail, QuerySnapshot, WindowStats};

@@ -96,6 +96,13 @@ impl QueryStats {
         lock(&self.inner).heap_bytes()
     }
 
+    /// This entry's numbers over `window` (for background checks; not the hot path).
+    pub fn window_stats(&self, window: Window, now: u64) -> WindowStats {
+        let mut acc = Acc::new();
+        self.window(window, now, &mut acc);
+        WindowStats::from_acc(&acc)
+    }
+
     fn minute(&self, minute: u64, now: u64, acc: &mut Acc) {
         lock(&self.inner).read_minute(minute, now, acc);
     }

@@ -129,7 +129,7 @@ impl Collector for QueryCollector {
             return Vec::new();
         };
         let registry = &measure.registry;
-        let now = measure.epoch.elapsed().as_secs();
+        let now = measure.clock.now();
         let (rows, groups) = registry.export(now, &BOUNDS_US);
         let top = self.shared.config().metrics_top_queries;
         let (duration, info) = durations(&rows, &groups, top);

@@ -12,6 +12,9 @@
 //! | GET | `/api/slow` | slow executions, newest first ([`slow`]) | `limit`, `cursor` |
 //! | GET | `/api/alerts` | fired alerts, newest first | `limit`, `cursor` |
 //! | GET | `/api/plans` | captured EXPLAIN plans with their hashes, newest first | `fingerprint`, `database`, `limit`, `cursor` |
+//! | POST | `/api/plans/capture` | captures a plan now with the shape's last sampled values; body `{"fingerprint", "database"?}` ([`plans`]) | |
+//! | GET | `/api/plan_changes` | plan changes with the p50 on either side, newest first | `fingerprint`, `database`, `limit`, `cursor` |
+//! | GET | `/api/history` | stored per-minute statistics (`stats_snapshots`), newest first | `window` (default 1h), `fingerprint`, `database`, `limit`, `cursor` |
 //! | GET | `/api/jobs` | background jobs in the store (payloads hidden) | `status`, `limit`, `cursor` |
 //!
 //! - Token ([`auth`]): with `admin_token` set, `/api/*` needs `Authorization: Bearer
@@ -32,6 +35,7 @@ mod error;
 mod metrics;
 mod pages;
 mod params;
+mod plans;
 mod pools;
 mod probes;
 mod queries;
@@ -42,7 +46,7 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -79,6 +83,9 @@ pub fn router(shared: Arc<Shared>) -> prometheus::Result<Router> {
         .route("/api/slow", get(slow::slow))
         .route("/api/alerts", get(slow::alerts))
         .route("/api/plans", get(slow::plans))
+        .route("/api/plans/capture", post(plans::capture))
+        .route("/api/plan_changes", get(plans::changes))
+        .route("/api/history", get(plans::history))
         .route("/api/jobs", get(slow::jobs))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -115,6 +122,6 @@ async fn not_found(request: Request) -> ApiError {
 async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{} is not allowed here; use GET", request.method()),
+        format!("{} is not allowed here", request.method()),
     )
 }

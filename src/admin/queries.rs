@@ -194,8 +194,12 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
     let cursor = (listing.cursor.as_deref())
         .map(|token| ctx.cursors.open(token, &scope))
         .transpose()?;
-    let page = tokio::task::spawn_blocking(move || page(&ctx, &listing, scope, cursor)).await?;
-    page.map(Json)
+    let shared = ctx.shared.clone();
+    let mut page = tokio::task::spawn_blocking(move || page(&ctx, &listing, scope, cursor)).await??;
+    if let Some(data) = page["data"].as_array_mut() {
+        super::plans::attach_latest_plans(&shared, data).await;
+    }
+    Ok(Json(page))
 }
 
 /// One page: from the frozen rows the cursor names, or fresh ones.

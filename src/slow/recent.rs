@@ -126,6 +126,18 @@ impl Recent {
         lock(&self.plans).page(before_id, limit, |p| p.id, keep)
     }
 
+    /// The newest plan of (database, fingerprint): id, capture time and hash.
+    pub fn latest_ref(&self, database: &str, fingerprint: &str) -> Option<crate::store::PlanRef> {
+        let plans = lock(&self.plans);
+        (plans.items.iter().rev())
+            .find(|p| p.plan.database == database && p.plan.fingerprint == fingerprint)
+            .map(|p| crate::store::PlanRef {
+                id: p.id,
+                captured_at: p.captured_at,
+                plan_hash: p.plan.plan_hash.clone(),
+            })
+    }
+
     /// The latest plan captured for (database, fingerprint): its hash and the p50 (ms)
     /// of its window.
     pub fn latest(&self, database: &str, fingerprint: &str) -> Option<(String, Option<f64>)> {

@@ -229,6 +229,30 @@ impl Registry {
         lock(&entry.agg.shards[entry.shard].0).record(now, duration_us, rows, class);
     }
 
+    /// [`Registry::record`] for a statement that waited `wait_us` (part of
+    /// `duration_us`) for its pool to hand out a server.
+    #[inline]
+    pub fn record_with_wait(
+        &self,
+        entry: &QueryStats,
+        duration_us: u64,
+        wait_us: u64,
+        rows: u64,
+        outcome: Outcome,
+        now: u64,
+    ) {
+        let class = outcome.class_key();
+        let wait_us = wait_us.min(duration_us);
+        if !entry.is_evicted() {
+            let mut inner = lock(&entry.inner);
+            inner.record(now, duration_us, rows, class);
+            inner.record_wait(wait_us);
+        }
+        let mut shard = lock(&entry.agg.shards[entry.shard].0);
+        shard.record(now, duration_us, rows, class);
+        shard.record_wait(wait_us);
+    }
+
     /// Entries currently tracked (never more than `max_fingerprints`).
     pub fn tracked(&self) -> usize {
         self.entries.len()

@@ -237,6 +237,14 @@ impl Tracker {
         }
     }
 
+    /// The statements in flight waited `waited` for the pool to hand out a server.
+    pub fn pool_waited(&mut self, waited: std::time::Duration) {
+        let us = waited.as_micros() as u64;
+        if us > 0 {
+            self.inflight.add_wait(us);
+        }
+    }
+
     /// Every waiting request was answered by the proxy itself with an error (no server
     /// could be had): their statements count as failed with `sqlstate`.
     pub fn fail_waiting(&mut self, sqlstate: [u8; 5]) {
@@ -270,9 +278,11 @@ impl Tracker {
         if let Some(entry) = &done.entry {
             let micros = now.duration_since(started).as_micros() as u64;
             let secs = self.measure.clock.at(now);
+            // Pool wait before `started` (pipelined behind an earlier statement) is
+            // not part of this statement's time; record_with_wait clamps it.
             self.measure
                 .registry
-                .record(entry, micros, rows, outcome, secs);
+                .record_with_wait(entry, micros, done.wait_us, rows, outcome, secs);
             if let Some(hook) = &self.slow {
                 if micros >= hook.floor_us {
                     hook.slow_execution(
@@ -296,6 +306,7 @@ impl Tracker {
             started: now,
             request: self.requests_sent,
             source,
+            wait_us: 0,
         });
     }
 

@@ -18,6 +18,9 @@ pub fn plan(fingerprint: &str, hash: &str) -> NewPlan {
         actual_ms: Some(0.05),
         analyzed: true,
         params: Some(json!(["42"])),
+        reason: Some("critical".into()),
+        fallback_reason: None,
+        p50_ms: Some(12.5),
     }
 }
 
@@ -58,7 +61,7 @@ async fn a_different_hash_is_a_plan_change() {
         "per database"
     );
 
-    let changes = store.list_plan_changes(None, 10).await.unwrap();
+    let changes = store.list_plan_changes(None, None, None, 10).await.unwrap();
     assert_eq!(changes.items.len(), 1);
     let change = &changes.items[0];
     assert_eq!(
@@ -69,6 +72,9 @@ async fn a_different_hash_is_a_plan_change() {
         (change.old_hash.as_str(), change.new_hash.as_str()),
         ("h1", "h2")
     );
+    // Why the new plan was taken, and the p50 of both plans' windows.
+    assert_eq!(change.reason.as_deref(), Some("critical"));
+    assert_eq!((change.old_p50_ms, change.new_p50_ms), (Some(12.5), Some(12.5)));
 
     let fp1 = store.list_plans(Some("fp1"), None, None, 10).await.unwrap();
     let hashes: Vec<&str> = fp1
@@ -115,7 +121,7 @@ async fn concurrent_captures_detect_the_change() {
             || previous == [Some("h1".into()), Some("h3".into())],
         "{previous:?}"
     );
-    assert_eq!(a.list_plan_changes(None, 10).await.unwrap().items.len(), 2);
+    assert_eq!(a.list_plan_changes(None, None, None, 10).await.unwrap().items.len(), 2);
 }
 
 #[tokio::test]

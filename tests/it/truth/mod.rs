@@ -2,3 +2,5 @@
 //! minutes, plans for alerts and after a fix, and the smaller gaps.
 
 mod buckets;
+mod plans;
+mod history;

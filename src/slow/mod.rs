@@ -134,6 +134,8 @@ pub struct SlowCounters {
     pub plan_failures: AtomicU64,
     pub plan_changes: AtomicU64,
     pub webhook_failures: AtomicU64,
+    /// Slow executions not logged one by one (see `slow_log_interval`).
+    pub log_suppressed: AtomicU64,
 }
 
 /// The hub in `Shared`: the queue's sending side, the thresholds, counters and the
@@ -145,8 +147,6 @@ pub struct Slow {
     pub recent: Recent,
     /// The last sampled execution and plan baseline per shape, for later captures.
     pub samples: Samples,
-    /// Slow executions not logged one by one (see `slow_log_interval`).
-    pub log_sampled_out: AtomicU64,
 }
 
 impl Slow {
@@ -159,7 +159,6 @@ impl Slow {
             counters: SlowCounters::default(),
             recent: Recent::default(),
             samples: Samples::default(),
-            log_sampled_out: AtomicU64::new(0),
         };
         (Arc::new(slow), rx)
     }

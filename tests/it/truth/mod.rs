@@ -4,3 +4,4 @@
 mod buckets;
 mod plans;
 mod history;
+mod gaps;

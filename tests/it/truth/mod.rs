@@ -5,3 +5,4 @@ mod buckets;
 mod plans;
 mod history;
 mod gaps;
+mod logs;

@@ -55,12 +55,12 @@ pub async fn capture(
 }
 
 /// `GET /api/plan_changes`: filters `fingerprint`, `database`.
-pub async fn changes(
-    State(ctx): State<Arc<Ctx>>,
-    raw: RawParams,
-) -> Result<Json<Value>, ApiError> {
+pub async fn changes(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(raw)?;
-    let fingerprint = p.filter("fingerprint")?.map(|f| check_fingerprint(&f)).transpose()?;
+    let fingerprint = p
+        .filter("fingerprint")?
+        .map(|f| check_fingerprint(&f))
+        .transpose()?;
     let database = p.filter("database")?;
     let list = List::PlanChanges {
         fingerprint: fingerprint.map(|f| f.to_ascii_lowercase()),
@@ -71,10 +71,7 @@ pub async fn changes(
 
 /// `GET /api/history`: the stored per-minute rows of the last `window` (a duration
 /// such as `15m`, `1h`, `7d`; default 1h), filters `fingerprint`, `database`.
-pub async fn history(
-    State(ctx): State<Arc<Ctx>>,
-    raw: RawParams,
-) -> Result<Json<Value>, ApiError> {
+pub async fn history(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
     if ctx.shared.store.get().is_none() {
         return Err(ApiError::unavailable(
             "the statistics history is kept in the store, which is off or unreachable",
@@ -92,7 +89,10 @@ pub async fn history(
                 ))
             })?,
     };
-    let fingerprint = p.filter("fingerprint")?.map(|f| check_fingerprint(&f)).transpose()?;
+    let fingerprint = p
+        .filter("fingerprint")?
+        .map(|f| check_fingerprint(&f))
+        .transpose()?;
     let database = p.filter("database")?;
     let list = List::History {
         window,

@@ -195,7 +195,8 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
         .map(|token| ctx.cursors.open(token, &scope))
         .transpose()?;
     let shared = ctx.shared.clone();
-    let mut page = tokio::task::spawn_blocking(move || page(&ctx, &listing, scope, cursor)).await??;
+    let mut page =
+        tokio::task::spawn_blocking(move || page(&ctx, &listing, scope, cursor)).await??;
     if let Some(data) = page["data"].as_array_mut() {
         super::plans::attach_latest_plans(&shared, data).await;
     }

@@ -25,7 +25,10 @@ pub async fn alerts(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<
 /// Filters: `fingerprint` (16 hex digits) and `database`.
 pub async fn plans(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(raw)?;
-    let fingerprint = p.filter("fingerprint")?.map(|f| check_fingerprint(&f)).transpose()?;
+    let fingerprint = p
+        .filter("fingerprint")?
+        .map(|f| check_fingerprint(&f))
+        .transpose()?;
     let database = p.filter("database")?;
     let list = List::Plans {
         fingerprint: fingerprint.map(|f| f.to_ascii_lowercase()),

@@ -60,7 +60,10 @@ impl QueryOrder {
 
     fn parse(word: &str) -> Option<QueryOrder> {
         let word = word.to_ascii_lowercase();
-        Self::NAMES.iter().find(|(n, _)| *n == word).map(|(_, k)| *k)
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == word)
+            .map(|(_, k)| *k)
     }
 }
 
@@ -268,7 +271,8 @@ mod tests {
             parse("SHOW STATS_TOTALS"),
             Ok(Command::Show(Show::StatsTotals))
         );
-        let listing = |window, by, limit| Command::Show(Show::Queries(QueryListing { window, by, limit }));
+        let listing =
+            |window, by, limit| Command::Show(Show::Queries(QueryListing { window, by, limit }));
         assert_eq!(
             parse("SHOW QUERIES"),
             Ok(listing(Window::All, QueryOrder::Total, DEFAULT_QUERY_ROWS))

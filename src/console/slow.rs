@@ -108,7 +108,12 @@ pub async fn explain_fingerprint(
     let mut row = serde_json::to_value(&plan).unwrap_or(Value::Null);
     row["plan"] = Value::String(serde_json::to_string_pretty(&plan.plan.plan).unwrap_or_default());
     let mut rs = ResultSet::new(EXPLAIN_COLUMNS);
-    rs.push(EXPLAIN_COLUMNS.iter().map(|(name, _)| cell(&row[*name])).collect());
+    rs.push(
+        EXPLAIN_COLUMNS
+            .iter()
+            .map(|(name, _)| cell(&row[*name]))
+            .collect(),
+    );
     Ok(rs)
 }
 

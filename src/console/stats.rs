@@ -13,7 +13,6 @@ use crate::stats::{AggregateSnapshot, QuerySnapshot, Window};
 
 use Kind::{Float8, Int8, Text};
 
-
 const STATS_COLUMNS: &[(&str, Kind)] = &[
     ("database", Text),
     ("total_server_assignment_count", Int8),

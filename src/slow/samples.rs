@@ -80,8 +80,10 @@ impl Samples {
 
     /// Every shape with a baseline and a sample to re-plan: `(sample, baseline p50 µs)`.
     pub fn with_baselines(&self) -> Vec<(Sampled, u64)> {
-        let baselines: Vec<(Key, u64)> =
-            lock(&self.baselines).iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let baselines: Vec<(Key, u64)> = lock(&self.baselines)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         let last = lock(&self.last);
         baselines
             .into_iter()

@@ -146,7 +146,10 @@ impl Worker {
         match self.logged.get_mut(&id) {
             Some((at, skipped)) if now.saturating_duration_since(*at) < interval => {
                 *skipped += 1;
-                self.slow.counters.log_suppressed.fetch_add(1, Ordering::Relaxed);
+                self.slow
+                    .counters
+                    .log_suppressed
+                    .fetch_add(1, Ordering::Relaxed);
                 None
             }
             Some((at, skipped)) => {

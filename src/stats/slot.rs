@@ -177,7 +177,9 @@ fn encode(
     if c.calls == 0 {
         return; // an empty slot is the empty string
     }
-    for v in [c.calls, c.errors, c.rows, c.total_us, c.min_us, c.max_us, c.wait_us] {
+    for v in [
+        c.calls, c.errors, c.rows, c.total_us, c.min_us, c.max_us, c.wait_us,
+    ] {
         put(buf, v);
     }
     put(buf, classes.len() as u64);

@@ -4,8 +4,8 @@
 //! whole seconds and `rate()` over a few minutes of a lightly loaded proxy reads 0.
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
 use prometheus::process_collector::ProcessCollector;
+use prometheus::proto::MetricFamily;
 
 const CPU: &str = "process_cpu_seconds_total";
 
@@ -64,7 +64,8 @@ mod tests {
 
     #[test]
     fn fractional_cpu_seconds() {
-        let line = "4242 (pg sidecar) S 1 4242 4242 0 -1 4194560 500 0 0 0 123 45 0 0 20 0 9 0 100 0 0";
+        let line =
+            "4242 (pg sidecar) S 1 4242 4242 0 -1 4194560 500 0 0 0 123 45 0 0 20 0 9 0 100 0 0";
         assert_eq!(cpu_seconds(line, 100.0), Some(1.68));
         assert_eq!(cpu_seconds("garbage", 100.0), None);
         let own = std::fs::read_to_string("/proc/self/stat").unwrap();

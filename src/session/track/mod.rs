@@ -20,9 +20,7 @@ use tokio::time::Instant;
 
 use crate::protocol::read_cstr;
 use crate::query::{Analyzer, QueryInfo};
-use crate::stats::{
-    CommandKind, Outcome, QueryMeta, QueryStats, Registry, StatKey, StatsClock,
-};
+use crate::stats::{CommandKind, Outcome, QueryMeta, QueryStats, Registry, StatKey, StatsClock};
 use queue::{InFlight, Prepared, Queue, Source};
 
 pub use slow::SlowHook;
@@ -280,9 +278,14 @@ impl Tracker {
             let secs = self.measure.clock.at(now);
             // Pool wait before `started` (pipelined behind an earlier statement) is
             // not part of this statement's time; record_with_wait clamps it.
-            self.measure
-                .registry
-                .record_with_wait(entry, micros, done.wait_us, rows, outcome, secs);
+            self.measure.registry.record_with_wait(
+                entry,
+                micros,
+                done.wait_us,
+                rows,
+                outcome,
+                secs,
+            );
             if let Some(hook) = &self.slow {
                 if micros >= hook.floor_us {
                     hook.slow_execution(

@@ -74,7 +74,10 @@ async fn a_different_hash_is_a_plan_change() {
     );
     // Why the new plan was taken, and the p50 of both plans' windows.
     assert_eq!(change.reason.as_deref(), Some("critical"));
-    assert_eq!((change.old_p50_ms, change.new_p50_ms), (Some(12.5), Some(12.5)));
+    assert_eq!(
+        (change.old_p50_ms, change.new_p50_ms),
+        (Some(12.5), Some(12.5))
+    );
 
     let fp1 = store.list_plans(Some("fp1"), None, None, 10).await.unwrap();
     let hashes: Vec<&str> = fp1
@@ -121,7 +124,14 @@ async fn concurrent_captures_detect_the_change() {
             || previous == [Some("h1".into()), Some("h3".into())],
         "{previous:?}"
     );
-    assert_eq!(a.list_plan_changes(None, None, None, 10).await.unwrap().items.len(), 2);
+    assert_eq!(
+        a.list_plan_changes(None, None, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]

@@ -26,9 +26,16 @@ async fn sleeps_just_above_half_a_second_are_above_le_half() {
             Value::Histogram(buckets) => Some(buckets),
             _ => None,
         })
-        .filter(|b| b.iter().any(|c| c.less_than.is_infinite() && c.count == 3.0))
+        .filter(|b| {
+            b.iter()
+                .any(|c| c.less_than.is_infinite() && c.count == 3.0)
+        })
         .collect();
-    assert_eq!(ours.len(), 1, "one series with the three sleeps: {series:?}");
+    assert_eq!(
+        ours.len(),
+        1,
+        "one series with the three sleeps: {series:?}"
+    );
     let le = |bound: f64| {
         ours[0]
             .iter()

@@ -25,10 +25,16 @@ async fn fallback_reason_and_latest_plan_are_shown() {
     let http = Http::new(&proxy);
     let update = format!("UPDATE {t} SET v = v + 1 WHERE id = $1");
     client.execute(&update, &[&1i32]).await.unwrap();
-    eventually("the update's plan", 20, || async { !plans_for(&http, &t).await.is_empty() }).await;
+    eventually("the update's plan", 20, || async {
+        !plans_for(&http, &t).await.is_empty()
+    })
+    .await;
     let plan = plans_for(&http, &t).await[0].clone();
     assert_eq!(plan["analyzed"], false, "{plan}");
-    let reason = plan["fallback_reason"].as_str().unwrap_or_default().to_string();
+    let reason = plan["fallback_reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(!reason.is_empty(), "the fallback reason is kept: {plan}");
     // The console shows it too.
     let console = connect(&proxy.url("postgres", "pgsidecar")).await;
@@ -38,10 +44,16 @@ async fn fallback_reason_and_latest_plan_are_shown() {
     // /api/queries rows point to their latest plan; shapes without one say null.
     let (_, page) = http.json("/api/queries?window=all&limit=100").await;
     let rows = page["data"].as_array().unwrap();
-    let row = rows.iter().find(|r| r["fingerprint"] == plan["fingerprint"]).expect("row");
+    let row = rows
+        .iter()
+        .find(|r| r["fingerprint"] == plan["fingerprint"])
+        .expect("row");
     assert_eq!(row["latest_plan"]["id"], plan["id"], "{row}");
     assert_eq!(row["latest_plan"]["plan_hash"], plan["plan_hash"], "{row}");
-    assert!(rows.iter().all(|r| r.get("latest_plan").is_some()), "{page}");
+    assert!(
+        rows.iter().all(|r| r.get("latest_plan").is_some()),
+        "{page}"
+    );
     proxy.stop().await;
 }
 
@@ -51,7 +63,10 @@ async fn show_queries_sorts_and_limits() {
     let client = proxy.client().await;
     let (busy, slow) = (unique("truth_busy"), unique("truth_slow"));
     for _ in 0..5 {
-        client.simple_query(&format!("SELECT 1 AS {busy}")).await.unwrap();
+        client
+            .simple_query(&format!("SELECT 1 AS {busy}"))
+            .await
+            .unwrap();
     }
     client
         .simple_query(&format!("SELECT pg_sleep(0.05) AS {slow}"))
@@ -63,7 +78,10 @@ async fn show_queries_sorts_and_limits() {
     assert!(by_calls[0]["query"].contains(&busy), "{by_calls:?}");
     let by_p95 = rows_of(&console, "show queries 5m by p95 limit 1").await;
     assert!(by_p95[0]["query"].contains(&slow), "{by_p95:?}");
-    let err = console.simple_query("SHOW QUERIES 5m BY slowest").await.unwrap_err();
+    let err = console
+        .simple_query("SHOW QUERIES 5m BY slowest")
+        .await
+        .unwrap_err();
     assert_eq!(crate::common::sqlstate(&err), "42601");
     proxy.stop().await;
 }
@@ -71,7 +89,11 @@ async fn show_queries_sorts_and_limits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_side_pool_error_names_the_database_and_the_cause() {
     let db = unique("truth_gone");
-    direct().await.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    direct()
+        .await
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
     let proxy = Proxy::with(|c| {
         c.slow_warning_ms = 0;
         c.slow_critical_ms = 60_000;
@@ -82,9 +104,14 @@ async fn the_side_pool_error_names_the_database_and_the_cause() {
     let http = Http::new(&proxy);
     let client = connect(&proxy.url("postgres", &db)).await;
     let tag = unique("truth_gone_q");
-    client.simple_query(&format!("SELECT 1 AS {tag}")).await.unwrap();
+    client
+        .simple_query(&format!("SELECT 1 AS {tag}"))
+        .await
+        .unwrap();
     eventually("the slow event", 10, || async {
-        http.json("/api/slow").await.1["data"].to_string().contains(&tag)
+        http.json("/api/slow").await.1["data"]
+            .to_string()
+            .contains(&tag)
     })
     .await;
     let fp = fingerprint_of(&http, &tag).await;
@@ -152,6 +179,9 @@ async fn process_cpu_seconds_are_not_whole_seconds() {
     let cpu = one(&scrape, "process_cpu_seconds_total", &[]);
     // The proxy runs in this process: the exported value lies between two readings
     // (a whole-second value would be up to 0.99 s below the first).
-    assert!(cpu >= before - 0.011 && cpu <= after + 0.011, "{before} <= {cpu} <= {after}");
+    assert!(
+        cpu >= before - 0.011 && cpu <= after + 0.011,
+        "{before} <= {cpu} <= {after}"
+    );
     proxy.stop().await;
 }

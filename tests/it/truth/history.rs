@@ -53,13 +53,18 @@ async fn rows_carry_the_wall_clock_minute_of_their_traffic_once() {
     for _ in 0..3 {
         client.simple_query(&sql).await.unwrap();
     }
-    assert_eq!(unix_now().as_secs() / 60, minute, "the first burst stayed in its minute");
+    assert_eq!(
+        unix_now().as_secs() / 60,
+        minute,
+        "the first burst stayed in its minute"
+    );
     next_minute_at(1).await;
     for _ in 0..5 {
         client.simple_query(&sql).await.unwrap();
     }
     let store = db.client().await;
-    let rows_sql = "SELECT extract(epoch FROM at)::int8, calls, sidecar FROM pgsidecar.stats_snapshots
+    let rows_sql =
+        "SELECT extract(epoch FROM at)::int8, calls, sidecar FROM pgsidecar.stats_snapshots
                     WHERE query LIKE '%' || $1 || '%' ORDER BY at";
     eventually("the first minute's row", 30, || async {
         !store.query(rows_sql, &[&tag]).await.unwrap().is_empty()
@@ -67,7 +72,11 @@ async fn rows_carry_the_wall_clock_minute_of_their_traffic_once() {
     .await;
     let rows = store.query(rows_sql, &[&tag]).await.unwrap();
     let first: (i64, i64) = (rows[0].get(0), rows[0].get(1));
-    assert_eq!(first, ((minute * 60) as i64, 3), "the minute of the first burst, and only it");
+    assert_eq!(
+        first,
+        ((minute * 60) as i64, 3),
+        "the minute of the first burst, and only it"
+    );
 
     // The API shows the same row over a window.
     let (status, page) = http.json("/api/history?window=15m&limit=100").await;
@@ -76,7 +85,8 @@ async fn rows_carry_the_wall_clock_minute_of_their_traffic_once() {
         .filter(|r| r["query"].as_str().unwrap_or_default().contains(&tag))
         .collect();
     assert!(listed.iter().any(|r| r["calls"] == 3), "{page}");
-    http.rejects("/api/history?window=forever", "invalid window").await;
+    http.rejects("/api/history?window=forever", "invalid window")
+        .await;
 
     // The same minute flushed again (a retried job) is stored once.
     let sidecar: String = rows[0].get(2);
@@ -99,7 +109,11 @@ async fn rows_carry_the_wall_clock_minute_of_their_traffic_once() {
     };
     assert_eq!(again.insert_snapshots(&[snapshot]).await.unwrap(), 0);
     let rows = store.query(rows_sql, &[&tag]).await.unwrap();
-    let at_first: Vec<i64> = rows.iter().map(|r| r.get::<_, i64>(0)).filter(|at| *at == (minute * 60) as i64).collect();
+    let at_first: Vec<i64> = rows
+        .iter()
+        .map(|r| r.get::<_, i64>(0))
+        .filter(|at| *at == (minute * 60) as i64)
+        .collect();
     assert_eq!(at_first.len(), 1, "one row per minute and shape");
     proxy.stop().await;
 }

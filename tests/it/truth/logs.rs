@@ -47,16 +47,29 @@ async fn a_log_file_gets_plain_single_lines_and_sampled_slow_statements() {
             .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
     let written = std::fs::read_to_string(&log).unwrap();
-    assert!(!written.contains('\u{1b}'), "no ANSI codes in a file:\n{written}");
+    assert!(
+        !written.contains('\u{1b}'),
+        "no ANSI codes in a file:\n{written}"
+    );
     let slow: Vec<&str> = written
         .lines()
         .filter(|l| l.contains("slow statement") && l.contains("truth_logs_one"))
         .collect();
-    assert_eq!(slow.len(), 1, "one line per fingerprint per interval:\n{written}");
-    assert!(slow[0].contains("\\n"), "newlines escaped on the line: {}", slow[0]);
+    assert_eq!(
+        slow.len(),
+        1,
+        "one line per fingerprint per interval:\n{written}"
+    );
+    assert!(
+        slow[0].contains("\\n"),
+        "newlines escaped on the line: {}",
+        slow[0]
+    );
     assert!(slow[0].contains("not_logged=0"), "{}", slow[0]);
     let _ = std::fs::remove_file(&config);
     let _ = std::fs::remove_file(&log);

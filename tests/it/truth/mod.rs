@@ -2,7 +2,7 @@
 //! minutes, plans for alerts and after a fix, and the smaller gaps.
 
 mod buckets;
-mod plans;
-mod history;
 mod gaps;
+mod history;
 mod logs;
+mod plans;

@@ -50,7 +50,10 @@ async fn warning_level_shapes_get_a_plan_at_their_own_rate() {
         client.query(&sql, &[&id]).await.unwrap();
     }
     let http = Http::new(&proxy);
-    eventually("a warning plan", 20, || async { !plans_for(&http, &t).await.is_empty() }).await;
+    eventually("a warning plan", 20, || async {
+        !plans_for(&http, &t).await.is_empty()
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let plans = plans_for(&http, &t).await;
     assert_eq!(plans.len(), 1, "one per interval: {plans:?}");
@@ -78,9 +81,15 @@ async fn an_alert_captures_a_plan_when_warnings_alone_would_not() {
         client.query(&sql, &[&id]).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(plans_for(&http, &t).await.is_empty(), "no capture before the alert");
+    assert!(
+        plans_for(&http, &t).await.is_empty(),
+        "no capture before the alert"
+    );
     client.query(&sql, &[&3]).await.unwrap();
-    eventually("the alert's plan", 20, || async { !plans_for(&http, &t).await.is_empty() }).await;
+    eventually("the alert's plan", 20, || async {
+        !plans_for(&http, &t).await.is_empty()
+    })
+    .await;
     let plans = plans_for(&http, &t).await;
     assert_eq!(plans[0]["reason"], "alert", "{:?}", plans[0]);
     assert_eq!(plans[0]["analyzed"], true, "{:?}", plans[0]);
@@ -116,13 +125,31 @@ async fn a_capture_on_request_uses_the_last_sampled_values() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["reason"], "manual", "{body}");
     // tokio-postgres binds an int4 in binary: 42 is 0x0000002a.
-    assert_eq!(body["data"]["params"], json!(["\\x0000002a"]), "the last sampled value: {body}");
-    assert!(body["data"]["plan"].to_string().contains("(id = 42)"), "{body}");
+    assert_eq!(
+        body["data"]["params"],
+        json!(["\\x0000002a"]),
+        "the last sampled value: {body}"
+    );
+    assert!(
+        body["data"]["plan"].to_string().contains("(id = 42)"),
+        "{body}"
+    );
     assert_eq!(body["data"]["fingerprint"], fp.as_str());
     // Unknown shapes and bad bodies are told apart.
-    let (status, body) = post(&http, "/api/plans/capture", json!({ "fingerprint": "00000000000000aa" })).await;
+    let (status, body) = post(
+        &http,
+        "/api/plans/capture",
+        json!({ "fingerprint": "00000000000000aa" }),
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("no sampled execution"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no sampled execution"),
+        "{body}"
+    );
     let (status, _) = post(&http, "/api/plans/capture", json!({ "fingerprint": "xyz" })).await;
     assert_eq!(status, 400);
     // The console: EXPLAIN FINGERPRINT, then SHOW PLANS <fp> lists both captures.
@@ -171,7 +198,11 @@ async fn a_fix_that_moves_the_p50_gets_a_fresh_plan_and_a_plan_change() {
         "CREATE TABLE {t} (id int, v int);
          INSERT INTO {t} SELECT g, g % 1000 FROM generate_series(1, 300000) g; ANALYZE {t}"
     );
-    crate::common::direct().await.batch_execute(&setup).await.unwrap();
+    crate::common::direct()
+        .await
+        .batch_execute(&setup)
+        .await
+        .unwrap();
     let proxy = Proxy::with(|c| {
         // Every execution is a warning (sampled), none captures by itself: the first
         // plan is asked for, the second can only come from the latency shift.
@@ -212,10 +243,16 @@ async fn a_fix_that_moves_the_p50_gets_a_fresh_plan_and_a_plan_change() {
     eventually("a plan change after the fix", 30, || async {
         let (_, page) = http.json("/api/plan_changes?limit=100").await;
         let rows = page["data"].as_array().cloned().unwrap_or_default();
-        rows.iter().any(|c| c["fingerprint"] == first["fingerprint"])
+        rows.iter()
+            .any(|c| c["fingerprint"] == first["fingerprint"])
     })
     .await;
-    let (_, page) = http.json(&format!("/api/plan_changes?fingerprint={}", first["fingerprint"].as_str().unwrap())).await;
+    let (_, page) = http
+        .json(&format!(
+            "/api/plan_changes?fingerprint={}",
+            first["fingerprint"].as_str().unwrap()
+        ))
+        .await;
     let change = &page["data"][0];
     assert_eq!(change["old_hash"], first["plan_hash"], "{change}");
     assert_eq!(change["reason"], "latency", "{change}");

@@ -190,3 +190,27 @@ async fn explain_claim_race_has_one_winner() {
     }
     assert_eq!(winners, 1);
 }
+
+/// `/api/queries` rows point to the newest plan of their shape, per database.
+#[tokio::test]
+async fn latest_plans_per_database_and_fingerprint() {
+    let db = TestDb::create().await;
+    let store = db.migrated("a").await;
+    for hash in ["h1", "h2"] {
+        store.insert_plan(&plan("fpa", hash)).await.unwrap();
+    }
+    let other = NewPlan {
+        database: "other".into(),
+        ..plan("fpa", "h9")
+    };
+    store.insert_plan(&other).await.unwrap();
+    store.insert_plan(&plan("fpb", "h3")).await.unwrap();
+    let found = store
+        .latest_plans(&["fpa".to_string(), "missing".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[&("app".into(), "fpa".into())].plan_hash, "h2");
+    assert_eq!(found[&("other".into(), "fpa".into())].plan_hash, "h9");
+    assert!(store.latest_plans(&[]).await.unwrap().is_empty());
+}

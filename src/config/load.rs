@@ -325,6 +325,12 @@ mod tests {
         assert!(e.contains("slow_fingerprints.abc"), "{e}");
         let e = err("alert_webhook_url = \"ftp://x\"\n");
         assert!(e.contains("alert_webhook_url"), "{e}");
+        for bad in ["0.5", "1.0", "-2", "nan"] {
+            let e = err(&format!("explain_latency_factor = {bad}\n"));
+            assert!(e.contains("explain_latency_factor"), "{bad}: {e}");
+        }
+        assert!(parse("explain_latency_factor = 0\n").is_ok(), "0 switches it off");
+        assert!(parse("explain_latency_factor = 0.0\nexplain_warning_interval = \"0s\"\n").is_ok());
         let e = err("[databases.app]\nslow_critical_ms = 1\n");
         assert!(e.contains("databases.app.slow_critical_ms"), "{e}");
         assert!(parse("[slow_fingerprints.0123456789abcdef]\nslow_warning_ms = 1\n").is_ok());

@@ -83,6 +83,9 @@ async fn show_queries_sorts_and_limits() {
         .await
         .unwrap_err();
     assert_eq!(crate::common::sqlstate(&err), "42601");
+    // Without a store there is no history to show, and it says so.
+    let (status, body) = Http::new(&proxy).json("/api/history").await;
+    assert_eq!(status, 503, "{body}");
     proxy.stop().await;
 }
 

@@ -329,7 +329,10 @@ mod tests {
             let e = err(&format!("explain_latency_factor = {bad}\n"));
             assert!(e.contains("explain_latency_factor"), "{bad}: {e}");
         }
-        assert!(parse("explain_latency_factor = 0\n").is_ok(), "0 switches it off");
+        assert!(
+            parse("explain_latency_factor = 0\n").is_ok(),
+            "0 switches it off"
+        );
         assert!(parse("explain_latency_factor = 0.0\nexplain_warning_interval = \"0s\"\n").is_ok());
         let e = err("[databases.app]\nslow_critical_ms = 1\n");
         assert!(e.contains("databases.app.slow_critical_ms"), "{e}");

@@ -1,12 +1,11 @@
 //! The statistics history is labelled with the wall-clock minute its traffic ran in,
 //! whatever second the proxy started at, and a flush written twice is stored once.
 //!
-//! The proxy starts at whatever second the test does; traffic runs in one wall minute
-//! and more traffic right after the next minute begins. With minutes counted from the
-//! proxy's start (the old behaviour) both bursts fell into one row labelled with the
-//! first minute; here the first minute's row holds exactly the first burst. The
-//! second-50 case of the issue is pinned without waiting in `stats::clock`'s tests
-//! (an injected wall-clock start).
+//! As the issue's check: the proxy starts at second :50 of a minute, traffic runs at
+//! once (minute W) and again just after W+1 begins. With minutes counted from the
+//! proxy's start (the old behaviour) both bursts fell into one row labelled W; here W's
+//! row holds exactly the first burst. `stats::clock`'s unit tests pin the same case
+//! with an injected wall-clock start.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +31,14 @@ async fn next_minute_at(second: u64) {
 async fn rows_carry_the_wall_clock_minute_of_their_traffic_once() {
     let db = TestDb::create().await;
     let url = db.url.clone();
+    let second = unix_now().as_secs() % 60;
+    if second != 50 {
+        let wait = (50 + 60 - second) % 60;
+        let now = unix_now();
+        let target = Duration::from_secs(now.as_secs() + wait);
+        tokio::time::sleep(target - now).await;
+    }
+    let started_at = unix_now().as_secs();
     let proxy = Proxy::with(|c| {
         c.store = true;
         c.store_url = Some(url);
@@ -39,17 +46,11 @@ async fn rows_carry_the_wall_clock_minute_of_their_traffic_once() {
     })
     .await;
     let http = Http::new(&proxy);
-    eventually("the store connected", 20, || async {
-        one(&http.metrics().await, "pgsidecar_store_up", &[]) == 1.0
-    })
-    .await;
     let tag = crate::common::unique("truth_history");
     let sql = format!("SELECT 1 AS {tag}");
     let client = proxy.client().await;
-    if unix_now().as_secs() % 60 >= 50 {
-        next_minute_at(1).await;
-    }
-    let minute = unix_now().as_secs() / 60;
+    assert_eq!(started_at % 60, 50, "the proxy started at second :50");
+    let minute = started_at / 60;
     for _ in 0..3 {
         client.simple_query(&sql).await.unwrap();
     }
@@ -58,6 +59,11 @@ async fn rows_carry_the_wall_clock_minute_of_their_traffic_once() {
         minute,
         "the first burst stayed in its minute"
     );
+    // The store connects in the background; the completed minute waits in memory.
+    eventually("the store connected", 20, || async {
+        one(&http.metrics().await, "pgsidecar_store_up", &[]) == 1.0
+    })
+    .await;
     next_minute_at(1).await;
     for _ in 0..5 {
         client.simple_query(&sql).await.unwrap();

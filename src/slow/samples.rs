@@ -14,6 +14,10 @@ use crate::stats::QueryStats;
 /// that frees nothing, new shapes are not remembered until some are.
 const KEEP: usize = 10_000;
 
+/// Inputs larger than this (text plus values) are not remembered: 10,000 shapes of
+/// huge statements must not pin gigabytes. Their own execution is still captured.
+const MAX_SAMPLE_BYTES: usize = 64 * 1024;
+
 /// The last sampled execution of one shape.
 #[derive(Clone)]
 pub struct Sampled {
@@ -38,6 +42,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Samples {
     pub fn remember(&self, entry: &Arc<QueryStats>, input: &CaptureInput) {
+        let size = input.sql.len() + input.params.iter().flatten().map(Vec::len).sum::<usize>();
+        if size > MAX_SAMPLE_BYTES {
+            return;
+        }
         let key = (entry.key().database.clone(), entry.key().fingerprint);
         let mut last = lock(&self.last);
         if last.len() >= KEEP && !last.contains_key(&key) {
@@ -104,6 +112,41 @@ pub fn shifted(baseline_us: u64, now_us: u64, factor: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::stats::{CommandKind, QueryMeta, Registry, StatKey};
+
+    fn entry(registry: &Registry, database: &str, fingerprint: u64) -> Arc<QueryStats> {
+        let key = StatKey {
+            database: database.into(),
+            user: "u".into(),
+            fingerprint,
+        };
+        let meta = || QueryMeta {
+            normalized: "SELECT $1".into(),
+            command: CommandKind::Select,
+            command_label: "SELECT".into(),
+            tables: Vec::new(),
+        };
+        registry.entry(&key, meta, 0)
+    }
+
+    #[test]
+    fn remembers_the_last_small_sample_per_database_and_shape() {
+        let registry = Registry::new(10);
+        let samples = Samples::default();
+        let a = entry(&registry, "app", 7);
+        samples.remember(&a, &CaptureInput::text("SELECT 1"));
+        samples.remember(&a, &CaptureInput::text("SELECT 2"));
+        let huge = CaptureInput::text(&"x".repeat(MAX_SAMPLE_BYTES + 1));
+        samples.remember(&a, &huge);
+        let last = samples.last(Some("app"), 7).expect("kept");
+        assert_eq!(last.input.sql, "SELECT 2", "the last one that fits");
+        assert!(samples.last(Some("other"), 7).is_none());
+        assert_eq!(samples.last(None, 7).unwrap().input.sql, "SELECT 2");
+        assert!(samples.with_baselines().is_empty());
+        samples.set_baseline("app", 7, 1_000);
+        assert_eq!(samples.with_baselines()[0].1, 1_000);
+    }
 
     #[test]
     fn shifts_beyond_the_factor_either_way() {

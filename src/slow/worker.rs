@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::alerts::{AlertGate, Verdict};
 use super::jobs::{self, CaptureJob};
+use super::samples::Sampled;
 use super::schedule::{CaptureReason, Scheduler};
 use super::{Level, Slow, SlowSample};
 use crate::app::Shared;
@@ -122,16 +123,24 @@ impl Worker {
             }
         }
         let fired = self.alert(&sample, &fingerprint, duration_ms).await;
-        if let Some(input) = &sample.capture {
-            self.slow.samples.remember(&sample.entry, input);
-        }
+        // This execution's values when readable (remembered for later captures), else
+        // the last sampled ones of the shape.
+        let sampled = match sample.capture {
+            Some(input) => {
+                self.slow.samples.remember(&sample.entry, &input);
+                Some(Sampled {
+                    entry: sample.entry.clone(),
+                    input,
+                })
+            }
+            None => (self.slow.samples).last(Some(&key.database), key.fingerprint),
+        };
         let reason = match sample.level {
             _ if fired && config.explain_on_alert => CaptureReason::Alert,
             Level::Critical => CaptureReason::Critical,
             Level::Warning => CaptureReason::Warning,
         };
-        // The last sampled values of the shape, when this execution's were not readable.
-        if let Some(sampled) = self.slow.samples.last(Some(&key.database), key.fingerprint) {
+        if let Some(sampled) = sampled {
             self.scheduler
                 .schedule(&self.shared, &sampled, reason)
                 .await;

@@ -115,6 +115,12 @@ async fn alerts_go_out_as_jobs_and_statistics_are_flushed() {
     let sql = format!("SELECT count(*) FROM {t}");
     proxy.client().await.simple_query(&sql).await.unwrap();
     eventually("one webhook POST", 20, || async { hook.count() == 1 }).await;
+    // The job is marked done once the POST has returned: a moment after it arrived.
+    eventually("the webhook job done", 10, || async {
+        let (_, jobs) = http.json("/api/jobs?status=done").await;
+        jobs.to_string().contains("\"webhook\"")
+    })
+    .await;
     let (_, jobs) = http.json("/api/jobs?status=done").await;
     let kinds: Vec<&str> = (jobs["data"].as_array().unwrap().iter())
         .filter_map(|j| j["kind"].as_str())

@@ -268,7 +268,7 @@ impl App {
         let measure = config.stats.then(|| Measure {
             analyzer: Arc::new(Analyzer::new(ANALYZER_CACHE)),
             registry: Arc::new(StatsRegistry::new(config.max_fingerprints)),
-            epoch: started,
+            clock: crate::stats::StatsClock::new(),
         });
         let (slow, slow_rx) = Slow::new(&config);
         let shared = Arc::new(Shared {

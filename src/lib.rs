@@ -17,6 +17,7 @@ pub mod config;
 pub mod console;
 pub mod explain;
 pub mod listener;
+pub mod logfmt;
 pub mod pool;
 pub mod protocol;
 pub mod query;

@@ -194,12 +194,14 @@ fn healthcheck(admin_listen: &str) -> std::process::ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        // JSON escapes newlines itself and never colours.
+        LogFormat::Json => builder.json().with_writer(std::io::stderr).init(),
+        LogFormat::Text => builder
+            .with_ansi(pgsidecar::logfmt::ansi())
+            .with_writer(pgsidecar::logfmt::OneLineStderr)
+            .init(),
     }
 }
 

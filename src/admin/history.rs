@@ -1,6 +1,6 @@
 //! The last hour in memory, one point per completed minute, for the web console's
-//! charts: `GET /api/history` (all statements: calls, errors, p50/p95/p99, clients
-//! waiting, servers in use against pool size) and `GET /api/history/{fingerprint}`
+//! charts: `GET /api/minutes` (all statements: calls, errors, p50/p95/p99, clients
+//! waiting, servers in use against pool size) and `GET /api/minutes/{fingerprint}`
 //! (calls, errors, mean and p95 per (database, user) of one fingerprint).
 //!
 //! A sampler reads the pools and clients every [`SAMPLE_EVERY`] (keeping the minute's
@@ -181,9 +181,18 @@ pub async fn run(shared: Arc<Shared>, history: Arc<History>) {
     }
 }
 
+/// Statistics seconds now: minutes follow the statistics clock, which starts at a
+/// wall-clock minute, so a point's minute is the wall-clock minute of its traffic.
+fn stats_now(shared: &Shared) -> u64 {
+    match shared.measure.as_ref() {
+        Some(measure) => measure.clock.now(),
+        None => shared.started.elapsed().as_secs(),
+    }
+}
+
 /// Takes in every completed minute not yet taken (the registry keeps the last 5).
 fn take_minutes(shared: &Shared, history: &History) {
-    let now = shared.started.elapsed().as_secs();
+    let now = stats_now(shared);
     let Some(last_complete) = (now / 60).checked_sub(1) else {
         return;
     };
@@ -238,7 +247,7 @@ fn read_minute(
     (point, queries)
 }
 
-/// `GET /api/history`.
+/// `GET /api/minutes`.
 pub async fn overview(
     State(ctx): State<Arc<Ctx>>,
     raw: RawParams,
@@ -260,7 +269,7 @@ pub async fn overview(
             })
         })
         .collect();
-    let sampled = ctx.shared.started.elapsed().as_secs();
+    let sampled = stats_now(&ctx.shared);
     Ok(Json(json!({
         "interval_s": 60,
         "stats": ctx.shared.measure.is_some(),
@@ -271,7 +280,7 @@ pub async fn overview(
     })))
 }
 
-/// `GET /api/history/{fingerprint}`; `database` narrows it to one database.
+/// `GET /api/minutes/{fingerprint}`; `database` narrows it to one database.
 pub async fn query(
     State(ctx): State<Arc<Ctx>>,
     path: Result<Path<String>, PathRejection>,
@@ -284,10 +293,7 @@ pub async fn query(
     let database = p.filter("database")?;
     p.finish(&["database"])?;
     // Wall-clock start of a statistics minute.
-    let (now, wall) = (
-        ctx.shared.started.elapsed().as_secs(),
-        super::rows::unix_now(),
-    );
+    let (now, wall) = (stats_now(&ctx.shared), super::rows::unix_now());
     let wall_at = |minute: u64| wall.saturating_sub(now.saturating_sub(minute * 60));
     let series: Vec<Value> = (ctx.history.query(fingerprint, database.as_deref()).iter())
         .map(|(key, points)| {

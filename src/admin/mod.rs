@@ -12,11 +12,14 @@
 //! | GET | `/api/slow` | slow executions, newest first ([`slow`]) | `limit`, `cursor` |
 //! | GET | `/api/alerts` | fired alerts, newest first | `limit`, `cursor` |
 //! | GET | `/api/plans` | captured EXPLAIN plans with their hashes, newest first | `fingerprint`, `database`, `limit`, `cursor` |
+//! | POST | `/api/plans/capture` | captures a plan now with the shape's last sampled values; body `{"fingerprint", "database"?}` ([`plans`]) | |
+//! | GET | `/api/plan_changes` | plan changes with the p50 on either side, newest first | `fingerprint`, `database`, `limit`, `cursor` |
+//! | GET | `/api/history` | stored per-minute statistics (`stats_snapshots`), newest first | `window` (default 1h), `fingerprint`, `database`, `limit`, `cursor` |
 //! | GET | `/api/jobs` | background jobs in the store (payloads hidden) | `status`, `limit`, `cursor` |
 //! | GET | `/ui/` | the web console: a page and its scripts, embedded in the binary ([`ui`]) | |
 //! | GET | `/api/status` | version, uptime, store state, slow thresholds ([`status`]) | |
-//! | GET | `/api/history` | the last hour, one point per minute: calls, errors, p50/p95/p99, clients waiting, servers in use ([`history`]) | |
-//! | GET | `/api/history/{fingerprint}` | one fingerprint's minutes: calls, errors, mean, p95 | `database` |
+//! | GET | `/api/minutes` | the last hour, one point per minute: calls, errors, p50/p95/p99, clients waiting, servers in use ([`history`]) | |
+//! | GET | `/api/minutes/{fingerprint}` | one fingerprint's minutes: calls, errors, mean, p95 | `database` |
 //! | GET | `/api/queries/table` | a compact slice of the sorted, filtered statistics ([`table`]) | `window`, `sort`, `order`, `database`, `user`, `command`, `table`, `q`, `offset`, `limit`, `snapshot` |
 //! | GET | `/api/queries/{fingerprint}/histogram` | its latency distribution in a window ([`latency`]) | `window`, `database`, `user` |
 //! | GET | `/api/show/{pools,clients,servers}` | what `SHOW POOLS/CLIENTS/SERVERS` answer ([`show`]) | `limit` |
@@ -41,6 +44,7 @@ mod latency;
 mod metrics;
 mod pages;
 mod params;
+mod plans;
 mod pools;
 mod probes;
 mod queries;
@@ -56,7 +60,7 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -100,10 +104,13 @@ fn router_with(shared: Arc<Shared>, history: Arc<History>) -> prometheus::Result
         .route("/api/slow", get(slow::slow))
         .route("/api/alerts", get(slow::alerts))
         .route("/api/plans", get(slow::plans))
+        .route("/api/plans/capture", post(plans::capture))
+        .route("/api/plan_changes", get(plans::changes))
+        .route("/api/history", get(plans::history))
         .route("/api/jobs", get(slow::jobs))
         .route("/api/status", get(status::status))
-        .route("/api/history", get(history::overview))
-        .route("/api/history/{fingerprint}", get(history::query))
+        .route("/api/minutes", get(history::overview))
+        .route("/api/minutes/{fingerprint}", get(history::query))
         .route("/api/queries/table", get(table::table))
         .route(
             "/api/queries/{fingerprint}/histogram",
@@ -150,6 +157,6 @@ async fn not_found(request: Request) -> ApiError {
 async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{} is not allowed here; use GET", request.method()),
+        format!("{} is not allowed here", request.method()),
     )
 }

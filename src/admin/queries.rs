@@ -194,8 +194,13 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
     let cursor = (listing.cursor.as_deref())
         .map(|token| ctx.cursors.open(token, &scope))
         .transpose()?;
-    let page = tokio::task::spawn_blocking(move || page(&ctx, &listing, scope, cursor)).await?;
-    page.map(Json)
+    let shared = ctx.shared.clone();
+    let mut page =
+        tokio::task::spawn_blocking(move || page(&ctx, &listing, scope, cursor)).await??;
+    if let Some(data) = page["data"].as_array_mut() {
+        super::plans::attach_latest_plans(&shared, data).await;
+    }
+    Ok(Json(page))
 }
 
 /// One page: from the frozen rows the cursor names, or fresh ones.
@@ -206,7 +211,7 @@ fn page(
     cursor: Option<Cursor>,
 ) -> Result<Value, ApiError> {
     let measure = measure(ctx)?;
-    let now = measure.epoch.elapsed().as_secs();
+    let now = measure.clock.now();
     let kept = (cursor.as_ref())
         .and_then(|c| c.snapshot)
         .and_then(|id| ctx.pages.get(id).map(|rows| (id, rows)));
@@ -255,7 +260,7 @@ pub async fn detail(
     p.finish(&["database"])?;
     let found = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let measure = measure(&ctx)?;
-        let now = measure.epoch.elapsed().as_secs();
+        let now = measure.clock.now();
         let entries = measure.registry.get(database.as_deref(), fingerprint, now);
         let first = entries.first().ok_or_else(|| {
             ApiError::not_found(format!(

@@ -90,6 +90,12 @@ pub fn window_stats(s: &WindowStats) -> Value {
         "p95_ms": ms(s.p95_us),
         "p99_ms": ms(s.p99_us),
         "p999_ms": ms(s.p999_us),
+        // Inside total_ms: time waiting for the pool to hand out a server. A shape
+        // with a high share is starved of connections rather than slow in itself.
+        "pool_wait_ms": ms(s.pool_wait_us),
+        "pool_wait_share": if s.total_us == 0 { 0.0 } else {
+            s.pool_wait_us as f64 / s.total_us as f64
+        },
     })
 }
 

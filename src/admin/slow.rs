@@ -25,20 +25,30 @@ pub async fn alerts(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<
 /// Filters: `fingerprint` (16 hex digits) and `database`.
 pub async fn plans(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(raw)?;
-    let fingerprint = p.filter("fingerprint")?;
-    if let Some(f) = &fingerprint {
-        if f.len() != 16 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ApiError::bad_request(format!(
-                "invalid fingerprint {f:?}: expected 16 hex digits"
-            )));
-        }
-    }
+    let fingerprint = p
+        .filter("fingerprint")?
+        .map(|f| check_fingerprint(&f))
+        .transpose()?;
     let database = p.filter("database")?;
     let list = List::Plans {
         fingerprint: fingerprint.map(|f| f.to_ascii_lowercase()),
         database,
     };
-    page(&ctx, p, "plans", list, &["fingerprint", "database"]).await
+    let Json(mut listing) = page(&ctx, p, "plans", list, &["fingerprint", "database"]).await?;
+    if let Some(data) = listing["data"].as_array_mut() {
+        super::plans::annotate_plans(&ctx.shared, data).await?;
+    }
+    Ok(Json(listing))
+}
+
+/// `f` when it is 16 hex digits, else a 400.
+pub fn check_fingerprint(f: &str) -> Result<String, ApiError> {
+    if f.len() != 16 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(format!(
+            "invalid fingerprint {f:?}: expected 16 hex digits"
+        )));
+    }
+    Ok(f.to_string())
 }
 
 /// Filter: `status` (pending, running, done, failed).
@@ -60,7 +70,7 @@ pub async fn jobs(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
 }
 
 /// One page of `list`; the cursor's scope is the endpoint with its filters.
-async fn page(
+pub(super) async fn page(
     ctx: &Ctx,
     mut p: Params,
     name: &str,

@@ -182,6 +182,13 @@ impl Config {
                 "must be more than 0",
             ));
         }
+        let factor = self.explain_latency_factor;
+        if !(factor == 0.0 || factor.is_finite() && factor > 1.0) {
+            return Err(invalid(
+                "explain_latency_factor".into(),
+                "must be 0 (off) or a number above 1",
+            ));
+        }
         Ok(())
     }
 
@@ -324,6 +331,15 @@ mod tests {
         assert!(e.contains("slow_fingerprints.abc"), "{e}");
         let e = err("alert_webhook_url = \"ftp://x\"\n");
         assert!(e.contains("alert_webhook_url"), "{e}");
+        for bad in ["0.5", "1.0", "-2", "nan"] {
+            let e = err(&format!("explain_latency_factor = {bad}\n"));
+            assert!(e.contains("explain_latency_factor"), "{bad}: {e}");
+        }
+        assert!(
+            parse("explain_latency_factor = 0\n").is_ok(),
+            "0 switches it off"
+        );
+        assert!(parse("explain_latency_factor = 0.0\nexplain_warning_interval = \"0s\"\n").is_ok());
         let e = err("[databases.app]\nslow_critical_ms = 1\n");
         assert!(e.contains("databases.app.slow_critical_ms"), "{e}");
         assert!(parse("[slow_fingerprints.0123456789abcdef]\nslow_warning_ms = 1\n").is_ok());

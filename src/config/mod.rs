@@ -129,6 +129,19 @@ pub struct Config {
     pub explain_lock_timeout: Duration,
     /// Keep the bound parameter values with captured plans (off: literals are private).
     pub explain_store_params: bool,
+    /// Capture a plan when an alert fires (within `explain_interval`, fleet-wide).
+    pub explain_on_alert: bool,
+    /// Warning-level executions get a capture at most this often per fingerprint
+    /// (fleet-wide); `0s` captures only critical executions and alerts.
+    #[serde(with = "humantime_serde")]
+    pub explain_warning_interval: Duration,
+    /// Capture again when a fingerprint's 5-minute p50 moved by more than this factor
+    /// against the 5-minute p50 when its last plan was captured; 0 switches it off.
+    pub explain_latency_factor: f64,
+    /// The `slow statement` log line is written for the first slow execution of a
+    /// fingerprint per interval; the rest are counted into the next line.
+    #[serde(with = "humantime_serde")]
+    pub slow_log_interval: Duration,
     /// Keep slow events, plans, alerts, statistics history and jobs in PostgreSQL
     /// (schema `pgsidecar`). Off, or unreachable: memory only.
     pub store: bool,
@@ -252,6 +265,10 @@ impl Default for Config {
             explain_statement_timeout: Duration::from_secs(30),
             explain_lock_timeout: Duration::from_secs(5),
             explain_store_params: false,
+            explain_on_alert: true,
+            explain_warning_interval: Duration::from_secs(3600),
+            explain_latency_factor: 2.0,
+            slow_log_interval: Duration::from_secs(60),
             store: true,
             store_url: None,
             retention_days: 30,

@@ -14,7 +14,62 @@ pub enum Command {
     Resume(Option<String>),
     Reload,
     Shutdown,
+    /// EXPLAIN FINGERPRINT <16 hex digits> [database]: a capture now, with the shape's
+    /// last sampled values.
+    ExplainFingerprint {
+        fingerprint: u64,
+        database: Option<String>,
+    },
 }
+
+/// What `SHOW QUERIES` lists: `[window] [BY key] [LIMIT n]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryListing {
+    pub window: Window,
+    pub by: QueryOrder,
+    pub limit: usize,
+}
+
+/// `SHOW QUERIES … BY <key>`, high to low.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryOrder {
+    Total,
+    Calls,
+    Mean,
+    P50,
+    P95,
+    P99,
+    Max,
+    Errors,
+    Rows,
+}
+
+impl QueryOrder {
+    const NAMES: [(&'static str, QueryOrder); 10] = [
+        ("total", QueryOrder::Total),
+        ("total_time", QueryOrder::Total),
+        ("calls", QueryOrder::Calls),
+        ("mean", QueryOrder::Mean),
+        ("p50", QueryOrder::P50),
+        ("p95", QueryOrder::P95),
+        ("p99", QueryOrder::P99),
+        ("max", QueryOrder::Max),
+        ("errors", QueryOrder::Errors),
+        ("rows", QueryOrder::Rows),
+    ];
+
+    fn parse(word: &str) -> Option<QueryOrder> {
+        let word = word.to_ascii_lowercase();
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == word)
+            .map(|(_, k)| *k)
+    }
+}
+
+/// Rows `SHOW QUERIES` shows without `LIMIT`, and the most it shows with one.
+pub const DEFAULT_QUERY_ROWS: usize = 50;
+pub const MAX_QUERY_ROWS: usize = 1000;
 
 /// What `SHOW` lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +84,10 @@ pub enum Show {
     Config,
     Version,
     Help,
-    /// Top statement shapes over a window (`all` by default).
-    Queries(Window),
+    /// Top statement shapes over a window (`all` by default), sorted and limited.
+    Queries(QueryListing),
+    /// Captured plans, newest first, optionally of one fingerprint.
+    Plans(Option<u64>),
     /// The latest slow executions, alerts and background jobs.
     Slow,
     Alerts,
@@ -68,7 +125,13 @@ pub fn parse(stmt: &str) -> Result<Command, String> {
     let word = |i: usize| words.get(i).map(|w| w.to_ascii_lowercase());
     let arg = words.get(1).cloned();
     let command = match (word(0).as_deref(), words.len()) {
-        (Some("show"), 2 | 3) => Command::Show(show(&words[1..]).ok_or_else(invalid)?),
+        (Some("show"), 2..) => Command::Show(show(&words[1..]).ok_or_else(invalid)?),
+        (Some("explain"), 3 | 4) if word(1).as_deref() == Some("fingerprint") => {
+            Command::ExplainFingerprint {
+                fingerprint: fingerprint(&words[2]).ok_or_else(invalid)?,
+                database: words.get(3).cloned(),
+            }
+        }
         (Some("pause"), 1 | 2) => Command::Pause(arg),
         (Some("resume"), 1 | 2) => Command::Resume(arg),
         (Some("reload"), 1) => Command::Reload,
@@ -90,11 +153,13 @@ pub fn parse(stmt: &str) -> Result<Command, String> {
 fn show(words: &[String]) -> Option<Show> {
     let subject = words.first()?.to_ascii_lowercase();
     if subject == "queries" {
-        let window = match words.get(1) {
-            Some(w) => w.to_ascii_lowercase().parse().ok()?,
-            None => Window::All,
+        return queries(&words[1..]).map(Show::Queries);
+    }
+    if subject == "plans" && words.len() <= 2 {
+        return match words.get(1) {
+            Some(w) => Some(Show::Plans(Some(fingerprint(w)?))),
+            None => Some(Show::Plans(None)),
         };
-        return Some(Show::Queries(window));
     }
     if words.len() > 1 {
         return None;
@@ -115,6 +180,33 @@ fn show(words: &[String]) -> Option<Show> {
         "jobs" => Show::Jobs,
         _ => return None,
     })
+}
+
+/// `[window] [BY key] [LIMIT n]`, in that order, each optional.
+fn queries(words: &[String]) -> Option<QueryListing> {
+    let mut rest = words.iter().map(|w| w.to_ascii_lowercase()).peekable();
+    let mut listing = QueryListing {
+        window: Window::All,
+        by: QueryOrder::Total,
+        limit: DEFAULT_QUERY_ROWS,
+    };
+    if let Some(w) = rest.next_if(|w| w != "by" && w != "limit") {
+        listing.window = w.parse().ok()?;
+    }
+    if rest.next_if(|w| w == "by").is_some() {
+        listing.by = QueryOrder::parse(&rest.next()?)?;
+    }
+    if rest.next_if(|w| w == "limit").is_some() {
+        let n: usize = rest.next()?.parse().ok()?;
+        listing.limit = n.clamp(1, MAX_QUERY_ROWS);
+    }
+    rest.next().is_none().then_some(listing)
+}
+
+/// Exactly 16 hex digits.
+fn fingerprint(word: &str) -> Option<u64> {
+    let ok = word.len() == 16 && word.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| u64::from_str_radix(word, 16).ok()).flatten()
 }
 
 /// Whitespace-separated words; a double-quoted word may hold anything (`""` is a quote).
@@ -179,13 +271,39 @@ mod tests {
             parse("SHOW STATS_TOTALS"),
             Ok(Command::Show(Show::StatsTotals))
         );
+        let listing =
+            |window, by, limit| Command::Show(Show::Queries(QueryListing { window, by, limit }));
         assert_eq!(
             parse("SHOW QUERIES"),
-            Ok(Command::Show(Show::Queries(Window::All)))
+            Ok(listing(Window::All, QueryOrder::Total, DEFAULT_QUERY_ROWS))
         );
         assert_eq!(
             parse("show queries 5M"),
-            Ok(Command::Show(Show::Queries(Window::Min5)))
+            Ok(listing(Window::Min5, QueryOrder::Total, DEFAULT_QUERY_ROWS))
+        );
+        assert_eq!(
+            parse("SHOW QUERIES 5m BY p95 LIMIT 5"),
+            Ok(listing(Window::Min5, QueryOrder::P95, 5))
+        );
+        assert_eq!(
+            parse("show queries by calls"),
+            Ok(listing(Window::All, QueryOrder::Calls, DEFAULT_QUERY_ROWS))
+        );
+        assert_eq!(
+            parse("show queries limit 3"),
+            Ok(listing(Window::All, QueryOrder::Total, 3))
+        );
+        assert_eq!(parse("SHOW PLANS"), Ok(Command::Show(Show::Plans(None))));
+        assert_eq!(
+            parse("show plans 00000000000000Ff"),
+            Ok(Command::Show(Show::Plans(Some(255))))
+        );
+        assert_eq!(
+            parse("EXPLAIN FINGERPRINT 00000000000000ff app"),
+            Ok(Command::ExplainFingerprint {
+                fingerprint: 255,
+                database: Some("app".into())
+            })
         );
         assert_eq!(parse("PAUSE"), Ok(Command::Pause(None)));
         assert_eq!(parse("pause MyDb"), Ok(Command::Pause(Some("MyDb".into()))));
@@ -207,6 +325,12 @@ mod tests {
             "SHOW POOLS extra",
             "SHOW QUERIES 2m",
             "SHOW QUERIES all more",
+            "SHOW QUERIES 5m BY slowest",
+            "SHOW QUERIES LIMIT x",
+            "SHOW QUERIES LIMIT 5 BY p95",
+            "SHOW PLANS ff",
+            "EXPLAIN FINGERPRINT",
+            "EXPLAIN SELECT 1",
             "RELOAD now",
             "PAUSE a b",
             "SHUTDOWN NOW",

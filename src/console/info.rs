@@ -105,8 +105,10 @@ pub fn show_version() -> ResultSet {
 pub fn help(out: &mut BytesMut) {
     let detail = "\n\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|LISTS|VERSION\n\
                   \tSHOW STATS|STATS_TOTALS\n\
-                  \tSHOW QUERIES [1m|5m|1h|24h|all]\n\
+                  \tSHOW QUERIES [1m|5m|1h|24h|all] [BY total|calls|mean|p50|p95|p99|max|errors|rows] [LIMIT n]\n\
                   \tSHOW SLOW|ALERTS|JOBS\n\
+                  \tSHOW PLANS [fingerprint]\n\
+                  \tEXPLAIN FINGERPRINT <fingerprint> [database]\n\
                   \tRELOAD\n\
                   \tPAUSE [<db>]\n\
                   \tRESUME [<db>]\n\

@@ -178,7 +178,12 @@ impl Console {
             Command::Show(Show::Stats) => stats::show_stats(shared),
             Command::Show(Show::StatsTotals) => stats::show_stats_totals(shared),
             Command::Show(Show::Lists) => info::show_lists(shared),
-            Command::Show(Show::Queries(window)) => stats::show_queries(shared, window)?,
+            Command::Show(Show::Queries(listing)) => stats::show_queries(shared, listing)?,
+            Command::Show(Show::Plans(fp)) => slow::show_plans(shared, fp).await?,
+            Command::ExplainFingerprint {
+                fingerprint,
+                database,
+            } => slow::explain_fingerprint(shared, fingerprint, database.as_deref()).await?,
             Command::Show(Show::Config) => info::show_config(shared),
             Command::Show(Show::Slow) => slow::show_slow(shared).await?,
             Command::Show(Show::Alerts) => slow::show_alerts(shared).await?,

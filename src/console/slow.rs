@@ -6,7 +6,9 @@ use serde_json::Value;
 use super::session::Failure;
 use super::wire::{Cell, Kind, ResultSet};
 use crate::app::Shared;
-use crate::slow::List;
+use std::sync::Arc;
+
+use crate::slow::{capture_now, CaptureNowError, List};
 
 use Kind::{Float8, Int8, Text};
 
@@ -51,6 +53,69 @@ const JOB_COLUMNS: &[(&str, Kind)] = &[
     ("finished_at", Text),
     ("error", Text),
 ];
+
+const PLAN_COLUMNS: &[(&str, Kind)] = &[
+    ("id", Int8),
+    ("captured_at", Text),
+    ("database", Text),
+    ("fingerprint", Text),
+    ("reason", Text),
+    ("plan_hash", Text),
+    ("analyzed", Text),
+    ("fallback_reason", Text),
+    ("total_cost", Float8),
+    ("actual_ms", Float8),
+    ("p50_ms", Float8),
+    ("sidecar", Text),
+    ("query", Text),
+];
+
+/// The plan itself last, as JSON text.
+const EXPLAIN_COLUMNS: &[(&str, Kind)] = &[
+    ("id", Int8),
+    ("database", Text),
+    ("fingerprint", Text),
+    ("plan_hash", Text),
+    ("analyzed", Text),
+    ("fallback_reason", Text),
+    ("total_cost", Float8),
+    ("actual_ms", Float8),
+    ("plan", Text),
+];
+
+/// `SHOW PLANS [fingerprint]`: the latest plans, newest first.
+pub async fn show_plans(shared: &Shared, fingerprint: Option<u64>) -> Result<ResultSet, Failure> {
+    let list = List::Plans {
+        fingerprint: fingerprint.map(|f| format!("{f:016x}")),
+        database: None,
+    };
+    table(shared, list, PLAN_COLUMNS).await
+}
+
+/// `EXPLAIN FINGERPRINT <fp> [database]`: captures the plan now with the shape's last
+/// sampled values (55000 when there are none, 58000 when EXPLAIN failed).
+pub async fn explain_fingerprint(
+    shared: &Arc<Shared>,
+    fingerprint: u64,
+    database: Option<&str>,
+) -> Result<ResultSet, Failure> {
+    let plan = capture_now(shared, database, fingerprint)
+        .await
+        .map_err(|e| match e {
+            CaptureNowError::NoSample(_) => Failure::new("55000", format!("pgsidecar: {e}")),
+            CaptureNowError::Failed(_) => Failure::new("58000", format!("pgsidecar: {e}")),
+        })?;
+    let mut row = serde_json::to_value(&plan).unwrap_or(Value::Null);
+    row["plan"] = Value::String(serde_json::to_string_pretty(&plan.plan.plan).unwrap_or_default());
+    let mut rs = ResultSet::new(EXPLAIN_COLUMNS);
+    rs.push(
+        EXPLAIN_COLUMNS
+            .iter()
+            .map(|(name, _)| cell(&row[*name]))
+            .collect(),
+    );
+    Ok(rs)
+}
 
 pub async fn show_slow(shared: &Shared) -> Result<ResultSet, Failure> {
     table(shared, List::Slow, SLOW_COLUMNS).await

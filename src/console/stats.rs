@@ -5,15 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
+use super::command::{QueryListing, QueryOrder};
 use super::session::Failure;
 use super::wire::{ms, Cell, Kind, ResultSet};
 use crate::app::Shared;
-use crate::stats::{AggregateSnapshot, Window};
+use crate::stats::{AggregateSnapshot, QuerySnapshot, Window};
 
 use Kind::{Float8, Int8, Text};
-
-/// Rows in SHOW QUERIES.
-pub const TOP_QUERIES: usize = 50;
 
 const STATS_COLUMNS: &[(&str, Kind)] = &[
     ("database", Text),
@@ -97,7 +95,7 @@ fn totals(shared: &Shared) -> BTreeMap<String, DbTotals> {
         t.wait_us += pool.counters.wait_us_total.load(Ordering::Relaxed);
     }
     if let Some(measure) = &shared.measure {
-        let now = measure.epoch.elapsed().as_secs();
+        let now = measure.clock.now();
         for a in measure.registry.aggregates(Window::All, now) {
             dbs.entry(a.database.clone()).or_default().add_aggregate(&a);
         }
@@ -174,18 +172,20 @@ const QUERY_COLUMNS: &[(&str, Kind)] = &[
     ("query", Text),
 ];
 
-/// The `TOP_QUERIES` statement shapes with the most total time in `window`.
-pub fn show_queries(shared: &Shared, window: Window) -> Result<ResultSet, Failure> {
+/// The first `limit` statement shapes of `window` by `by`, high to low.
+pub fn show_queries(shared: &Shared, listing: QueryListing) -> Result<ResultSet, Failure> {
     let Some(measure) = &shared.measure else {
         return Err(Failure::new(
             "55000",
             "pgsidecar: statement statistics are off (stats = false)",
         ));
     };
-    let now = measure.epoch.elapsed().as_secs();
+    let now = measure.clock.now();
     let mut rs = ResultSet::new(QUERY_COLUMNS);
-    let snapshot = measure.registry.snapshot(window, now);
-    for q in snapshot.iter().filter(|q| q.calls > 0).take(TOP_QUERIES) {
+    let mut snapshot = measure.registry.snapshot(listing.window, now);
+    // Stable: ties keep the registry's order (most total time first).
+    snapshot.sort_by(|a, b| order_value(listing.by, b).total_cmp(&order_value(listing.by, a)));
+    for q in snapshot.iter().filter(|q| q.calls > 0).take(listing.limit) {
         rs.push(vec![
             format!("{:016x}", q.key.fingerprint).into(),
             q.key.database.as_str().into(),
@@ -203,6 +203,20 @@ pub fn show_queries(shared: &Shared, window: Window) -> Result<ResultSet, Failur
         ]);
     }
     Ok(rs)
+}
+
+fn order_value(by: QueryOrder, q: &QuerySnapshot) -> f64 {
+    match by {
+        QueryOrder::Total => q.total_us as f64,
+        QueryOrder::Calls => q.calls as f64,
+        QueryOrder::Mean => q.mean_us,
+        QueryOrder::P50 => q.p50_us as f64,
+        QueryOrder::P95 => q.p95_us as f64,
+        QueryOrder::P99 => q.p99_us as f64,
+        QueryOrder::Max => q.max_us as f64,
+        QueryOrder::Errors => q.errors as f64,
+        QueryOrder::Rows => q.rows as f64,
+    }
 }
 
 #[cfg(test)]

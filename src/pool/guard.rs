@@ -19,6 +19,8 @@ pub struct PooledServer {
     server: Option<Box<ServerConn>>,
     permit: Option<OwnedSemaphorePermit>,
     pool: Arc<Pool>,
+    /// How long the checkout waited for a permit (the pool's wait histogram's sample).
+    waited: std::time::Duration,
 }
 
 impl PooledServer {
@@ -26,12 +28,19 @@ impl PooledServer {
         server: Box<ServerConn>,
         permit: OwnedSemaphorePermit,
         pool: Arc<Pool>,
+        waited: std::time::Duration,
     ) -> Self {
         PooledServer {
             server: Some(server),
             permit: Some(permit),
             pool,
+            waited,
         }
+    }
+
+    /// How long the checkout waited for the pool (zero when a server was free).
+    pub fn waited(&self) -> std::time::Duration {
+        self.waited
     }
 
     pub fn pool(&self) -> &Arc<Pool> {

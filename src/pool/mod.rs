@@ -264,30 +264,27 @@ impl Pool {
             false => self.semaphore.clone().try_acquire_owned().ok(),
             true => None,
         };
-        let permit = match fast {
-            Some(permit) => {
-                self.counters.record_wait(Duration::ZERO);
-                permit
-            }
+        let (permit, waited) = match fast {
+            Some(permit) => (permit, Duration::ZERO),
             None => {
                 let started = Instant::now();
                 let permit = self.wait_for_permit(&params, started).await?;
-                self.counters.record_wait(started.elapsed());
-                permit
+                (permit, started.elapsed())
             }
         };
+        self.counters.record_wait(waited);
         self.counters.checkouts.fetch_add(1, Ordering::Relaxed);
         loop {
             let candidate = lock(&self.idle).pop();
             let Some(mut server) = candidate else {
                 let server = self.open_server(&params).await?;
-                return Ok(PooledServer::new(server, permit, self.clone()));
+                return Ok(PooledServer::new(server, permit, self.clone(), waited));
             };
             if !self.reusable(&mut server, &params).await {
                 server.terminate();
                 continue;
             }
-            return Ok(PooledServer::new(server, permit, self.clone()));
+            return Ok(PooledServer::new(server, permit, self.clone(), waited));
         }
     }
 

@@ -90,6 +90,22 @@ impl CaptureInput {
     }
 }
 
+/// An error and every cause under it, `: `-separated: a driver's "db error" alone
+/// hides what the server said. Repeated texts are left out.
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -144,15 +160,14 @@ impl Capturer {
         limits: &ExplainLimits,
     ) -> Result<CapturedPlan, String> {
         let pool = self.pool(upstream, settings);
+        let target = format!(
+            "database {:?} on {}:{} as {:?}",
+            settings.server_dbname, settings.host, settings.port, upstream.user
+        );
         let client = tokio::time::timeout(Duration::from_secs(10), pool.get())
             .await
-            .map_err(|_| {
-                format!(
-                    "no side connection to {} within 10 s",
-                    settings.server_dbname
-                )
-            })?
-            .map_err(|e| format!("side connection to {}: {e}", settings.server_dbname))?;
+            .map_err(|_| format!("no side connection to {target} within 10 s"))?
+            .map_err(|e| format!("side connection to {target}: {}", causes(&e)))?;
         let role = (user != upstream.user).then_some(user);
         let captured = crate::explain::capture(&client, &input.request(role), limits).await;
         captured.map_err(|e| {

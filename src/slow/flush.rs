@@ -10,7 +10,6 @@ use serde_json::json;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::unix_ms;
 use crate::app::Shared;
 use crate::store::{self, Store};
 
@@ -41,7 +40,7 @@ async fn flush_completed_minutes(shared: &Shared, store: &Store, flushed: &mut O
     let Some(measure) = shared.measure.as_ref() else {
         return;
     };
-    let now = measure.epoch.elapsed().as_secs();
+    let now = measure.clock.now();
     let Some(last_complete) = (now / 60).checked_sub(1) else {
         return;
     };
@@ -49,8 +48,8 @@ async fn flush_completed_minutes(shared: &Shared, store: &Store, flushed: &mut O
         .map_or(last_complete, |f| f + 1)
         .max(last_complete.saturating_sub(4));
     for minute in first..=last_complete {
-        // Wall-clock start of `minute`: now, less the seconds since that minute began.
-        let at_ms = unix_ms() - ((now - minute * 60) * 1000) as i64;
+        // Statistics minutes are wall-clock minutes (`StatsClock`): the label is exact.
+        let at_ms = measure.clock.minute_start_unix_ms(minute);
         let rows = minute_rows(shared, minute, now, at_ms);
         if !rows.is_empty() {
             if let Err(e) = store.enqueue("flush", json!({ "rows": rows }), None).await {

@@ -13,10 +13,11 @@ use tokio::sync::mpsc;
 
 use super::capture::CaptureInput;
 use super::flush::FlushRow;
+use super::schedule::CaptureReason;
 use super::webhook;
 use crate::app::Shared;
 use crate::explain::{CapturedPlan, ExplainLimits};
-use crate::store::{self, Alert, NewPlan, Plan, Store};
+use crate::store::{self, Alert, NewPlan, Plan, PlanChange, Store};
 
 /// Attempts for a webhook delivery without a store (the store's jobs retry by themselves).
 const MEMORY_DELIVERY_ATTEMPTS: u32 = 3;
@@ -52,6 +53,12 @@ pub struct CaptureJob {
     pub fingerprint: String,
     pub query: String,
     pub input: CaptureInput,
+    /// Absent in jobs queued by an older version.
+    #[serde(default)]
+    pub reason: Option<CaptureReason>,
+    /// The shape's 5-minute p50 when the capture was scheduled.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
 }
 
 /// Runs captures one at a time when there is no store.
@@ -63,8 +70,8 @@ pub async fn run_memory_captures(shared: Arc<Shared>, mut rx: mpsc::Receiver<Cap
     }
 }
 
-/// Captures the plan for `job` and records it (store and memory).
-async fn capture(shared: &Shared, job: &CaptureJob) -> Result<(), String> {
+/// Captures the plan for `job` and records it (store and memory); returns it.
+pub(super) async fn capture(shared: &Shared, job: &CaptureJob) -> Result<Plan, String> {
     let config = shared.config();
     let upstream = shared.upstream();
     let settings = config.pool_settings(&upstream, &job.database);
@@ -92,15 +99,12 @@ async fn capture(shared: &Shared, job: &CaptureJob) -> Result<(), String> {
         // values; they are private unless asked for (the plan hash ignores them anyway).
         crate::explain::redact_plan(&mut new.plan);
     }
-    let previous = match shared.store.get() {
+    let previous = match super::health::usable(shared) {
         Some(store) => store
             .insert_plan(&new)
             .await
             .map_err(|e| format!("storing the plan: {e}"))?,
-        None => {
-            let previous = slow.recent.latest_hash(&job.database, &job.fingerprint);
-            previous.filter(|h| *h != plan.plan_hash)
-        }
+        None => memory_change(shared, &new),
     };
     if let Some(old) = &previous {
         slow.counters.plan_changes.fetch_add(1, Ordering::Relaxed);
@@ -108,15 +112,36 @@ async fn capture(shared: &Shared, job: &CaptureJob) -> Result<(), String> {
             old_hash = %old, new_hash = %plan.plan_hash, "plan changed");
     }
     tracing::info!(database = %job.database, fingerprint = %job.fingerprint,
-        analyzed = plan.analyzed, plan_hash = %plan.plan_hash,
+        analyzed = plan.analyzed, plan_hash = %plan.plan_hash, reason = ?job.reason,
         downgraded = ?plan.downgrade_reason, "captured EXPLAIN plan");
-    slow.recent.push_plan(|id| Plan {
+    Ok(slow.recent.push_plan(|id| Plan {
         id,
         captured_at: std::time::SystemTime::now(),
         sidecar: shared.sidecar_id.clone(),
         plan: new,
+    }))
+}
+
+/// Without a store: compares with the latest plan kept in memory and records a change
+/// there; returns the old hash when the plan changed.
+fn memory_change(shared: &Shared, new: &NewPlan) -> Option<String> {
+    let recent = &shared.slow.recent;
+    let (old_hash, old_p50_ms) = recent.latest(&new.database, &new.fingerprint)?;
+    if old_hash == new.plan_hash {
+        return None;
+    }
+    recent.push_change(|id| PlanChange {
+        id,
+        at: std::time::SystemTime::now(),
+        database: new.database.clone(),
+        fingerprint: new.fingerprint.clone(),
+        old_hash: old_hash.clone(),
+        new_hash: new.plan_hash.clone(),
+        reason: new.reason.clone(),
+        old_p50_ms,
+        new_p50_ms: new.p50_ms,
     });
-    Ok(())
+    Some(old_hash)
 }
 
 fn new_plan(job: &CaptureJob, plan: &CapturedPlan, params: Option<Value>) -> NewPlan {
@@ -130,6 +155,9 @@ fn new_plan(job: &CaptureJob, plan: &CapturedPlan, params: Option<Value>) -> New
         actual_ms: plan.actual_ms,
         analyzed: plan.analyzed,
         params,
+        reason: job.reason.map(|r| r.as_str().to_string()),
+        fallback_reason: plan.downgrade_reason.clone(),
+        p50_ms: job.p50_ms,
     }
 }
 
@@ -255,7 +283,7 @@ async fn run_job(
         "explain" => {
             let job: CaptureJob =
                 serde_json::from_value(payload.clone()).map_err(|e| format!("bad payload: {e}"))?;
-            capture(shared, &job).await
+            capture(shared, &job).await.map(drop)
         }
         "webhook" => {
             // Jobs queued before URLs left payloads may still name one.

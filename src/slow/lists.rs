@@ -19,6 +19,16 @@ pub enum List {
     Jobs {
         status: Option<JobStatus>,
     },
+    PlanChanges {
+        fingerprint: Option<String>,
+        database: Option<String>,
+    },
+    /// Per-minute statistics of the last `window` (store only).
+    History {
+        window: std::time::Duration,
+        fingerprint: Option<String>,
+        database: Option<String>,
+    },
 }
 
 /// One page: JSON rows (each with an `id`) and where the next page starts.
@@ -78,7 +88,15 @@ fn from_recent(shared: &Shared, list: &List, before_id: Option<i64>, limit: usiz
             let plans = recent.plans(f, d, before_id, limit + 1);
             from_memory(plans, limit, |p| p.id)
         }
-        List::Jobs { .. } => Listing {
+        List::PlanChanges {
+            fingerprint,
+            database,
+        } => {
+            let (f, d) = (fingerprint.as_deref(), database.as_deref());
+            let changes = recent.changes(f, d, before_id, limit + 1);
+            from_memory(changes, limit, |c| c.id)
+        }
+        List::Jobs { .. } | List::History { .. } => Listing {
             rows: Vec::new(),
             next_before_id: None,
         },
@@ -105,6 +123,21 @@ async fn from_store(
                 .list_plans(f, d, before_id, limit)
                 .await
                 .map(from_page)
+        }
+        List::PlanChanges {
+            fingerprint,
+            database,
+        } => {
+            let (f, d) = (fingerprint.as_deref(), database.as_deref());
+            (store.list_plan_changes(f, d, before_id, limit).await).map(from_page)
+        }
+        List::History {
+            window,
+            fingerprint,
+            database,
+        } => {
+            let (f, d) = (fingerprint.as_deref(), database.as_deref());
+            (store.list_history(*window, f, d, before_id, limit).await).map(from_page)
         }
         List::Jobs { status } => store
             .list_jobs(*status, before_id, limit)

@@ -9,6 +9,8 @@ mod health;
 mod jobs;
 mod lists;
 mod recent;
+mod samples;
+mod schedule;
 mod start;
 mod webhook;
 mod worker;
@@ -28,6 +30,8 @@ pub use capture::{CaptureInput, Capturer};
 pub use health::usable as usable_store;
 pub use lists::{list, List, Listing};
 pub use recent::{Recent, KEEP as RECENT_KEEP};
+pub use samples::{Sampled, Samples};
+pub use schedule::{capture_now, CaptureNowError, CaptureReason};
 pub use start::{sidecar_id, start};
 
 /// Slow samples waiting for the worker; beyond this they are dropped and counted.
@@ -115,8 +119,7 @@ pub struct SlowSample {
     pub streak: u32,
     /// Unix time, milliseconds.
     pub at_ms: i64,
-    /// What EXPLAIN needs (critical executions only, when the statement text and the
-    /// bound values were available).
+    /// What EXPLAIN needs (when the statement text and the bound values were available).
     pub capture: Option<CaptureInput>,
 }
 
@@ -140,6 +143,8 @@ pub struct SlowCounters {
     pub store_dropped: AtomicU64,
     /// Slow events and alerts waiting to be written to the store.
     pub store_backlog: AtomicU64,
+    /// Slow executions not logged one by one (see `slow_log_interval`).
+    pub log_suppressed: AtomicU64,
 }
 
 /// Job kinds counted in `pgsidecar_jobs_total`; anything else counts as `other`.
@@ -164,6 +169,8 @@ pub struct Slow {
     pub recent: Recent,
     /// The store is connected and answered its last health check.
     pub store_up: std::sync::atomic::AtomicBool,
+    /// The last sampled execution and plan baseline per shape, for later captures.
+    pub samples: Samples,
 }
 
 impl Slow {
@@ -176,6 +183,7 @@ impl Slow {
             counters: SlowCounters::default(),
             recent: Recent::default(),
             store_up: std::sync::atomic::AtomicBool::new(false),
+            samples: Samples::default(),
         };
         (Arc::new(slow), rx)
     }

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::store::{Alert, Plan, SlowEvent, Stored};
+use crate::store::{Alert, Plan, PlanChange, SlowEvent, Stored};
 
 /// Items kept per list.
 pub const KEEP: usize = 1000;
@@ -57,6 +57,7 @@ pub struct Recent {
     events: Mutex<Ring<Stored<SlowEvent>>>,
     alerts: Mutex<Ring<Stored<Alert>>>,
     plans: Mutex<Ring<Plan>>,
+    changes: Mutex<Ring<PlanChange>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,8 +81,27 @@ impl Recent {
         });
     }
 
-    pub fn push_plan(&self, make: impl FnOnce(i64) -> Plan) {
-        lock(&self.plans).push(make);
+    /// Keeps a plan and returns it as kept (with its id).
+    pub fn push_plan(&self, make: impl FnOnce(i64) -> Plan) -> Plan {
+        lock(&self.plans).push(make)
+    }
+
+    pub fn push_change(&self, make: impl FnOnce(i64) -> PlanChange) {
+        lock(&self.changes).push(make);
+    }
+
+    pub fn changes(
+        &self,
+        fingerprint: Option<&str>,
+        database: Option<&str>,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> Vec<PlanChange> {
+        let keep = |c: &PlanChange| {
+            fingerprint.is_none_or(|f| c.fingerprint == f)
+                && database.is_none_or(|d| c.database == d)
+        };
+        lock(&self.changes).page(before_id, limit, |c| c.id, keep)
     }
 
     pub fn events(&self, before_id: Option<i64>, limit: usize) -> Vec<Stored<SlowEvent>> {
@@ -106,11 +126,24 @@ impl Recent {
         lock(&self.plans).page(before_id, limit, |p| p.id, keep)
     }
 
-    /// The latest plan hash captured for (database, fingerprint).
-    pub fn latest_hash(&self, database: &str, fingerprint: &str) -> Option<String> {
+    /// The newest plan of (database, fingerprint): id, capture time and hash.
+    pub fn latest_ref(&self, database: &str, fingerprint: &str) -> Option<crate::store::PlanRef> {
         let plans = lock(&self.plans);
         (plans.items.iter().rev())
             .find(|p| p.plan.database == database && p.plan.fingerprint == fingerprint)
-            .map(|p| p.plan.plan_hash.clone())
+            .map(|p| crate::store::PlanRef {
+                id: p.id,
+                captured_at: p.captured_at,
+                plan_hash: p.plan.plan_hash.clone(),
+            })
+    }
+
+    /// The latest plan captured for (database, fingerprint): its hash and the p50 (ms)
+    /// of its window.
+    pub fn latest(&self, database: &str, fingerprint: &str) -> Option<(String, Option<f64>)> {
+        let plans = lock(&self.plans);
+        (plans.items.iter().rev())
+            .find(|p| p.plan.database == database && p.plan.fingerprint == fingerprint)
+            .map(|p| (p.plan.plan_hash.clone(), p.plan.p50_ms))
     }
 }

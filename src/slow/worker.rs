@@ -11,18 +11,20 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::alerts::{AlertGate, Verdict};
-use super::capture::CaptureInput;
 use super::jobs::{self, CaptureJob};
+use super::samples::Sampled;
+use super::schedule::{CaptureReason, Scheduler};
 use super::{Level, Slow, SlowSample};
 use crate::app::Shared;
-use crate::stats::CommandKind;
 use crate::store::{Alert, SlowEvent};
 
 /// Captures waiting to run in memory-only mode; more are skipped (the next slow
 /// execution after `explain_interval` tries again).
 const CAPTURE_QUEUE: usize = 16;
-/// Capture times kept before the expired ones are swept (O(n), so not per call).
-const EXPLAINED_SWEEP_AT: usize = 10_000;
+/// Log times kept before the expired ones are swept (O(n), so not per call).
+const LOGGED_SWEEP_AT: usize = 10_000;
+/// Seconds between checks of the shapes' latency against their last plan's window.
+const LATENCY_CHECK_TICKS: u64 = 5;
 /// Slow events written to the store in one statement, at most every second.
 const EVENT_BATCH: usize = 200;
 /// Slow events (and, apart, alerts) kept for the store while it is down; past this the
@@ -33,12 +35,13 @@ struct Worker {
     shared: Arc<Shared>,
     slow: Arc<Slow>,
     gate: AlertGate,
-    /// When a capture was last scheduled per (database, fingerprint).
-    explained: HashMap<(String, u64), Instant>,
+    scheduler: Scheduler,
+    /// Per (database, fingerprint): when `slow statement` was last logged, and the
+    /// slow executions not logged since.
+    logged: HashMap<(String, u64), (Instant, u64)>,
     /// Slow events and alerts not yet written to the store (bounded by [`BACKLOG`]).
     events: VecDeque<SlowEvent>,
     alerts: VecDeque<Alert>,
-    captures: mpsc::Sender<CaptureJob>,
 }
 
 /// Starts the worker; it ends at shutdown. Returns the queue of captures to run in
@@ -55,20 +58,27 @@ pub fn spawn_worker(
         gate: AlertGate::new(config.alert_consecutive, config.alert_cooldown),
         shared,
         slow,
-        explained: HashMap::new(),
+        scheduler: Scheduler::new(captures),
+        logged: HashMap::new(),
         events: VecDeque::new(),
         alerts: VecDeque::new(),
-        captures,
     };
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 sample = rx.recv() => match sample {
                     Some(sample) => worker.handle(sample).await,
                     None => break,
                 },
-                _ = tick.tick() => worker.flush_events().await,
+                _ = tick.tick() => {
+                    worker.flush_events().await;
+                    ticks += 1;
+                    if ticks.is_multiple_of(LATENCY_CHECK_TICKS) {
+                        worker.scheduler.check_latency(&worker.shared).await;
+                    }
+                }
                 _ = stop.cancelled() => break,
             }
         }
@@ -91,11 +101,13 @@ impl Worker {
             Level::Critical => &self.slow.counters.critical,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            database = %key.database, user = %key.user, %fingerprint, duration_ms,
-            level = %sample.level, streak = sample.streak, query = %meta.normalized,
-            "slow statement"
-        );
+        if let Some(not_logged) = self.log_now(key, config.slow_log_interval) {
+            tracing::warn!(
+                database = %key.database, user = %key.user, %fingerprint, duration_ms,
+                level = %sample.level, streak = sample.streak, not_logged,
+                query = %meta.normalized, "slow statement"
+            );
+        }
         let event = SlowEvent {
             at: at_of(sample.at_ms),
             database: key.database.clone(),
@@ -116,27 +128,75 @@ impl Worker {
                 self.flush_events().await;
             }
         }
-        self.alert(&sample, &fingerprint, duration_ms).await;
-        if let Some(input) = sample.capture {
-            self.schedule_capture(&sample.entry, fingerprint, input, &config)
+        let fired = self.alert(&sample, &fingerprint, duration_ms).await;
+        // This execution's values when readable (remembered for later captures), else
+        // the last sampled ones of the shape.
+        let sampled = match sample.capture {
+            Some(input) => {
+                self.slow.samples.remember(&sample.entry, &input);
+                Some(Sampled {
+                    entry: sample.entry.clone(),
+                    input,
+                })
+            }
+            None => (self.slow.samples).last(Some(&key.database), key.fingerprint),
+        };
+        let reason = match sample.level {
+            _ if fired && config.explain_on_alert => CaptureReason::Alert,
+            Level::Critical => CaptureReason::Critical,
+            Level::Warning => CaptureReason::Warning,
+        };
+        if let Some(sampled) = sampled {
+            self.scheduler
+                .schedule(&self.shared, &sampled, reason)
                 .await;
         }
     }
 
-    async fn alert(&mut self, sample: &SlowSample, fingerprint: &str, duration_ms: f64) {
+    /// `Some(executions not logged since the last line)` when this slow execution of
+    /// `key` is the first in `interval`; `None` (and counted) otherwise.
+    fn log_now(&mut self, key: &crate::stats::StatKey, interval: Duration) -> Option<u64> {
+        let now = Instant::now();
+        let id = (key.database.clone(), key.fingerprint);
+        match self.logged.get_mut(&id) {
+            Some((at, skipped)) if now.saturating_duration_since(*at) < interval => {
+                *skipped += 1;
+                self.slow
+                    .counters
+                    .log_suppressed
+                    .fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Some((at, skipped)) => {
+                *at = now;
+                Some(std::mem::take(skipped))
+            }
+            None => {
+                if self.logged.len() >= LOGGED_SWEEP_AT {
+                    self.logged
+                        .retain(|_, (at, _)| now.saturating_duration_since(*at) < interval);
+                }
+                self.logged.insert(id, (now, 0));
+                Some(0)
+            }
+        }
+    }
+
+    /// Judges the alert gate; true when an alert fired.
+    async fn alert(&mut self, sample: &SlowSample, fingerprint: &str, duration_ms: f64) -> bool {
         let key = sample.entry.key();
         let now = Instant::now();
         match self
             .gate
             .judge(&key.database, key.fingerprint, sample.streak, now)
         {
-            Verdict::Quiet => return,
+            Verdict::Quiet => return false,
             Verdict::Suppressed => {
                 self.slow
                     .counters
                     .suppressed
                     .fetch_add(1, Ordering::Relaxed);
-                return;
+                return false;
             }
             Verdict::Fire => {}
         }
@@ -165,53 +225,7 @@ impl Worker {
             self.flush_events().await;
         }
         jobs::deliver_webhook(&self.shared, alert).await;
-    }
-
-    async fn schedule_capture(
-        &mut self,
-        entry: &crate::stats::QueryStats,
-        fingerprint: String,
-        input: CaptureInput,
-        config: &crate::config::Config,
-    ) {
-        // Only SELECT, INSERT, UPDATE, DELETE (and MERGE) have plans: a COPY, DDL or other
-        // utility statement fails under EXPLAIN with 42601, so its slow event is the
-        // whole record and no job is queued.
-        if entry.meta().command == CommandKind::Other {
-            tracing::debug!(%fingerprint, "not explainable; no capture");
-            return;
-        }
-        let key = entry.key();
-        let now = Instant::now();
-        let id = (key.database.clone(), key.fingerprint);
-        if self
-            .explained
-            .get(&id)
-            .is_some_and(|t| now.saturating_duration_since(*t) < config.explain_interval)
-        {
-            return;
-        }
-        if self.explained.len() >= EXPLAINED_SWEEP_AT {
-            let interval = config.explain_interval;
-            self.explained
-                .retain(|_, t| now.saturating_duration_since(*t) < interval);
-        }
-        self.explained.insert(id, now);
-        let job = CaptureJob {
-            database: key.database.clone(),
-            user: key.user.clone(),
-            fingerprint,
-            query: entry.meta().normalized.clone(),
-            input,
-        };
-        match super::health::usable(&self.shared) {
-            Some(store) => jobs::enqueue_capture(store, job, config.explain_interval).await,
-            None => {
-                if self.captures.try_send(job).is_err() {
-                    tracing::debug!("EXPLAIN capture queue full; skipped");
-                }
-            }
-        }
+        true
     }
 
     /// Writes the backlog to the store when it is usable; what fails stays for later

@@ -79,6 +79,8 @@ pub(crate) struct Counters {
     pub total_us: u64,
     pub min_us: u64,
     pub max_us: u64,
+    /// Of `total_us`, the time spent waiting for a pool's server (checkout).
+    pub wait_us: u64,
 }
 
 impl Default for Counters {
@@ -90,6 +92,7 @@ impl Default for Counters {
             total_us: 0,
             min_us: u64::MAX,
             max_us: 0,
+            wait_us: 0,
         }
     }
 }
@@ -112,6 +115,7 @@ impl Counters {
         self.total_us = self.total_us.saturating_add(o.total_us);
         self.min_us = self.min_us.min(o.min_us);
         self.max_us = self.max_us.max(o.max_us);
+        self.wait_us = self.wait_us.saturating_add(o.wait_us);
     }
 }
 

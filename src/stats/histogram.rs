@@ -5,7 +5,7 @@
 //! up to 1 hour it holds ~2,000 counters (16 KB); a fingerprint keeps ~45 windowed
 //! slots, so 5,000 fingerprints would need gigabytes. Here a bucket is a `u16` index
 //! into a fixed table, the table is close to the minimum number of buckets a 1% bound
-//! allows (1,115 up to 2^36 µs ≈ 19 h, against ~1,050 for exact log buckets), and the
+//! allows (1,119 up to 2^36 µs ≈ 19 h, against ~1,050 for exact log buckets), and the
 //! windowed slots store only the buckets they touched (see `slot`).
 
 /// The guarantee: every value in a bucket is within 1/ALPHA_DIV of the bucket's
@@ -24,17 +24,46 @@ const fn bucket_from(lo: u64) -> (u64, u64) {
     (rep, hi)
 }
 
+/// The bounds (µs) that `/metrics` exports as `le` edges. Each is the exact upper end of
+/// a bucket, so a value one microsecond above a bound lands in the next bucket and
+/// [`Histogram::cumulative`] at these bounds counts exactly the values at or below them.
+pub const EXPORT_BOUNDS_US: [u64; 15] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000, 30_000_000,
+];
+
+/// [`bucket_from`], cut short at the first export bound inside it. Cutting keeps the
+/// 1% bound: the representative only moves down (to `hi` at most) and `hi - rep` only
+/// shrinks, so both integer inequalities still hold.
+const fn split_bucket_from(lo: u64) -> (u64, u64) {
+    let (mut rep, mut hi) = bucket_from(lo);
+    let mut k = 0;
+    while k < EXPORT_BOUNDS_US.len() {
+        let edge = EXPORT_BOUNDS_US[k];
+        if lo <= edge && edge < hi {
+            hi = edge;
+            if rep > hi {
+                rep = hi;
+            }
+            break;
+        }
+        k += 1;
+    }
+    (rep, hi)
+}
+
 const fn count_buckets() -> usize {
     let mut lo = 0;
     let mut n = 0;
     while lo <= MAX_TRACKED_US {
         n += 1;
-        lo = bucket_from(lo).1 + 1;
+        lo = split_bucket_from(lo).1 + 1;
     }
     n
 }
 
-/// Number of buckets (1,115).
+/// Number of buckets (1,119: 1,115 from the 1% rule, 4 more from the splits at the
+/// export bounds).
 pub const BUCKETS: usize = count_buckets();
 
 /// `(lower bounds, representatives)` of every bucket, ascending.
@@ -44,7 +73,7 @@ const fn build_tables() -> ([u64; BUCKETS], [u64; BUCKETS]) {
     let mut lo = 0;
     let mut i = 0;
     while i < BUCKETS {
-        let (r, hi) = bucket_from(lo);
+        let (r, hi) = split_bucket_from(lo);
         lower[i] = lo;
         rep[i] = r;
         lo = hi + 1;
@@ -96,6 +125,12 @@ pub fn bucket_of(v: u64) -> usize {
     let e = (63 - v.leading_zeros()) as usize;
     let (a, b) = (OCTAVE[e] as usize, OCTAVE[e + 1] as usize);
     a + LOWER[a..=b].partition_point(|&lo| lo <= v) - 1
+}
+
+/// The largest value bucket `i` holds.
+#[inline]
+fn upper(i: usize) -> u64 {
+    LOWER.get(i + 1).map_or(u64::MAX, |next| next - 1)
 }
 
 /// The value reported for anything in bucket `i`.
@@ -169,16 +204,16 @@ impl Histogram {
         self.total
     }
 
-    /// Samples at or below each of `bounds_us` (ascending), Prometheus style. The
-    /// bucket holding a bound counts as below it: a bucket spans at most 1%, so a
-    /// bound is honoured to within 1%.
+    /// Samples at or below each of `bounds_us` (ascending), Prometheus style: the
+    /// buckets lying wholly at or below the bound. Exact for [`EXPORT_BOUNDS_US`] (each
+    /// ends a bucket); for any other bound the bucket straddling it is left out, so a
+    /// count never includes a value above its bound.
     pub fn cumulative(&self, bounds_us: &[u64]) -> Vec<u64> {
         let mut out = Vec::with_capacity(bounds_us.len());
         let mut seen = 0u64;
         let mut next = 0usize;
         for &bound in bounds_us {
-            let last = bucket_of(bound);
-            while next <= last {
+            while next < BUCKETS && upper(next) <= bound {
                 seen += self.counts[next];
                 next += 1;
             }
@@ -238,8 +273,36 @@ mod tests {
     }
 
     #[test]
+    fn export_bounds_are_exact_edges() {
+        for &b in &EXPORT_BOUNDS_US {
+            assert_eq!(upper(bucket_of(b)), b, "bound {b} ends its bucket");
+            assert_eq!(bucket_of(b + 1), bucket_of(b) + 1, "{b} + 1 µs is above it");
+        }
+        // Values just above each bound land above it; values at the bound stay in it.
+        for (k, &b) in EXPORT_BOUNDS_US.iter().enumerate() {
+            let mut h = Histogram::new();
+            h.record(b);
+            h.record(b + 1);
+            h.record(b + b / 100);
+            let c = h.cumulative(&EXPORT_BOUNDS_US);
+            assert_eq!(c[k], 1, "le={b}: only the value at the bound");
+            assert!(k == 0 || c[k - 1] == 0, "le below {b}");
+        }
+        // The case: 503 ms is not at or below 0.5 s.
+        let mut h = Histogram::new();
+        (0..3).for_each(|_| h.record(503_000));
+        let c = h.cumulative(&EXPORT_BOUNDS_US);
+        assert_eq!(c[9], 0);
+        assert_eq!(c[10], 3);
+        // A bound that is not an edge never counts a value above it.
+        let mut h = Histogram::new();
+        h.record(123_457);
+        assert_eq!(h.cumulative(&[123_456]), vec![0]);
+    }
+
+    #[test]
     fn every_bucket_meets_the_bound() {
-        assert_eq!(BUCKETS, 1115);
+        assert_eq!(BUCKETS, 1119);
         for i in 0..BUCKETS - 1 {
             let (lo, hi, rep) = (LOWER[i], LOWER[i + 1] - 1, REP[i]);
             assert!(lo <= rep && rep <= hi, "bucket {i}");

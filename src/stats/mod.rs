@@ -11,7 +11,7 @@
 //!
 //! # Histograms and error
 //! Buckets are a fixed table (`histogram`): bucket `[lo, hi]` has a representative `r`
-//! with `|r - v| <= v / 100` for every `v` in it, in exact integer arithmetic. 1,115
+//! with `|r - v| <= v / 100` for every `v` in it, in exact integer arithmetic. 1,119
 //! buckets cover 0 to 2^36 µs (~19 h); values 0..=98 µs are exact. Quantiles are
 //! nearest-rank (`ceil(q * n)`-th smallest) and return the representative of the bucket
 //! holding that sample, clamped to the window's exact min/max, so p50/p95/p99/p99.9 are
@@ -20,7 +20,8 @@
 //! combine slots and how aggregates combine shards.
 //!
 //! # Windows
-//! Time is the caller's `now` in seconds (any epoch, the same for all calls). The current
+//! Time is the caller's `now` in seconds (any epoch, the same for all calls; the proxy
+//! uses [`StatsClock`], whose minutes are wall-clock minutes). The current
 //! minute is a dense accumulator; when a record or read sees a later minute, the minute
 //! is folded into compact slots (`slot`) of three tiers: 1-minute slots (the last 5
 //! kept), 5-minute slots (12 kept) and 1-hour slots (24 kept), plus a since-start total.
@@ -36,7 +37,7 @@
 //! | `all`  | —      | since the entry (or aggregate) was created |
 //!
 //! # Memory (per entry; [`QueryStats::heap_bytes`] / [`Registry::heap_bytes`] measure it)
-//! Fixed: the dense minute, 1,115 × 4 B = 4.4 KB. Each completed slot with data costs a
+//! Fixed: the dense minute, 1,119 × 4 B = 4.4 KB. Each completed slot with data costs a
 //! 32 B header plus its encoded bytes: ~25 B of counters and 2–4 B per distinct bucket
 //! touched (idle slots are not stored). A 1% bucket spans 2% of value, so latencies
 //! spread over a factor R touch at most ~50·ln(R) + 1 buckets per slot. Measured after
@@ -44,7 +45,7 @@
 //! call per 10 min, 10.4 KB at 1/min, 20 KB at 10/min, 30 KB at 100/min, 40 KB at
 //! 1,000/min. So 5,000 entries, 4,500 at 1/min and 500 busy: ~65 MB.
 //!
-//! Worst case: every slot touches all 1,115 buckets (latencies spread evenly from 1 µs
+//! Worst case: every slot touches all 1,119 buckets (latencies spread evenly from 1 µs
 //! to 19 h every minute): 109 KB measured with small counts, at most ~250 KB with large
 //! ones (47 slots of ≤ 5 KB, half-grown slots with up to 2× capacity), so at most
 //! ~1.25 GB for 5,000 entries. Each (database, command kind) aggregate is 8 shards of
@@ -63,6 +64,7 @@
 //! evicted entry's `Arc` still accepts records: they reach the aggregate only, and
 //! [`QueryStats::is_evicted`] tells the holder to resolve the key again.
 
+mod clock;
 mod counters;
 mod histogram;
 mod registry;
@@ -77,7 +79,8 @@ mod tests;
 use std::fmt;
 use std::str::FromStr;
 
-pub use histogram::{Histogram, BUCKETS, MAX_TRACKED_US};
+pub use clock::StatsClock;
+pub use histogram::{Histogram, BUCKETS, EXPORT_BOUNDS_US, MAX_TRACKED_US};
 pub use registry::{ExportGroup, ExportRow, QueryStats, Registry, DEFAULT_MAX_FINGERPRINTS};
 pub use snapshot::{AggregateSnapshot, QueryDetail, QuerySnapshot, WindowStats};
 

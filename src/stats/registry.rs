@@ -97,6 +97,13 @@ impl QueryStats {
         lock(&self.inner).heap_bytes()
     }
 
+    /// This entry's numbers over `window` (for background checks; not the hot path).
+    pub fn window_stats(&self, window: Window, now: u64) -> WindowStats {
+        let mut acc = Acc::new();
+        self.window(window, now, &mut acc);
+        WindowStats::from_acc(&acc)
+    }
+
     fn minute(&self, minute: u64, now: u64, acc: &mut Acc) {
         lock(&self.inner).read_minute(minute, now, acc);
     }
@@ -223,6 +230,30 @@ impl Registry {
             lock(&entry.inner).record(now, duration_us, rows, class);
         }
         lock(&entry.agg.shards[entry.shard].0).record(now, duration_us, rows, class);
+    }
+
+    /// [`Registry::record`] for a statement that waited `wait_us` (part of
+    /// `duration_us`) for its pool to hand out a server.
+    #[inline]
+    pub fn record_with_wait(
+        &self,
+        entry: &QueryStats,
+        duration_us: u64,
+        wait_us: u64,
+        rows: u64,
+        outcome: Outcome,
+        now: u64,
+    ) {
+        let class = outcome.class_key();
+        let wait_us = wait_us.min(duration_us);
+        if !entry.is_evicted() {
+            let mut inner = lock(&entry.inner);
+            inner.record(now, duration_us, rows, class);
+            inner.record_wait(wait_us);
+        }
+        let mut shard = lock(&entry.agg.shards[entry.shard].0);
+        shard.record(now, duration_us, rows, class);
+        shard.record_wait(wait_us);
     }
 
     /// Entries currently tracked (never more than `max_fingerprints`).

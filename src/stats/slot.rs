@@ -106,9 +106,9 @@ impl Slot {
         let mut c = Counters::default();
         let mut classes = ClassMap::default();
         if !self.data.is_empty() {
-            let mut f = [0u64; 6];
+            let mut f = [0u64; 7];
             f.iter_mut().for_each(|v| *v = r.get());
-            let [calls, errors, rows, total_us, min_us, max_us] = f;
+            let [calls, errors, rows, total_us, min_us, max_us, wait_us] = f;
             c = Counters {
                 calls,
                 errors,
@@ -116,6 +116,7 @@ impl Slot {
                 total_us,
                 min_us,
                 max_us,
+                wait_us,
             };
             for _ in 0..r.get() {
                 let class = r.get() as u16;
@@ -176,7 +177,9 @@ fn encode(
     if c.calls == 0 {
         return; // an empty slot is the empty string
     }
-    for v in [c.calls, c.errors, c.rows, c.total_us, c.min_us, c.max_us] {
+    for v in [
+        c.calls, c.errors, c.rows, c.total_us, c.min_us, c.max_us, c.wait_us,
+    ] {
         put(buf, v);
     }
     put(buf, classes.len() as u64);

@@ -25,6 +25,8 @@ pub struct WindowStats {
     pub p95_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
+    /// Of `total_us`, the time statements waited for a pool's server.
+    pub pool_wait_us: u64,
 }
 
 impl WindowStats {
@@ -51,6 +53,7 @@ impl WindowStats {
             p95_us,
             p99_us,
             p999_us,
+            pool_wait_us: c.wait_us,
         }
     }
 }

@@ -172,6 +172,12 @@ impl Windowed {
         self.last_seen = self.last_seen.max(now);
     }
 
+    /// Adds pool wait to the statement just recorded (same lock, so the same minute).
+    #[inline]
+    pub fn record_wait(&mut self, wait_us: u64) {
+        self.current.c.wait_us = self.current.c.wait_us.saturating_add(wait_us);
+    }
+
     /// Rolls the current minute into the tiers once time has moved past it. A `minute`
     /// behind the current one (callers' clocks differ slightly) records into current.
     fn advance(&mut self, minute: u64) {

@@ -23,7 +23,8 @@ FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $
             $8::int8[], $9::int8[], $10::int8[], $11::float8[], $12::float8[],
             $13::float8[], $14::float8[], $15::float8[])
     AS t(at, database, username, fingerprint, query, command, calls, errors, rows,
-         total_ms, p50_ms, p95_ms, p99_ms, max_ms)";
+         total_ms, p50_ms, p95_ms, p99_ms, max_ms)
+ON CONFLICT (at, sidecar, database, username, fingerprint) DO NOTHING";
 
 const INSERT_ALERT: &str = "INSERT INTO pgsidecar.alerts
     (at, sidecar, database, username, fingerprint, query, level, consecutive, duration_ms)
@@ -90,7 +91,8 @@ impl Store {
     }
 
     /// Stores a batch of per-minute statistics in one statement, each `at` truncated to
-    /// its minute; returns how many were stored.
+    /// its minute; returns how many were stored. Idempotent: a (minute, sidecar,
+    /// database, user, fingerprint) already stored is left as it is (not counted).
     pub async fn insert_snapshots(&self, snapshots: &[Snapshot]) -> Result<u64, StoreError> {
         if snapshots.is_empty() {
             return Ok(0);

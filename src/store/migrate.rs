@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0002_jobs",
         sql: include_str!("../../migrations/0002_jobs.sql"),
     },
+    Migration {
+        version: "0003_observability",
+        sql: include_str!("../../migrations/0003_observability.sql"),
+    },
 ];
 
 /// Key of the session advisory lock held while migrating: fixed so every sidecar and

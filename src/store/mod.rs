@@ -8,6 +8,7 @@
 //! log and retry, never as a reason to fail a client's query.
 
 pub mod events;
+pub mod history;
 pub mod jobs;
 pub mod migrate;
 pub mod plans;
@@ -25,6 +26,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
 
 pub use error::StoreError;
+pub use history::PlanRef;
 pub use jobs::{Job, JobStatus};
 pub use migrate::{migrate, MIGRATIONS};
 pub use retention::RetentionReport;

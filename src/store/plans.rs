@@ -16,24 +16,26 @@ const LOCK_QUERY: &str =
 /// plan change; returns that earlier hash. Data-modifying CTEs see the table as it was
 /// before the statement, so `prev` never sees the plan being inserted.
 const INSERT_PLAN: &str = "WITH prev AS (
-    SELECT plan_hash FROM pgsidecar.plans
+    SELECT plan_hash, p50_ms FROM pgsidecar.plans
     WHERE database = $1 AND fingerprint = $2
     ORDER BY captured_at DESC, id DESC
     LIMIT 1
 ), inserted AS (
     INSERT INTO pgsidecar.plans
         (sidecar, database, fingerprint, query, plan, plan_hash, total_cost, actual_ms,
-         analyzed, params)
-    VALUES ($3, $1, $2, $4, $5::text::jsonb, $6, $7, $8, $9, $10::text::jsonb)
+         analyzed, params, reason, fallback_reason, p50_ms)
+    VALUES ($3, $1, $2, $4, $5::text::jsonb, $6, $7, $8, $9, $10::text::jsonb, $11, $12, $13)
 ), change AS (
-    INSERT INTO pgsidecar.plan_changes (database, fingerprint, old_hash, new_hash)
-    SELECT $1, $2, plan_hash, $6 FROM prev WHERE plan_hash <> $6
+    INSERT INTO pgsidecar.plan_changes
+        (database, fingerprint, old_hash, new_hash, reason, old_p50_ms, new_p50_ms)
+    SELECT $1, $2, plan_hash, $6, $11, p50_ms, $13 FROM prev WHERE plan_hash <> $6
     RETURNING old_hash
 )
 SELECT old_hash FROM change";
 
 const LIST_PLANS: &str = "SELECT id, captured_at, sidecar, database, fingerprint, query,
-       plan::text AS plan, plan_hash, total_cost, actual_ms, analyzed, params::text AS params
+       plan::text AS plan, plan_hash, total_cost, actual_ms, analyzed, params::text AS params,
+       reason, fallback_reason, p50_ms
 FROM pgsidecar.plans
 WHERE ($1::int8 IS NULL OR id < $1)
   AND ($2::text IS NULL OR fingerprint = $2)
@@ -41,9 +43,12 @@ WHERE ($1::int8 IS NULL OR id < $1)
 ORDER BY id DESC
 LIMIT $4";
 
-const LIST_CHANGES: &str = "SELECT id, at, database, fingerprint, old_hash, new_hash
+const LIST_CHANGES: &str = "SELECT id, at, database, fingerprint, old_hash, new_hash,
+       reason, old_p50_ms, new_p50_ms
 FROM pgsidecar.plan_changes
-WHERE $1::int8 IS NULL OR id < $1
+WHERE ($1::int8 IS NULL OR id < $1)
+  AND ($3::text IS NULL OR fingerprint = $3)
+  AND ($4::text IS NULL OR database = $4)
 ORDER BY id DESC
 LIMIT $2";
 
@@ -87,6 +92,9 @@ impl Store {
                     &plan.actual_ms,
                     &plan.analyzed,
                     &params,
+                    &plan.reason,
+                    &plan.fallback_reason,
+                    &plan.p50_ms,
                 ],
             )
             .await
@@ -126,16 +134,21 @@ impl Store {
         Ok(Page::from_rows(items, limit, |p: &Plan| p.id))
     }
 
-    /// Plan changes, newest first.
+    /// Plan changes, newest first, optionally for one query and/or one database.
     pub async fn list_plan_changes(
         &self,
+        fingerprint: Option<&str>,
+        database: Option<&str>,
         before_id: Option<i64>,
         limit: u32,
     ) -> Result<Page<PlanChange>, StoreError> {
         let limit = rows::page_limit(limit);
         let client = self.client().await?;
         let found = client
-            .query(LIST_CHANGES, &[&before_id, &(limit + 1)])
+            .query(
+                LIST_CHANGES,
+                &[&before_id, &(limit + 1), &fingerprint, &database],
+            )
             .await
             .map_err(StoreError::query("list plan changes"))?;
         let items = found.iter().map(rows::plan_change).collect();

@@ -123,6 +123,13 @@ pub struct NewPlan {
     pub analyzed: bool,
     /// Parameter values used for the capture; private, cleared when no longer needed.
     pub params: Option<Value>,
+    /// Why it was captured: `critical`, `alert`, `warning`, `manual` or `latency`
+    /// (`None` for plans stored before this was recorded).
+    pub reason: Option<String>,
+    /// Why EXPLAIN ANALYZE was not used, when it was not.
+    pub fallback_reason: Option<String>,
+    /// The shape's 5-minute p50 (ms) when the plan was captured, when known.
+    pub p50_ms: Option<f64>,
 }
 
 /// A stored plan.
@@ -146,6 +153,11 @@ pub struct PlanChange {
     pub fingerprint: String,
     pub old_hash: String,
     pub new_hash: String,
+    /// Why the new plan was captured (see [`NewPlan::reason`]).
+    pub reason: Option<String>,
+    /// The 5-minute p50 (ms) when the old and the new plan were captured.
+    pub old_p50_ms: Option<f64>,
+    pub new_p50_ms: Option<f64>,
 }
 
 /// One page of a newest-first list. Pass `next_before_id` as `before_id` to get the next
@@ -227,6 +239,9 @@ pub(crate) fn plan(row: &Row) -> Result<Plan, StoreError> {
             actual_ms: row.get("actual_ms"),
             analyzed: row.get("analyzed"),
             params: params.map(|p| json("plan params", p)).transpose()?,
+            reason: row.get("reason"),
+            fallback_reason: row.get("fallback_reason"),
+            p50_ms: row.get("p50_ms"),
         },
     })
 }
@@ -239,6 +254,9 @@ pub(crate) fn plan_change(row: &Row) -> PlanChange {
         fingerprint: row.get("fingerprint"),
         old_hash: row.get("old_hash"),
         new_hash: row.get("new_hash"),
+        reason: row.get("reason"),
+        old_p50_ms: row.get("old_p50_ms"),
+        new_p50_ms: row.get("new_p50_ms"),
     }
 }
 

@@ -321,16 +321,16 @@ def scroll_pass(rows_per_frame):
 def overview():
     # A point per completed minute: wait for one with calls.
     deadline = time.time() + 150
-    while not [p for p in api("history")["points"] if p["calls"] > 0]:
+    while not [p for p in api("minutes")["points"] if p["calls"] > 0]:
         if time.time() > deadline:
             raise AssertionError("no minute of history with calls within 150 s")
         time.sleep(2)
     # A minute may complete between reading the API and the page's own read: retry.
     for _ in range(3):
-        hist = api("history")
+        hist = api("minutes")
         goto("overview")
         until("the charts", lambda: d.find_elements(By.CSS_SELECTOR, "#chart-tps svg"))
-        if api("history") == hist:
+        if api("minutes") == hist:
             break
     last = hist["points"][-1]
     latest = find("#chart-tps").get_attribute("data-latest")

@@ -34,5 +34,6 @@ mod slow;
 mod stats;
 mod store;
 mod tls;
+mod truth;
 mod upstream_restart;
 mod web_console;

@@ -10,7 +10,7 @@ use crate::common::{sqlstate, Proxy};
 
 fn snapshot(proxy: &Proxy) -> Vec<QuerySnapshot> {
     let measure = proxy.app.shared().measure.as_ref().expect("stats on");
-    let now = measure.epoch.elapsed().as_secs();
+    let now = measure.clock.now();
     measure.registry.snapshot(Window::All, now)
 }
 

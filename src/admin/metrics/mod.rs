@@ -1,7 +1,8 @@
 //! `GET /metrics`: the Prometheus registry, built once when the admin server starts,
 //! holding custom collectors that read `Shared` at scrape time (the hot path never
 //! touches Prometheus) and the crate's Linux process collector (`process_*`: CPU, RSS,
-//! virtual memory, open and max fds, threads, start time).
+//! virtual memory, open and max fds, threads, start time), with CPU seconds re-read as
+//! a float ([`process`]).
 //!
 //! Families: see [`queries`] (statements), [`pools`] (pools, clients, build) and
 //! [`slow`] (slow statements, alerts, plans, store).
@@ -12,6 +13,8 @@
 mod family;
 mod pool_rows;
 mod pools;
+#[cfg(target_os = "linux")]
+mod process;
 mod queries;
 mod slow;
 
@@ -36,9 +39,7 @@ pub fn registry(shared: &Arc<Shared>) -> prometheus::Result<Registry> {
     registry.register(Box::new(pools::PoolCollector::new(shared.clone())?))?;
     registry.register(Box::new(slow::SlowCollector::new(shared.clone())?))?;
     #[cfg(target_os = "linux")]
-    registry.register(Box::new(
-        prometheus::process_collector::ProcessCollector::for_self(),
-    ))?;
+    registry.register(Box::new(process::ProcessMetrics::new()))?;
     Ok(registry)
 }
 

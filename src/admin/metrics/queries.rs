@@ -74,10 +74,9 @@ type Group = (String, CommandKind);
 pub const BOUNDS: [f64; 15] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
-const BOUNDS_US: [u64; 15] = [
-    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-    2_500_000, 5_000_000, 10_000_000, 30_000_000,
-];
+/// The statistics histograms end a bucket exactly at each of these, so every `le` count
+/// is exact (a value 1 µs above a bound is counted above it).
+const BOUNDS_US: [u64; 15] = crate::stats::EXPORT_BOUNDS_US;
 
 /// One exported duration series: exact counts from the statistics' histograms.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -139,7 +138,7 @@ impl Collector for QueryCollector {
             return Vec::new();
         };
         let registry = &measure.registry;
-        let now = measure.epoch.elapsed().as_secs();
+        let now = measure.clock.now();
         let (rows, groups) = registry.export(now, &BOUNDS_US);
         let top = self.shared.config().metrics_top_queries;
         let (duration, info) = durations(&rows, &groups, top);

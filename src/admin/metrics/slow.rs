@@ -34,10 +34,18 @@ const SLOW: Spec = counter(
 );
 /// Plain counters: the spec and the field of [`SlowCounters`] it reads.
 type Plain = (Spec, fn(&SlowCounters) -> &AtomicU64);
-const PLAIN: [Plain; 8] = [
+const PLAIN: [Plain; 9] = [
     (
         counter("pgsidecar_alerts_total", "Slow-query alerts fired", &[]),
         |c| &c.alerts,
+    ),
+    (
+        counter(
+            "pgsidecar_slow_log_suppressed_total",
+            "Slow executions not written to the log one by one (the first per fingerprint per slow_log_interval is)",
+            &[],
+        ),
+        |c| &c.log_suppressed,
     ),
     (
         counter(

@@ -38,7 +38,7 @@ async function histogramPart(ctx, fp, entry, win, box) {
 
 async function historyPart(ctx, fp, entry, box) {
   try {
-    const r = await api(`history/${fp}`, { database: entry.database }, ctx.signal);
+    const r = await api(`minutes/${fp}`, { database: entry.database }, ctx.signal);
     const series = r.series.find((x) => x.user === entry.user);
     if (!series || !series.points.length) {
       box.replaceChildren(state.empty('No completed minute with calls in the last hour yet: points appear a minute after the calls.'));

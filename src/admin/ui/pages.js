@@ -46,7 +46,7 @@ export async function overview(ctx) {
     h('h2', {}, `Active alerts (fired in the last ${ACTIVE_MINUTES} minutes)`), alerts);
   async function refresh() {
     try {
-      const [st, hist] = await Promise.all([api('status', {}, ctx.signal), api('history', {}, ctx.signal)]);
+      const [st, hist] = await Promise.all([api('status', {}, ctx.signal), api('minutes', {}, ctx.signal)]);
       facts.replaceChildren(...[['Uptime', `${fmt.num(st.uptime_s / 60, 0)} min`],
         ['Fingerprints tracked', st.stats ? `${fmt.int(st.fingerprints_tracked)} of ${fmt.int(st.max_fingerprints)}` : 'statistics off'],
         ['Store', st.store], ['Slow thresholds', `warning ${st.slow_warning_ms} ms, critical ${st.slow_critical_ms} ms`]]

@@ -248,6 +248,9 @@ impl Relay {
     /// statements the waiting messages use.
     pub fn attach_server(&mut self, mut server: PooledServer) {
         self.wants_server = false;
+        if let Some(tracker) = self.tracker.as_mut() {
+            tracker.pool_waited(server.waited());
+        }
         if std::mem::take(&mut self.forget_server_statements) {
             server.forget_all_prepared();
         }

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::protocol::read_cstr;
 use crate::query::{Analyzer, QueryInfo};
-use crate::stats::{CommandKind, Outcome, QueryMeta, QueryStats, Registry, StatKey};
+use crate::stats::{CommandKind, Outcome, QueryMeta, QueryStats, Registry, StatKey, StatsClock};
 use queue::{InFlight, Prepared, Queue, Source};
 
 pub use slow::SlowHook;
@@ -33,8 +33,8 @@ const LOCAL_ENTRIES: usize = 256;
 pub struct Measure {
     pub analyzer: Arc<Analyzer>,
     pub registry: Arc<Registry>,
-    /// Time zero for the registry's `now` (seconds).
-    pub epoch: Instant,
+    /// The registry's `now` (seconds; minutes are wall-clock minutes).
+    pub clock: StatsClock,
 }
 
 /// A portal: its statement and the values it was bound with (`complete` is false when
@@ -235,11 +235,19 @@ impl Tracker {
         }
     }
 
+    /// The statements in flight waited `waited` for the pool to hand out a server.
+    pub fn pool_waited(&mut self, waited: std::time::Duration) {
+        let us = waited.as_micros() as u64;
+        if us > 0 {
+            self.inflight.add_wait(us);
+        }
+    }
+
     /// Every waiting request was answered by the proxy itself with an error (no server
     /// could be had): their statements count as failed with `sqlstate`.
     pub fn fail_waiting(&mut self, sqlstate: [u8; 5]) {
         let now = Instant::now();
-        let secs = now.duration_since(self.measure.epoch).as_secs();
+        let secs = self.measure.clock.at(now);
         let registry = &self.measure.registry;
         for done in self.inflight.drain() {
             let micros = now.duration_since(done.started).as_micros() as u64;
@@ -267,10 +275,17 @@ impl Tracker {
         self.last_completion = Some(now);
         if let Some(entry) = &done.entry {
             let micros = now.duration_since(started).as_micros() as u64;
-            let secs = now.duration_since(self.measure.epoch).as_secs();
-            self.measure
-                .registry
-                .record(entry, micros, rows, outcome, secs);
+            let secs = self.measure.clock.at(now);
+            // Pool wait before `started` (pipelined behind an earlier statement) is
+            // not part of this statement's time; record_with_wait clamps it.
+            self.measure.registry.record_with_wait(
+                entry,
+                micros,
+                done.wait_us,
+                rows,
+                outcome,
+                secs,
+            );
             if let Some(hook) = &self.slow {
                 if micros >= hook.floor_us {
                     hook.slow_execution(
@@ -294,6 +309,7 @@ impl Tracker {
             started: now,
             request: self.requests_sent,
             source,
+            wait_us: 0,
         });
     }
 
@@ -344,7 +360,7 @@ impl Tracker {
             user: self.user.clone(),
             fingerprint: info.fingerprint,
         };
-        let now = Instant::now().duration_since(self.measure.epoch).as_secs();
+        let now = self.measure.clock.now();
         let entry = self.measure.registry.entry(&key, || meta_of(info), now);
         self.local.insert(info.fingerprint, entry.clone());
         entry

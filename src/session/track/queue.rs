@@ -41,6 +41,8 @@ pub struct InFlight {
     pub started: Instant,
     pub request: u64,
     pub source: Source,
+    /// Of its time so far, how long it waited for the pool to hand out a server.
+    pub wait_us: u64,
 }
 
 #[derive(Default)]
@@ -61,6 +63,14 @@ impl Queue {
             self.head = Some(item);
         } else {
             self.rest.push_back(item);
+        }
+    }
+
+    /// Every statement in flight waited `us` more for a server (they all wait for the
+    /// same checkout).
+    pub fn add_wait(&mut self, us: u64) {
+        for item in self.head.iter_mut().chain(self.rest.iter_mut()) {
+            item.wait_us = item.wait_us.saturating_add(us);
         }
     }
 

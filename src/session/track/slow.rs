@@ -1,5 +1,5 @@
 //! The tracker's side of slow-statement detection: compare, count the streak, and hand
-//! a slow execution (with what EXPLAIN needs, when critical) to the slow worker.
+//! a slow execution (with what EXPLAIN needs) to the slow worker.
 
 use std::sync::Arc;
 
@@ -50,10 +50,9 @@ impl SlowHook {
         } else {
             Level::Warning
         };
-        let capture = match level {
-            Level::Critical => capture_input(source, q),
-            Level::Warning => None,
-        };
+        // Warnings too: a warning-level shape, an alert or a later request may need
+        // the values to re-plan it (this is the cold path: slow executions only).
+        let capture = capture_input(source, q);
         self.slow.submit(SlowSample {
             entry: entry.clone(),
             application_name: self.application_name.clone(),

@@ -6,7 +6,7 @@ fn tracker() -> (Tracker, Arc<Registry>) {
     let measure = Measure {
         analyzer: Arc::new(Analyzer::new(1000)),
         registry: registry.clone(),
-        epoch: Instant::now(),
+        clock: crate::stats::StatsClock::new(),
     };
     (Tracker::new(measure, "db", "user", None), registry)
 }

@@ -170,13 +170,13 @@ async fn query_table_histogram_lists_and_history() {
         .await;
 
     // History: no minute has completed yet; the shapes are there.
-    let (_, history) = http.json("/api/history").await;
+    let (_, history) = http.json("/api/minutes").await;
     assert!(
         history["points"].is_array() && history["cache_hit_ratio"].is_null(),
         "{history}"
     );
     assert_eq!(history["interval_s"], 60);
-    let (_, series) = http.json(&format!("/api/history/{fp}")).await;
+    let (_, series) = http.json(&format!("/api/minutes/{fp}")).await;
     assert_eq!(series["fingerprint"], fp.as_str());
     assert!(series["series"].is_array(), "{series}");
     drop_table(&t).await;

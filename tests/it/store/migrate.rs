@@ -82,3 +82,45 @@ async fn concurrent_migrations_apply_each_version_once() {
     let recorded = count(&client, "SELECT count(*) FROM pgsidecar.schema_migrations").await;
     assert_eq!(recorded as usize, MIGRATIONS.len());
 }
+
+/// 0003 makes a statistics row unique per (minute, sidecar, shape): a history written
+/// twice by an older version keeps its first copy, and the migration applies.
+#[tokio::test]
+async fn the_history_key_migration_keeps_one_copy_of_duplicates() {
+    let db = TestDb::create().await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE SCHEMA pgsidecar;
+             CREATE TABLE pgsidecar.schema_migrations (
+                 version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .unwrap();
+    for m in &MIGRATIONS[..2] {
+        client.batch_execute(m.sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO pgsidecar.schema_migrations (version) VALUES ($1)",
+                &[&m.version],
+            )
+            .await
+            .unwrap();
+    }
+    let dup = "INSERT INTO pgsidecar.stats_snapshots (at, sidecar, database, username,
+        fingerprint, query, command, calls, errors, rows, total_ms, p50_ms, p95_ms, p99_ms, max_ms)
+        VALUES ('2026-01-01 10:00Z', 's', 'db', 'u', 'fp', 'SELECT 1', 'SELECT', $1, 0, 0, 1, 1, 1, 1, 1)";
+    for calls in [7i64, 7, 9] {
+        client.execute(dup, &[&calls]).await.unwrap();
+    }
+    let applied = db.store("a").await.migrate().await.unwrap();
+    assert_eq!(applied, vec!["0003_observability".to_string()]);
+    let kept = client
+        .query("SELECT calls FROM pgsidecar.stats_snapshots", &[])
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].get::<_, i64>(0), 7, "the first copy");
+    let again = client.execute(dup, &[&8i64]).await;
+    assert!(again.is_err(), "the unique key holds");
+}

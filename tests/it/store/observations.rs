@@ -148,10 +148,11 @@ async fn seed(store: &Store) {
             .await
             .unwrap();
     }
+    // One row per shape: a (minute, sidecar, database, user, fingerprint) is unique.
     let snaps: Vec<_> = (0..4)
-        .map(|_| Snapshot {
+        .map(|i| Snapshot {
             at: now,
-            ..snapshot("fp", 0)
+            ..snapshot(&format!("fp{i}"), 0)
         })
         .collect();
     store.insert_snapshots(&snaps).await.unwrap();

@@ -18,6 +18,9 @@ pub fn plan(fingerprint: &str, hash: &str) -> NewPlan {
         actual_ms: Some(0.05),
         analyzed: true,
         params: Some(json!(["42"])),
+        reason: Some("critical".into()),
+        fallback_reason: None,
+        p50_ms: Some(12.5),
     }
 }
 
@@ -58,7 +61,7 @@ async fn a_different_hash_is_a_plan_change() {
         "per database"
     );
 
-    let changes = store.list_plan_changes(None, 10).await.unwrap();
+    let changes = store.list_plan_changes(None, None, None, 10).await.unwrap();
     assert_eq!(changes.items.len(), 1);
     let change = &changes.items[0];
     assert_eq!(
@@ -68,6 +71,12 @@ async fn a_different_hash_is_a_plan_change() {
     assert_eq!(
         (change.old_hash.as_str(), change.new_hash.as_str()),
         ("h1", "h2")
+    );
+    // Why the new plan was taken, and the p50 of both plans' windows.
+    assert_eq!(change.reason.as_deref(), Some("critical"));
+    assert_eq!(
+        (change.old_p50_ms, change.new_p50_ms),
+        (Some(12.5), Some(12.5))
     );
 
     let fp1 = store.list_plans(Some("fp1"), None, None, 10).await.unwrap();
@@ -115,7 +124,14 @@ async fn concurrent_captures_detect_the_change() {
             || previous == [Some("h1".into()), Some("h3".into())],
         "{previous:?}"
     );
-    assert_eq!(a.list_plan_changes(None, 10).await.unwrap().items.len(), 2);
+    assert_eq!(
+        a.list_plan_changes(None, None, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -173,4 +189,28 @@ async fn explain_claim_race_has_one_winner() {
         winners += usize::from(t.await.unwrap());
     }
     assert_eq!(winners, 1);
+}
+
+/// `/api/queries` rows point to the newest plan of their shape, per database.
+#[tokio::test]
+async fn latest_plans_per_database_and_fingerprint() {
+    let db = TestDb::create().await;
+    let store = db.migrated("a").await;
+    for hash in ["h1", "h2"] {
+        store.insert_plan(&plan("fpa", hash)).await.unwrap();
+    }
+    let other = NewPlan {
+        database: "other".into(),
+        ..plan("fpa", "h9")
+    };
+    store.insert_plan(&other).await.unwrap();
+    store.insert_plan(&plan("fpb", "h3")).await.unwrap();
+    let found = store
+        .latest_plans(&["fpa".to_string(), "missing".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[&("app".into(), "fpa".into())].plan_hash, "h2");
+    assert_eq!(found[&("other".into(), "fpa".into())].plan_hash, "h9");
+    assert!(store.latest_plans(&[]).await.unwrap().is_empty());
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pgsidecar::config::{Config, LogFormat, Overrides, PoolMode};
+use pgsidecar::config::{AuthType, Config, LogFormat, Overrides, PoolMode};
 use pgsidecar::{App, ConfigSource};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -38,6 +38,10 @@ struct Opts {
     /// Admin HTTP address [default: 127.0.0.1:9930].
     #[arg(long, global = true)]
     admin_listen: Option<String>,
+    /// How clients log in [default: auto: passthrough (the server checks each client's
+    /// own credentials) unless [[users]] or auth_query are configured].
+    #[arg(long, global = true, value_enum)]
+    auth_type: Option<AuthType>,
     /// Users allowed into the SQL admin console, comma separated.
     #[arg(long, global = true, value_delimiter = ',')]
     admin_users: Option<Vec<String>>,
@@ -68,6 +72,7 @@ impl Opts {
             pool_size: self.pool_size,
             admin_listen: self.admin_listen.clone(),
             admin_users: self.admin_users.clone(),
+            auth_type: self.auth_type,
             log_format: self.log_format.as_deref().map(|f| match f {
                 "json" => LogFormat::Json,
                 _ => LogFormat::Text,

@@ -32,7 +32,9 @@ pub struct Config {
     pub upstream: String,
     /// `text` or `json`.
     pub log_format: LogFormat,
-    /// How clients authenticate to the proxy: `scram-sha-256`, `md5` or `trust`.
+    /// How clients authenticate to the proxy: `auto` (the default: `passthrough` when no
+    /// `[[users]]` and no `auth_query` are set, else `scram-sha-256`), `scram-sha-256`,
+    /// `md5`, `trust` or `passthrough` (the server checks the client's own credentials).
     pub auth_type: AuthType,
     /// Query that fetches `(user name, password or verifier)` for a user not listed in
     /// `[[users]]`; `$1` is the user name. Unset means only `[[users]]` can log in.
@@ -191,14 +193,26 @@ pub enum PoolMode {
     Transaction,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 pub enum AuthType {
+    /// `passthrough` when no `[[users]]` and no `auth_query` are configured, else
+    /// `scram-sha-256`.
+    #[serde(rename = "auto")]
+    #[value(name = "auto")]
+    Auto,
     #[serde(rename = "scram-sha-256")]
+    #[value(name = "scram-sha-256")]
     ScramSha256,
     #[serde(rename = "md5")]
+    #[value(name = "md5")]
     Md5,
     #[serde(rename = "trust")]
+    #[value(name = "trust")]
     Trust,
+    /// The server checks the credentials the client presents (see `auth::passthrough`).
+    #[serde(rename = "passthrough")]
+    #[value(name = "passthrough")]
+    Passthrough,
 }
 
 impl Default for Config {
@@ -208,7 +222,7 @@ impl Default for Config {
             admin_listen: "127.0.0.1:9930".into(),
             upstream: "postgres://postgres@127.0.0.1:5432/postgres".into(),
             log_format: LogFormat::Text,
-            auth_type: AuthType::ScramSha256,
+            auth_type: AuthType::Auto,
             auth_query: None,
             auth_user: None,
             pool_mode: PoolMode::Transaction,
@@ -280,6 +294,17 @@ impl Config {
             server_dbname: db.dbname.unwrap_or_else(|| database.to_string()),
             host: db.host.unwrap_or_else(|| upstream.host.clone()),
             port: db.port.unwrap_or(upstream.port),
+        }
+    }
+
+    /// The authentication clients get: `auto` resolved.
+    pub fn effective_auth_type(&self) -> AuthType {
+        match self.auth_type {
+            AuthType::Auto if self.users.is_empty() && self.auth_query.is_none() => {
+                AuthType::Passthrough
+            }
+            AuthType::Auto => AuthType::ScramSha256,
+            other => other,
         }
     }
 

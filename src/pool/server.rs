@@ -63,6 +63,8 @@ pub struct ServerConn {
     pub stream: ServerStream,
     /// The login used SCRAM-SHA-256-PLUS, binding it to this TLS connection.
     pub channel_binding: bool,
+    /// How the server checked the login (pass-through derives what it keeps from it).
+    pub login_method: super::login::LoginMethod,
     /// The server's BackendKeyData, used to forward a client's cancel request.
     pub pid: i32,
     pub secret: i32,
@@ -116,6 +118,7 @@ impl ServerConn {
         ServerConn {
             stream,
             channel_binding: false,
+            login_method: Default::default(),
             pid: 0,
             secret: 0,
             cancel_key: Arc::new(CancelKey {

@@ -149,6 +149,10 @@ pub(crate) async fn report<S: AsyncWrite + Unpin>(
     match &err {
         e if e.client_gone() => tracing::debug!(%peer, error = %e, "client went away"),
         SessionError::ShuttingDown => tracing::debug!(%peer, "closing client for shutdown"),
+        SessionError::Auth(a) => {
+            let reason = a.reason().unwrap_or_else(|| a.to_string());
+            tracing::info!(%peer, sqlstate = err.sqlstate(), %reason, "login rejected");
+        }
         e => tracing::info!(%peer, sqlstate = e.sqlstate(), error = %e, "closing client"),
     }
     if let Some(message) = err.fatal_message() {

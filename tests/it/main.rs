@@ -14,6 +14,8 @@ mod e2e_clients;
 mod explain;
 mod large_rows;
 mod params;
+mod passthrough;
+mod passthrough_cli;
 mod pool_limits;
 mod pool_maintenance;
 mod prepared;

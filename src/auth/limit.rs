@@ -66,8 +66,13 @@ impl FailureLimiter {
                 return;
             }
         }
-        self.users
-            .insert(user.to_string(), Failures { count: 1, last: now });
+        self.users.insert(
+            user.to_string(),
+            Failures {
+                count: 1,
+                last: now,
+            },
+        );
     }
 
     pub fn succeeded(&self, user: &str) {

@@ -145,7 +145,10 @@ async fn ask_server<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<ServerAuth, AuthError> {
     match server_login(ctx, &ServerAuth::None).await {
         Ok(_) => {
-            tracing::info!(user = ctx.user, "pass-through: the server lets this user in without a password");
+            tracing::info!(
+                user = ctx.user,
+                "pass-through: the server lets this user in without a password"
+            );
             auth.kept.insert(key, Kept::Trust);
             Ok(ServerAuth::None)
         }

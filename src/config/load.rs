@@ -83,6 +83,14 @@ impl Config {
                 .map_err(|e| invalid(key, format!("{addr:?} is not ADDR:PORT ({e})")))?;
         }
         Upstream::parse(&self.upstream).map_err(|e| invalid("upstream", e))?;
+        if let Some(dir) = &self.listen_unix_dir {
+            if !dir.starts_with('/') || !Path::new(dir).is_dir() {
+                return Err(invalid(
+                    "listen_unix_dir",
+                    format!("{dir:?} is not an existing directory (absolute path)"),
+                ));
+            }
+        }
         check_pool_sizes("", self.pool_size, self.min_pool_size)?;
         for (name, db) in &self.databases {
             let size = db.pool_size.unwrap_or(self.pool_size);

@@ -24,9 +24,13 @@ pub use upstream::Upstream;
 pub struct Config {
     /// Address clients connect to (`ADDR:PORT`).
     pub listen: String,
+    /// Also accept clients on a Unix socket in this directory, named `.s.PGSQL.<port>`
+    /// after the `listen` port, as libpq expects (`host=<dir>`). Unset: TCP only.
+    pub listen_unix_dir: Option<String>,
     /// Address of the admin HTTP server (metrics, API).
     pub admin_listen: String,
-    /// The PostgreSQL server, as a URL: `postgres://user[:password]@host[:port]/dbname`.
+    /// The PostgreSQL server, as a URL: `postgres://user[:password]@host[:port]/dbname`,
+    /// or with a socket directory: `postgres://user@/dbname?host=/var/run/postgresql`.
     /// Its host and port are where every pool connects; its user and password are the
     /// proxy's own identity (for `auth_query`) and the fallback server password for that user.
     pub upstream: String,
@@ -219,6 +223,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:6432".into(),
+            listen_unix_dir: None,
             admin_listen: "127.0.0.1:9930".into(),
             upstream: "postgres://postgres@127.0.0.1:5432/postgres".into(),
             log_format: LogFormat::Text,

@@ -58,7 +58,10 @@ pub enum LoginMethod {
     Cleartext,
     Md5,
     /// SCRAM-SHA-256 with the salt and iteration count the server stores for the user.
-    Scram { salt: Vec<u8>, iterations: u32 },
+    Scram {
+        salt: Vec<u8>,
+        iterations: u32,
+    },
 }
 
 enum Scram {
@@ -87,14 +90,17 @@ pub async fn open(
 ) -> Result<Box<ServerConn>, ServerError> {
     let address = target.address();
     let work = async {
-        let stream = TcpStream::connect(&address)
+        let stream = ServerStream::connect(&target.host, target.port)
             .await
             .map_err(|source| ServerError::Connect {
                 address: address.clone(),
                 source,
             })?;
-        stream.set_nodelay(true)?;
-        let stream = negotiate_tls(stream, tls, target, &address).await?;
+        let stream = match stream {
+            ServerStream::Plain(tcp) => negotiate_tls(tcp, tls, target, &address).await?,
+            // A Unix socket is local: PostgreSQL offers no SSL there, so none is asked.
+            unix => unix,
+        };
         // Boxed: a connection moves between the idle list and its borrowers on every
         // checkout, and a pointer moves cheaper than the whole struct.
         let mut conn = Box::new(ServerConn::new(stream, address.clone().into(), open_count));

@@ -83,7 +83,10 @@ async fn login(
         database: database.to_string(),
         user: user.to_string(),
     };
-    let stale = shared.pools.get(&key).is_some_and(|p| p.take_auth_rejected());
+    let stale = shared
+        .pools
+        .get(&key)
+        .is_some_and(|p| p.take_auth_rejected());
     let tls = shared.tls();
     let ctx = crate::auth::LoginCtx {
         config: &config,

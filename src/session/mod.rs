@@ -37,10 +37,21 @@ use crate::tls::{ClientStream, Tls};
 /// Serves one client connection to its end. Never panics on client input; every failure
 /// is logged and, where the client can still hear it, reported with an ErrorResponse.
 pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    serve_client(shared, ClientStream::Plain(stream), peer).await
+}
+
+/// Serves a client on a Unix socket. It shows as `127.0.0.1:0` wherever a peer address
+/// is logged or listed, and counts as local (like loopback) for pass-through logins.
+pub async fn run_unix(shared: Arc<Shared>, stream: tokio::net::UnixStream) {
+    let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+    serve_client(shared, ClientStream::Unix(stream), peer).await
+}
+
+async fn serve_client(shared: Arc<Shared>, stream: ClientStream, peer: SocketAddr) {
     let _slot = ClientSlot::take(&shared);
     let login_timeout = shared.config().client_login_timeout;
     let tls = shared.tls();
-    let opening = open(&shared, &tls, ClientStream::Plain(stream));
+    let opening = open(&shared, &tls, stream);
     let (stream, startup) = match tokio::time::timeout(login_timeout, opening).await {
         Ok(Opened::Startup(stream, startup)) => (stream, startup),
         Ok(Opened::Done) => return,
@@ -119,7 +130,8 @@ async fn next_packet(
         StartupPacket::SslRequest if stream.is_tls() => {
             Err(ProtocolError::Malformed("SSLRequest over TLS").into())
         }
-        StartupPacket::SslRequest if tls.acceptor.is_some() => {
+        // No TLS over a Unix socket (as in PostgreSQL): it is local already.
+        StartupPacket::SslRequest if tls.acceptor.is_some() && !stream.is_unix() => {
             stream.write_all(b"S").await?;
             Ok(Opening::Upgrade)
         }
@@ -132,7 +144,9 @@ async fn next_packet(
             Ok(Opening::Done)
         }
         StartupPacket::Startup(_)
-            if tls.client_mode == ClientTlsMode::Require && !stream.is_tls() =>
+            if tls.client_mode == ClientTlsMode::Require
+                && !stream.is_tls()
+                && !stream.is_unix() =>
         {
             Err(SessionError::TlsRequired)
         }

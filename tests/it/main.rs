@@ -29,4 +29,5 @@ mod slow;
 mod stats;
 mod store;
 mod tls;
+mod unix_sockets;
 mod upstream_restart;

@@ -74,11 +74,15 @@ async fn the_server_checks_passwords_and_pooled_logins_use_the_kept_keys() {
         .unwrap();
     let proxy = proxy_for(&cluster, "127.0.0.1:0").await;
 
-    let wrong = try_connect(&url(proxy.addr, "app", "nope")).await.unwrap_err();
+    let wrong = try_connect(&url(proxy.addr, "app", "nope"))
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&wrong), "28P01", "{wrong:?}");
     let text = wrong.as_db_error().unwrap().message().to_string();
     assert_eq!(text, "password authentication failed for user \"app\"");
-    let missing = try_connect(&url(proxy.addr, "ghost", "x")).await.unwrap_err();
+    let missing = try_connect(&url(proxy.addr, "ghost", "x"))
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&missing), "28P01", "{missing:?}");
 
     // Three clients each hold a transaction: the pool logs in three times, the first
@@ -105,17 +109,20 @@ async fn the_server_checks_passwords_and_pooled_logins_use_the_kept_keys() {
         .batch_execute("ALTER ROLE app PASSWORD 'apppw2'")
         .await
         .unwrap();
-    let fresh = try_connect(&url(proxy.addr, "app", "apppw2")).await.unwrap();
+    let fresh = try_connect(&url(proxy.addr, "app", "apppw2"))
+        .await
+        .unwrap();
     assert_eq!(who(&fresh).await, "app");
-    let old = try_connect(&url(proxy.addr, "app", "apppw")).await.unwrap_err();
+    let old = try_connect(&url(proxy.addr, "app", "apppw"))
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&old), "28P01", "{old:?}");
     drop((clients, fresh));
     proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remote_clients_get_scram_and_a_changed_password_takes_effect_at_a_failed_pooled_login()
-{
+async fn remote_clients_get_scram_and_a_changed_password_takes_effect_at_a_failed_pooled_login() {
     let Some(ip) = remote_ip() else {
         eprintln!("skipped: this machine has no non-loopback address");
         return;
@@ -134,14 +141,19 @@ async fn remote_clients_get_scram_and_a_changed_password_takes_effect_at_a_faile
     let early = try_connect(&url(remote, "remote", "r1")).await.unwrap_err();
     assert_eq!(sqlstate(&early), "28000", "{early:?}");
     let text = early.as_db_error().unwrap().message().to_string();
-    assert!(text.contains("only asked for over TLS or from this host"), "{text}");
+    assert!(
+        text.contains("only asked for over TLS or from this host"),
+        "{text}"
+    );
 
     // One login from this host keeps the keys; remote clients then get SCRAM.
     let first = try_connect(&url(local, "remote", "r1")).await.unwrap();
     assert_eq!(who(&first).await, "remote");
     let c = try_connect(&url(remote, "remote", "r1")).await.unwrap();
     assert_eq!(who(&c).await, "remote");
-    let wrong = try_connect(&url(remote, "remote", "bad")).await.unwrap_err();
+    let wrong = try_connect(&url(remote, "remote", "bad"))
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&wrong), "28P01", "{wrong:?}");
     drop((first, c));
 
@@ -171,23 +183,34 @@ async fn failed_logins_are_limited_per_user() {
     let cluster = scram_cluster();
     let admin = admin(&cluster).await;
     admin
-        .batch_execute("CREATE ROLE limited LOGIN PASSWORD 'lpw'; CREATE ROLE other LOGIN PASSWORD 'opw'")
+        .batch_execute(
+            "CREATE ROLE limited LOGIN PASSWORD 'lpw'; CREATE ROLE other LOGIN PASSWORD 'opw'",
+        )
         .await
         .unwrap();
     let proxy = proxy_for(&cluster, "127.0.0.1:0").await;
     for _ in 0..5 {
-        let e = try_connect(&url(proxy.addr, "limited", "guess")).await.unwrap_err();
+        let e = try_connect(&url(proxy.addr, "limited", "guess"))
+            .await
+            .unwrap_err();
         assert_eq!(sqlstate(&e), "28P01", "{e:?}");
     }
     // Even the right password waits now, without reaching the server.
-    let e = try_connect(&url(proxy.addr, "limited", "lpw")).await.unwrap_err();
+    let e = try_connect(&url(proxy.addr, "limited", "lpw"))
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), "28000", "{e:?}");
     let text = e.as_db_error().unwrap().message().to_string();
-    assert!(text.contains("too many failed logins for user \"limited\""), "{text}");
+    assert!(
+        text.contains("too many failed logins for user \"limited\""),
+        "{text}"
+    );
     let ok = try_connect(&url(proxy.addr, "other", "opw")).await.unwrap();
     assert_eq!(who(&ok).await, "other");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let ok = try_connect(&url(proxy.addr, "limited", "lpw")).await.unwrap();
+    let ok = try_connect(&url(proxy.addr, "limited", "lpw"))
+        .await
+        .unwrap();
     assert_eq!(who(&ok).await, "limited");
     proxy.stop().await;
 }

@@ -21,7 +21,8 @@ struct Running {
 impl Running {
     fn start(args: &[&str]) -> Running {
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("pgsidecar-cli-{}-{port}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("pgsidecar-cli-{}-{port}.log", std::process::id()));
         let child = Command::new(env!("CARGO_BIN_EXE_pgsidecar"))
             .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -34,7 +35,10 @@ impl Running {
             .expect("start pgsidecar");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "pgsidecar did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "pgsidecar did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Running { child, port, log }
@@ -44,7 +48,16 @@ impl Running {
     fn psql(&self, user: &str, db: &str, password: Option<&str>, sql: &str) -> Output {
         let mut cmd = Command::new("psql");
         cmd.args(["-X", "-w", "-A", "-t", "-h", "127.0.0.1"])
-            .args(["-p", &self.port.to_string(), "-U", user, "-d", db, "-c", sql])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                user,
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .env_remove("PGPASSWORD")
             .env("PGCONNECT_TIMEOUT", "10");
         if let Some(p) = password {
@@ -77,10 +90,19 @@ fn stderr(out: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_file_line_against_a_trust_server() {
     let cluster = tokio::task::block_in_place(|| {
-        Cluster::start("local all all trust\nhost all all 127.0.0.1/32 trust\n", &[], None)
+        Cluster::start(
+            "local all all trust\nhost all all 127.0.0.1/32 trust\n",
+            &[],
+            None,
+        )
     });
-    let direct = try_connect(&cluster.url("postgres", None, "postgres")).await.unwrap();
-    direct.batch_execute("CREATE ROLE trusted LOGIN").await.unwrap();
+    let direct = try_connect(&cluster.url("postgres", None, "postgres"))
+        .await
+        .unwrap();
+    direct
+        .batch_execute("CREATE ROLE trusted LOGIN")
+        .await
+        .unwrap();
     let upstream = cluster.url("postgres", None, "postgres");
     let proxy = tokio::task::block_in_place(|| Running::start(&["--upstream", &upstream]));
 
@@ -95,7 +117,11 @@ async fn no_file_line_against_a_trust_server() {
     // A role the server does not know: its own words.
     let out = proxy.psql("nobody", "postgres", None, "SELECT 1");
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("role \"nobody\" does not exist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("role \"nobody\" does not exist"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,17 +142,29 @@ async fn no_file_line_against_a_scram_server() {
     let out = proxy.psql("app", "postgres", Some("wrong"), "SELECT 1");
     assert!(!out.status.success());
     let said = stderr(&out);
-    assert!(said.contains("password authentication failed for user \"app\""), "{said}");
+    assert!(
+        said.contains("password authentication failed for user \"app\""),
+        "{said}"
+    );
     let log = proxy.log_text();
     assert!(log.contains("login rejected"), "{log}");
     assert!(log.contains("server rejected the password"), "{log}");
 
     // --admin-users: the console checks the password with the server, then the list.
-    let out = proxy.psql("postgres", "pgsidecar", Some(super::passthrough::SUPERUSER_PW), "SHOW POOLS");
+    let out = proxy.psql(
+        "postgres",
+        "pgsidecar",
+        Some(super::passthrough::SUPERUSER_PW),
+        "SHOW POOLS",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("app"), "{}", stdout(&out));
     let out = proxy.psql("app", "pgsidecar", Some("apppw"), "SHOW POOLS");
-    assert!(stderr(&out).contains("not in admin_users"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not in admin_users"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -214,3 +214,48 @@ async fn failed_logins_are_limited_per_user() {
     assert_eq!(who(&ok).await, "limited");
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn md5_and_cleartext_servers_work_through_pass_through_too() {
+    let hba = "local all all trust\n\
+               host all md5user 127.0.0.1/32 md5\n\
+               host all clearuser 127.0.0.1/32 password\n\
+               host all postgres 127.0.0.1/32 trust\n";
+    let cluster =
+        tokio::task::block_in_place(|| Cluster::start(hba, &["password_encryption = 'md5'"], None));
+    let direct = try_connect(&cluster.url("postgres", None, "postgres"))
+        .await
+        .unwrap();
+    direct
+        .batch_execute(
+            "SET password_encryption = 'md5';
+             CREATE ROLE md5user LOGIN PASSWORD 'm5';
+             CREATE ROLE clearuser LOGIN PASSWORD 'cl'",
+        )
+        .await
+        .unwrap();
+    let proxy = proxy_for(&cluster, "127.0.0.1:0").await;
+    for (user, password) in [("md5user", "m5"), ("clearuser", "cl")] {
+        let wrong = try_connect(&url(proxy.addr, user, "x")).await.unwrap_err();
+        assert_eq!(sqlstate(&wrong), "28P01", "{user}: {wrong:?}");
+        // Two clients in transactions: the second server login uses what was kept.
+        let a = try_connect(&url(proxy.addr, user, password)).await.unwrap();
+        let b = try_connect(&url(proxy.addr, user, password)).await.unwrap();
+        a.batch_execute("BEGIN").await.unwrap();
+        b.batch_execute("BEGIN").await.unwrap();
+        assert_eq!(who(&a).await, user);
+        assert_eq!(who(&b).await, user);
+        let pa: i32 = a
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let pb: i32 = b
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_ne!(pa, pb, "{user}: two server logins");
+    }
+    proxy.stop().await;
+}

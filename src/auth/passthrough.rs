@@ -75,11 +75,21 @@ impl Kept {
     fn matches(&self, user: &str, password: &str) -> bool {
         match self {
             Kept::Trust => true,
-            Kept::Password(p) => p == password,
-            Kept::Md5(h) => *h == md5_stored(user, password),
+            Kept::Password(p) => same(p, password),
+            Kept::Md5(h) => same(h, &md5_stored(user, password)),
             Kept::Scram { verifier, .. } => verifier.matches_password(password),
         }
     }
+}
+
+/// Compares without an early exit, so the time taken says nothing about how much of a
+/// guess was right (the length aside).
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 type Key = (String, u16, String);
@@ -196,4 +206,36 @@ async fn server_login(
     let mut conn = login::open(&target, with, ctx.server_tls, limit, open_count).await?;
     conn.terminate();
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_what_the_server_method_needs() {
+        let scram = LoginMethod::Scram {
+            salt: b"0123456789abcdef".to_vec(),
+            iterations: 4096,
+        };
+        let kept = Kept::from_login(&scram, "app", "pw".into());
+        let Kept::Scram { verifier, .. } = &kept else {
+            panic!("a SCRAM server leaves SCRAM keys")
+        };
+        // The same keys the server derives for its verifier from this salt.
+        let server = ScramVerifier::from_password_with_salt("pw", b"0123456789abcdef", 4096);
+        assert!(*verifier == server);
+        assert!(kept.matches("app", "pw") && !kept.matches("app", "pW"));
+        assert!(matches!(kept.server_auth(), ServerAuth::ScramKeys { .. }));
+
+        let md5 = Kept::from_login(&LoginMethod::Md5, "app", "pw".into());
+        assert!(matches!(&md5, Kept::Md5(h) if *h == md5_stored("app", "pw")));
+        assert!(md5.matches("app", "pw") && !md5.matches("app", "px"));
+        let clear = Kept::from_login(&LoginMethod::Cleartext, "app", "pw".into());
+        assert!(matches!(clear.server_auth(), ServerAuth::Password(p) if p == "pw"));
+        assert!(matches!(
+            Kept::from_login(&LoginMethod::Trust, "app", String::new()).server_auth(),
+            ServerAuth::None
+        ));
+    }
 }

@@ -34,7 +34,7 @@ pub async fn admin(cluster: &Cluster) -> Client {
 
 /// A local address other than loopback, so the proxy sees a remote client; `None` on a
 /// machine without one.
-fn remote_ip() -> Option<IpAddr> {
+pub fn remote_ip() -> Option<IpAddr> {
     let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
     probe.connect("192.0.2.1:9").ok()?;
     let ip = probe.local_addr().ok()?.ip();

@@ -27,6 +27,9 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &LoginCtx<'_>,
 ) -> Result<ServerAuth, AuthError> {
     let user = ctx.user;
+    if ctx.stale {
+        super::passthrough::forget(auth, ctx);
+    }
     if let Err(wait) = auth.failures.check(user) {
         return Err(AuthError::RateLimited {
             user: user.to_string(),

@@ -94,20 +94,31 @@ fn same(a: &str, b: &str) -> bool {
 
 type Key = (String, u16, String);
 
+fn key(ctx: &LoginCtx<'_>) -> Key {
+    (
+        ctx.settings.host.clone(),
+        ctx.settings.port,
+        ctx.user.to_string(),
+    )
+}
+
+/// Drops what was kept for the user of `ctx` (a pooled login with it was refused).
+pub(super) fn forget(auth: &Authenticator, ctx: &LoginCtx<'_>) {
+    if auth.kept.remove(&key(ctx)).is_some() {
+        tracing::info!(
+            user = ctx.user,
+            "pass-through: the server refused what was kept; the next login goes to the server"
+        );
+    }
+}
+
 /// Checks the client through the server (first login) or against what was kept.
 pub(super) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     auth: &Authenticator,
     ctx: &LoginCtx<'_>,
 ) -> Result<ServerAuth, AuthError> {
-    let key = (
-        ctx.settings.host.clone(),
-        ctx.settings.port,
-        ctx.user.to_string(),
-    );
-    if ctx.stale {
-        auth.kept.remove(&key);
-    }
+    let key = key(ctx);
     let kept = auth.kept.get(&key).map(|k| k.clone());
     match kept {
         Some(kept) => check_kept(stream, auth, ctx, key, kept).await,

@@ -95,6 +95,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--stats-overhead", type=int, metavar="ROUNDS",
                    help="cost of statistics: -S -M simple -c 64 through pgsidecar with "
                         "stats on and off, alternating, ROUNDS times each")
+    p.add_argument("--unix", action="store_true",
+                   help="TCP against Unix sockets: -S -M simple through each target, "
+                        "client and upstream both over TCP, then both over Unix sockets")
+    p.add_argument("--pg-socket-dir", default="/var/run/postgresql",
+                   help="PostgreSQL's socket directory, for --unix [/var/run/postgresql]")
     p.add_argument("--duration", type=int, help=f"seconds per pgbench run [{FULL_DURATION}]")
     p.add_argument("--clients", default="1,16,64,256", help="client counts [1,16,64,256]")
     p.add_argument("--scripts", default="select,tpcb", help="select,tpcb")
@@ -124,7 +129,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def choose_parts(args: argparse.Namespace) -> None:
     """Without an explicit choice: matrix + connection scale, or just the matrix if quick."""
-    if not (args.matrix or args.conns or args.soak or args.stats_overhead):
+    if not (args.matrix or args.conns or args.soak or args.stats_overhead or args.unix):
         args.matrix = True
         args.conns = not args.quick
 
@@ -374,6 +379,7 @@ class Pooler:
     port: int
     proc: subprocess.Popen
     log: Path
+    socket_dir: str | None = None  # where its Unix socket is, when it has one
 
     @property
     def pid(self) -> int:
@@ -392,13 +398,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_pgsidecar(s, work: Path, stats: bool = True) -> Pooler:
+def start_pgsidecar(s, work: Path, stats: bool = True, unix: bool = False) -> Pooler:
+    """With `unix`: clients also on `work/.s.PGSQL.<port>`, the server over its socket."""
     port, admin = free_port(), free_port()
     config = work / "pgsidecar.toml"
+    upstream = f"postgres://{s.pg_user}@{s.pg_host}:{s.pg_port}/postgres"
+    if unix:
+        upstream = f"postgres://{s.pg_user}@/postgres?host={s.pg_socket_dir}&port={s.pg_port}"
     config.write_text(
         f'listen = "127.0.0.1:{port}"\n'
-        f'admin_listen = "127.0.0.1:{admin}"\n'
-        f'upstream = "postgres://{s.pg_user}@{s.pg_host}:{s.pg_port}/postgres"\n'
+        + (f'listen_unix_dir = "{work}"\n' if unix else "")
+        + f'admin_listen = "127.0.0.1:{admin}"\n'
+        f'upstream = "{upstream}"\n'
         'auth_type = "trust"\n'
         'pool_mode = "transaction"\n'
         f"pool_size = {s.pool_size}\n"
@@ -414,16 +425,21 @@ def start_pgsidecar(s, work: Path, stats: bool = True) -> Pooler:
     return Pooler("pgsidecar", port, proc, log_path)
 
 
-def start_pgbouncer(s, work: Path) -> Pooler:
+def start_pgbouncer(s, work: Path, unix: bool = False) -> Pooler:
+    """With `unix`: clients also on `work/.s.PGSQL.<port>`, the server over its socket."""
     port = free_port()
+    server_host = s.pg_socket_dir if unix else s.pg_host
+    socket_dir = work if unix else ""
+    if unix and os.geteuid() == 0:
+        shutil.chown(work, "postgres", "postgres")  # PgBouncer (as postgres) binds there
     ini, users = work / "pgbouncer.ini", work / "userlist.txt"
     users.write_text(f'"{s.pg_user}" ""\n')
     prepared = "max_prepared_statements = 200\n" if s.bouncer_version >= (1, 21) else ""
     ini.write_text(
         "[databases]\n"
-        f"{s.db} = host={s.pg_host} port={s.pg_port} dbname={s.db}\n"
+        f"{s.db} = host={server_host} port={s.pg_port} dbname={s.db}\n"
         "[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir = {socket_dir}\n"
         f"auth_type = trust\nauth_file = {users}\n"
         f"pool_mode = transaction\ndefault_pool_size = {s.pool_size}\n"
         f"max_client_conn = {2 * s.idle_clients + 1000}\n"
@@ -460,15 +476,16 @@ def wait_ready(s, pooler: Pooler, timeout: float = 15.0) -> None:
 
 
 @contextlib.contextmanager
-def pooler_running(s, name: str, work: Path):
+def pooler_running(s, name: str, work: Path, unix: bool = False):
     """A freshly started pooler, ready for queries; stopped on leaving."""
     pooler_dir = work / f"{name}-{time.monotonic_ns()}"
     pooler_dir.mkdir()
     pooler_dir.chmod(0o755)
     if name == "pgbouncer":
-        pooler = start_pgbouncer(s, pooler_dir)
+        pooler = start_pgbouncer(s, pooler_dir, unix)
     else:
-        pooler = start_pgsidecar(s, pooler_dir, stats=name != "pgsidecar-nostats")
+        pooler = start_pgsidecar(s, pooler_dir, stats=name != "pgsidecar-nostats", unix=unix)
+    pooler.socket_dir = str(pooler_dir) if unix else None
     try:
         wait_ready(s, pooler)
         yield pooler
@@ -917,6 +934,63 @@ def sample_until_done(soak: Soak, pooler: Pooler, procs: list[subprocess.Popen])
 
 OVERHEAD_WORKLOAD = ["-S", "-M", "simple"]
 OVERHEAD_CLIENTS = 64
+# --------------------------------------------------------------------------------------
+# TCP against Unix sockets
+
+UNIX_WORKLOAD = ["-S", "-M", "simple"]
+
+
+def measure_over_unix(s, target: str, port: int, clients: int, work: Path,
+                      host: str, pooler: Pooler | None = None) -> Result:
+    """`measure`, with pgbench connecting to the socket directory `host`."""
+    saved, s.pg_host = s.pg_host, host
+    try:
+        return measure(s, target, port, UNIX_WORKLOAD, clients, s.duration, work, pooler)
+    finally:
+        s.pg_host = saved
+
+
+def run_unix(s, work: Path) -> list[tuple[str, int, Result, Result]]:
+    """(target, clients, over TCP, over Unix sockets) for each target and client count.
+    Over TCP everything is loopback TCP; over Unix the client reaches the target, and a
+    pooler reaches PostgreSQL, through Unix sockets."""
+    rows = []
+    for clients in s.clients:
+        for target in s.targets:
+            if target == "direct":
+                tcp = measure(s, target, s.pg_port, UNIX_WORKLOAD, clients, s.duration, work)
+                unix = measure_over_unix(s, target, s.pg_port, clients, work, s.pg_socket_dir)
+            else:
+                with pooler_running(s, target, work) as pooler:
+                    tcp = measure(s, target, pooler.port, UNIX_WORKLOAD, clients, s.duration,
+                                  work, pooler)
+                with pooler_running(s, target, work, unix=True) as pooler:
+                    unix = measure_over_unix(s, target, pooler.port, clients, work,
+                                             pooler.socket_dir, pooler)
+            log(f"  unix c={clients} {target}: TCP {short(tcp)} | Unix {short(unix)}")
+            rows.append((target, clients, tcp, unix))
+    return rows
+
+
+def unix_section(s, rows: list[tuple[str, int, Result, Result]]) -> str:
+    lines = [f"`pgbench -S -M simple -T {s.duration}`, transaction pools of {s.pool_size}. "
+             "TCP: client and pooler upstream over loopback TCP. Unix: client over the "
+             "target's Unix socket, pooler upstream over PostgreSQL's socket "
+             f"(`{s.pg_socket_dir}`).", "",
+             "| target | clients | TCP TPS | Unix TPS | Unix / TCP | p50 µs TCP / Unix | "
+             "CPU s / 1k tx TCP / Unix |",
+             "|---|---|---|---|---|---|---|"]
+    for target, clients, tcp, unix in rows:
+        lines.append(f"| {LABELS[target]} | {clients} | {fmt_tps(tcp)} | {fmt_tps(unix)} | "
+                     f"{fmt_ratio(unix, tcp)} | {fmt_lat_p50(tcp)} / {fmt_lat_p50(unix)} | "
+                     f"{fmt_cpu(tcp)} / {fmt_cpu(unix)} |")
+    return "\n".join(lines)
+
+
+def fmt_lat_p50(r: Result) -> str:
+    return str(r.p50_us) if r.status == "ok" and r.p50_us is not None else "–"
+
+
 OVERHEAD_BUDGET = 0.05
 
 
@@ -1248,7 +1322,7 @@ def main(argv: list[str]) -> int:
     started = datetime.datetime.now()
     work = Path(tempfile.mkdtemp(prefix="pgsidecar-bench-"))
     work.chmod(0o755)  # PgBouncer runs as postgres and reads its files from here
-    cells, idle, busy, soak, overhead = [], [], [], None, []
+    cells, idle, busy, soak, overhead, unix = [], [], [], None, [], []
     try:
         prepare(s)
         machine = machine_description(s)
@@ -1260,10 +1334,14 @@ def main(argv: list[str]) -> int:
             soak = run_soak(s, work)
         if s.stats_overhead:
             overhead = run_stats_overhead(s, work)
+        if s.unix:
+            unix = run_unix(s, work)
         machine["load average at end"] = load_average()
         text = report(s, machine, cells, idle, busy, soak, started)
         if overhead:
             text += "\n## Cost of statistics\n\n" + overhead_section(s, overhead) + "\n"
+        if unix:
+            text += "\n## TCP against Unix sockets\n\n" + unix_section(s, unix) + "\n"
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         stamp = started.strftime("%Y%m%d-%H%M%S")
         md = RESULTS_DIR / f"{stamp}.md"

@@ -262,6 +262,19 @@ impl App {
             address: config.listen.clone(),
             source,
         })?;
+        let unix = match &config.listen_unix_dir {
+            Some(dir) => Some(crate::listener::bind_unix(dir, local_addr.port()).map_err(
+                |source| {
+                    AppError::Bind {
+                        address: crate::tls::unix_socket_path(dir, local_addr.port())
+                            .display()
+                            .to_string(),
+                        source,
+                    }
+                },
+            )?),
+            None => None,
+        };
         let admin = bind_admin(&config.admin_listen).await;
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         let started = tokio::time::Instant::now();
@@ -302,6 +315,11 @@ impl App {
             shared.clone(),
             tracker.clone(),
         ));
+        if let Some((listener, path)) = unix {
+            tracing::info!(socket = %path.display(), "listening on a Unix socket");
+            let run = crate::listener::run_unix(listener, path, shared.clone(), tracker.clone());
+            tracker.spawn(run);
+        }
         if let Some(admin) = admin {
             tracker.spawn(crate::admin::serve(admin, shared.clone()));
         }

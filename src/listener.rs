@@ -32,3 +32,53 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracke
     }
     tracing::info!("stopped accepting new clients");
 }
+
+/// Accepts clients on a Unix socket (`listen_unix_dir`) until shutdown, then removes the
+/// socket file so that a later start can bind it again.
+pub async fn run_unix(
+    listener: tokio::net::UnixListener,
+    path: std::path::PathBuf,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                tracker.spawn(crate::session::run_unix(shared.clone(), stream));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept on the Unix socket failed; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    tracing::info!(path = %path.display(), "stopped accepting clients on the Unix socket");
+}
+
+/// Binds `<dir>/.s.PGSQL.<port>` (the name libpq expects with `host=<dir>`), replacing a
+/// socket file left by a process that is gone, and lets any local user connect to it, as
+/// PostgreSQL does by default (authentication still applies).
+pub fn bind_unix(
+    dir: &str,
+    port: u16,
+) -> std::io::Result<(tokio::net::UnixListener, std::path::PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = crate::tls::unix_socket_path(dir, port);
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is in use by another process", path.display()),
+            ));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?;
+    Ok((listener, path))
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pgsidecar::config::{Config, LogFormat, Overrides, PoolMode};
+use pgsidecar::config::{AuthType, Config, LogFormat, Overrides, PoolMode};
 use pgsidecar::{App, ConfigSource};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -40,6 +40,10 @@ struct Opts {
     /// Admin HTTP address [default: 127.0.0.1:9930].
     #[arg(long, global = true, env = "PGSIDECAR_ADMIN_LISTEN")]
     admin_listen: Option<String>,
+    /// How clients log in [default: auto: passthrough (the server checks each client's
+    /// own credentials) unless [[users]] or auth_query are configured].
+    #[arg(long, global = true, value_enum)]
+    auth_type: Option<AuthType>,
     /// Users allowed into the SQL admin console, comma separated.
     #[arg(
         long,
@@ -78,6 +82,7 @@ impl Opts {
             pool_size: self.pool_size,
             admin_listen: self.admin_listen.clone(),
             admin_users: self.admin_users.clone(),
+            auth_type: self.auth_type,
             log_format: self.log_format.as_deref().map(|f| match f {
                 "json" => LogFormat::Json,
                 _ => LogFormat::Text,

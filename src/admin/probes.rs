@@ -12,7 +12,6 @@ use axum::Json;
 use bytes::BytesMut;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::error::ApiError;
 use super::Ctx;
@@ -45,7 +44,7 @@ pub async fn readyz(State(ctx): State<Arc<Ctx>>) -> Result<Json<Value>, ApiError
 
 /// Connects, sends a startup packet and reads the first reply.
 async fn check(upstream: &Upstream) -> Result<(), String> {
-    let mut stream = TcpStream::connect((upstream.host.as_str(), upstream.port))
+    let mut stream = crate::tls::ServerStream::connect(&upstream.host, upstream.port)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let mut packet = BytesMut::new();

@@ -1,9 +1,12 @@
 //! Who may log in, and with what proof: the secrets of `[[users]]` and `auth_query`, the
-//! exchanges with clients (SCRAM-SHA-256, md5, trust), and what that lets the proxy prove
-//! to the server in turn.
+//! exchanges with clients (SCRAM-SHA-256, md5, cleartext, trust), pass-through logins
+//! checked by the server itself, per-user failure limits, and what all that lets the
+//! proxy prove to the server in turn.
 
 mod client;
+mod limit;
 pub mod md5;
+mod passthrough;
 pub mod scram;
 
 use dashmap::DashMap;
@@ -14,23 +17,87 @@ pub use client::authenticate;
 
 use crate::config::{Config, PoolSettings, Upstream};
 use crate::pool::side::{side_pool, SideTarget};
-use crate::pool::ServerAuth;
+use crate::pool::{ServerAuth, ServerError};
 use crate::protocol::ProtocolError;
+use crate::tls::ServerTls;
+use limit::FailureLimiter;
+use passthrough::Kept;
 use scram::ScramVerifier;
 
 /// Failures while authenticating a client.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// Wrong password, unknown user, or a secret that cannot serve the method: the client
-    /// is told exactly what PostgreSQL would tell it.
-    #[error("password authentication failed for user \"{0}\"")]
-    Failed(String),
+    /// is told exactly what PostgreSQL would tell it; `reason` goes to the log only.
+    #[error("password authentication failed for user \"{user}\"")]
+    Failed { user: String, reason: String },
+    /// Pass-through: the server refused the login (its ErrorResponse reaches the client
+    /// as is), or could not be reached.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// Pass-through over plain TCP from another host, before the proxy has anything to
+    /// check a SCRAM login against.
+    #[error(
+        "pgsidecar: cannot check a password for user \"{user}\" yet: the server asks for \
+         {method}, and a cleartext password is only asked for over TLS or from this host; \
+         log in once that way, or connect with sslmode=require"
+    )]
+    NeedsSecureLogin { user: String, method: &'static str },
+    #[error("pgsidecar: too many failed logins for user \"{user}\"; retry in {retry_secs} s")]
+    RateLimited { user: String, retry_secs: u64 },
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     #[error("client connection: {0}")]
     Io(#[from] std::io::Error),
     #[error("pgsidecar: auth_query for user \"{user}\" failed: {reason}")]
     Query { user: String, reason: String },
+}
+
+impl AuthError {
+    fn failed(user: &str, reason: impl Into<String>) -> AuthError {
+        AuthError::Failed {
+            user: user.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Why the login was refused, for the log (the client gets PostgreSQL's wording).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            AuthError::Failed { reason, .. } => Some(reason.clone()),
+            AuthError::Server(ServerError::Rejected { fields, .. }) if fields.code == "28P01" => {
+                Some(format!("server rejected the password: {}", fields.message))
+            }
+            AuthError::Server(ServerError::Rejected { fields, .. }) => {
+                Some(format!("server refused the login: {fields}"))
+            }
+            _ => None,
+        }
+    }
+
+    /// True for a wrong or refused credential, which counts towards the user's limit.
+    fn is_credential_failure(&self) -> bool {
+        match self {
+            AuthError::Failed { .. } => true,
+            AuthError::Server(e) => e.is_auth_rejection(),
+            _ => false,
+        }
+    }
+}
+
+/// One client's login: who, over what, and the server behind it.
+pub struct LoginCtx<'a> {
+    pub config: &'a Config,
+    pub upstream: &'a Upstream,
+    pub settings: &'a PoolSettings,
+    pub user: &'a str,
+    /// TLS, loopback or a Unix socket: asking for a cleartext password exposes nothing.
+    pub secure: bool,
+    /// How pass-through logs in to the server.
+    pub server_tls: &'a ServerTls,
+    /// A pooled login of this user was refused since its last client login: what
+    /// pass-through kept for the user is stale.
+    pub stale: bool,
 }
 
 /// A user's stored secret.
@@ -72,6 +139,10 @@ pub struct Authenticator {
     derived: DashMap<(String, String), ScramVerifier>,
     /// Side connections for `auth_query`, one small pool per server database.
     side_pools: DashMap<String, deadpool_postgres::Pool>,
+    /// Pass-through: what pooled logins need, per (host, port, user), from the last
+    /// login the server accepted. Memory only.
+    kept: DashMap<(String, u16, String), Kept>,
+    failures: FailureLimiter,
 }
 
 impl Default for Authenticator {
@@ -82,6 +153,8 @@ impl Default for Authenticator {
             mock_key,
             derived: DashMap::new(),
             side_pools: DashMap::new(),
+            kept: DashMap::new(),
+            failures: FailureLimiter::default(),
         }
     }
 }

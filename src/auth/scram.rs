@@ -118,6 +118,32 @@ impl ScramVerifier {
         }
     }
 
+    /// Derives the verifier and the ClientKey for `password` with the salt and iteration
+    /// count a server announced: what pass-through needs to log in again without keeping
+    /// the password.
+    pub fn keys_from_password(
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> (ScramVerifier, [u8; 32]) {
+        let iterations = iterations.max(1);
+        let salted = hi(password.as_bytes(), salt, iterations);
+        let client_key = hmac_sha256(&salted, &[b"Client Key"]);
+        let verifier = ScramVerifier {
+            iterations,
+            salt: salt.to_vec(),
+            stored_key: sha256(&client_key),
+            server_key: hmac_sha256(&salted, &[b"Server Key"]),
+        };
+        (verifier, client_key)
+    }
+
+    /// True when `password` derives this verifier's StoredKey (compared in constant time).
+    pub fn matches_password(&self, password: &str) -> bool {
+        let (derived, _) = Self::keys_from_password(password, &self.salt, self.iterations);
+        constant_time_eq(&derived.stored_key, &self.stored_key)
+    }
+
     /// Renders the stored form (inverse of parse).
     pub fn to_stored(&self) -> String {
         format!(
@@ -511,6 +537,13 @@ fn parse_server_first(data: &[u8]) -> Result<ServerFirst<'_>, ScramError> {
         salt,
         iterations,
     })
+}
+
+/// The salt and iteration count of a server-first-message, `None` when it is malformed.
+pub fn server_first_salt(data: &[u8]) -> Option<(Vec<u8>, u32)> {
+    parse_server_first(data)
+        .ok()
+        .map(|first| (first.salt, first.iterations))
 }
 
 /// The value of `field` if it is the attribute `name=value`.

@@ -40,6 +40,7 @@ pub struct Overrides {
     pub admin_listen: Option<String>,
     pub log_format: Option<LogFormat>,
     pub admin_users: Option<Vec<String>>,
+    pub auth_type: Option<super::AuthType>,
 }
 
 impl Config {
@@ -82,6 +83,14 @@ impl Config {
                 .map_err(|e| invalid(key, format!("{addr:?} is not ADDR:PORT ({e})")))?;
         }
         Upstream::parse(&self.upstream).map_err(|e| invalid("upstream", e))?;
+        if let Some(dir) = &self.listen_unix_dir {
+            if !dir.starts_with('/') || !Path::new(dir).is_dir() {
+                return Err(invalid(
+                    "listen_unix_dir",
+                    format!("{dir:?} is not an existing directory (absolute path)"),
+                ));
+            }
+        }
         check_pool_sizes("", self.pool_size, self.min_pool_size)?;
         for (name, db) in &self.databases {
             let size = db.pool_size.unwrap_or(self.pool_size);
@@ -217,10 +226,15 @@ impl Config {
                 }
             }
         }
-        if self.auth_query.is_some() && self.auth_type == super::AuthType::Trust {
+        let unused = match self.auth_type {
+            super::AuthType::Trust => Some("trust"),
+            super::AuthType::Passthrough => Some("passthrough"),
+            _ => None,
+        };
+        if let (Some(_), Some(kind)) = (&self.auth_query, unused) {
             return Err(ConfigError::Invalid {
                 key: "auth_query".into(),
-                reason: "has no use with auth_type = \"trust\"".into(),
+                reason: format!("has no use with auth_type = \"{kind}\""),
             });
         }
         Ok(())
@@ -265,6 +279,9 @@ impl Overrides {
         }
         if let Some(v) = &self.admin_users {
             config.admin_users = v.clone();
+        }
+        if let Some(v) = self.auth_type {
+            config.auth_type = v;
         }
     }
 }
@@ -312,14 +329,26 @@ mod tests {
 
     #[test]
     fn the_sample_file_holds_the_defaults() {
-        let mut sample = parse(include_str!("../../proxy.toml")).unwrap();
-        // The one deliberate difference: the sample runs against a local trust server.
-        assert_eq!(sample.auth_type, AuthType::Trust);
-        sample.auth_type = Config::default().auth_type;
+        let sample = parse(include_str!("../../proxy.toml")).unwrap();
         assert_eq!(
             sample.to_display_toml(),
             Config::default().to_display_toml()
         );
+    }
+
+    #[test]
+    fn auto_auth_is_passthrough_without_users() {
+        let c = parse("").unwrap();
+        assert_eq!(c.effective_auth_type(), AuthType::Passthrough);
+        let c = parse("[[users]]\nname = \"app\"\npassword = \"pw\"\n").unwrap();
+        assert_eq!(c.effective_auth_type(), AuthType::ScramSha256);
+        let c = parse("auth_query = \"SELECT 1, 2\"\n").unwrap();
+        assert_eq!(c.effective_auth_type(), AuthType::ScramSha256);
+        let c = parse("auth_type = \"trust\"\n").unwrap();
+        assert_eq!(c.effective_auth_type(), AuthType::Trust);
+        let e = parse("auth_type = \"passthrough\"\nauth_query = \"SELECT 1, 2\"\n");
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("auth_query") && e.contains("passthrough"), "{e}");
     }
 
     #[test]

@@ -26,15 +26,21 @@ pub use upstream::Upstream;
 pub struct Config {
     /// Address clients connect to (`ADDR:PORT`).
     pub listen: String,
+    /// Also accept clients on a Unix socket in this directory, named `.s.PGSQL.<port>`
+    /// after the `listen` port, as libpq expects (`host=<dir>`). Unset: TCP only.
+    pub listen_unix_dir: Option<String>,
     /// Address of the admin HTTP server (metrics, API).
     pub admin_listen: String,
-    /// The PostgreSQL server, as a URL: `postgres://user[:password]@host[:port]/dbname`.
+    /// The PostgreSQL server, as a URL: `postgres://user[:password]@host[:port]/dbname`,
+    /// or with a socket directory: `postgres://user@/dbname?host=/var/run/postgresql`.
     /// Its host and port are where every pool connects; its user and password are the
     /// proxy's own identity (for `auth_query`) and the fallback server password for that user.
     pub upstream: String,
     /// `text` or `json`.
     pub log_format: LogFormat,
-    /// How clients authenticate to the proxy: `scram-sha-256`, `md5` or `trust`.
+    /// How clients authenticate to the proxy: `auto` (the default: `passthrough` when no
+    /// `[[users]]` and no `auth_query` are set, else `scram-sha-256`), `scram-sha-256`,
+    /// `md5`, `trust` or `passthrough` (the server checks the client's own credentials).
     pub auth_type: AuthType,
     /// Query that fetches `(user name, password or verifier)` for a user not listed in
     /// `[[users]]`; `$1` is the user name. Unset means only `[[users]]` can log in.
@@ -209,24 +215,37 @@ pub enum PoolMode {
     Transaction,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 pub enum AuthType {
+    /// `passthrough` when no `[[users]]` and no `auth_query` are configured, else
+    /// `scram-sha-256`.
+    #[serde(rename = "auto")]
+    #[value(name = "auto")]
+    Auto,
     #[serde(rename = "scram-sha-256")]
+    #[value(name = "scram-sha-256")]
     ScramSha256,
     #[serde(rename = "md5")]
+    #[value(name = "md5")]
     Md5,
     #[serde(rename = "trust")]
+    #[value(name = "trust")]
     Trust,
+    /// The server checks the credentials the client presents (see `auth::passthrough`).
+    #[serde(rename = "passthrough")]
+    #[value(name = "passthrough")]
+    Passthrough,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:6432".into(),
+            listen_unix_dir: None,
             admin_listen: "127.0.0.1:9930".into(),
             upstream: "postgres://postgres@127.0.0.1:5432/postgres".into(),
             log_format: LogFormat::Text,
-            auth_type: AuthType::ScramSha256,
+            auth_type: AuthType::Auto,
             auth_query: None,
             auth_user: None,
             pool_mode: PoolMode::Transaction,
@@ -303,6 +322,17 @@ impl Config {
             server_dbname: db.dbname.unwrap_or_else(|| database.to_string()),
             host: db.host.unwrap_or_else(|| upstream.host.clone()),
             port: db.port.unwrap_or(upstream.port),
+        }
+    }
+
+    /// The authentication clients get: `auto` resolved.
+    pub fn effective_auth_type(&self) -> AuthType {
+        match self.auth_type {
+            AuthType::Auto if self.users.is_empty() && self.auth_query.is_none() => {
+                AuthType::Passthrough
+            }
+            AuthType::Auto => AuthType::ScramSha256,
+            other => other,
         }
     }
 

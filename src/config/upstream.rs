@@ -15,17 +15,13 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Parses a libpq-style URL or key/value string. Only TCP hosts are supported.
+    /// Parses a libpq-style URL or key/value string. The host is a TCP host or, as in
+    /// libpq, a socket directory (`host=/var/run/postgresql`).
     pub fn parse(url: &str) -> Result<Upstream, String> {
         let parsed = tokio_postgres::Config::from_str(url).map_err(|e| e.to_string())?;
         let host = match parsed.get_hosts().first() {
             Some(Host::Tcp(h)) => h.clone(),
-            Some(Host::Unix(p)) => {
-                return Err(format!(
-                    "unix socket host {} is not supported; use a TCP host such as 127.0.0.1",
-                    p.display()
-                ))
-            }
+            Some(Host::Unix(p)) => p.to_string_lossy().into_owned(),
             None => "127.0.0.1".to_string(),
         };
         let port = parsed.get_ports().first().copied().unwrap_or(5432);
@@ -49,6 +45,12 @@ impl Upstream {
             Some(p) => format!("{}:{}", self.user, p),
             None => self.user.clone(),
         };
+        if crate::tls::is_socket_dir(&self.host) {
+            return format!(
+                "postgres://{auth}@/{}?host={}&port={}",
+                self.dbname, self.host, self.port
+            );
+        }
         format!(
             "postgres://{auth}@{}:{}/{}",
             self.host, self.port, self.dbname
@@ -78,8 +80,19 @@ mod tests {
     }
 
     #[test]
-    fn rejects_garbage_and_unix_sockets() {
+    fn rejects_garbage() {
         assert!(Upstream::parse("postgres://x@:notaport/db").is_err());
-        assert!(Upstream::parse("host=/var/run/postgresql user=x").is_err());
+    }
+
+    #[test]
+    fn accepts_socket_directories() {
+        let u = Upstream::parse("host=/var/run/postgresql user=x dbname=app").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("/var/run/postgresql", 5432));
+        let v = Upstream::parse("postgres://x@/app?host=/tmp/pg&port=5433").unwrap();
+        assert_eq!(
+            (v.host.as_str(), v.port, v.dbname.as_str()),
+            ("/tmp/pg", 5433, "app")
+        );
+        assert_eq!(Upstream::parse(&v.to_url()).unwrap(), v);
     }
 }

@@ -126,7 +126,17 @@ async fn login(
     // The console has no server database; secrets (and auth_query) use the upstream's.
     let upstream = shared.upstream();
     let settings = config.pool_settings(&upstream, &upstream.dbname);
-    crate::auth::authenticate(stream, &shared.auth, &config, &upstream, &settings, user).await?;
+    let tls = shared.tls();
+    let ctx = crate::auth::LoginCtx {
+        config: &config,
+        upstream: &upstream,
+        settings: &settings,
+        user,
+        secure: stream.is_tls() || peer.ip().is_loopback(),
+        server_tls: &tls.server,
+        stale: false,
+    };
+    crate::auth::authenticate(stream, &shared.auth, &ctx).await?;
     if !config.admin_users.iter().any(|a| a == user) {
         tracing::info!(%peer, user, "admin console refused: not in admin_users");
         let mut out = BytesMut::new();

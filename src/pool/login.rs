@@ -49,6 +49,21 @@ impl ServerAuth {
     }
 }
 
+/// How the server checked a login, and what a password-derived secret must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LoginMethod {
+    /// No password was asked for (trust, peer, or a certificate).
+    #[default]
+    Trust,
+    Cleartext,
+    Md5,
+    /// SCRAM-SHA-256 with the salt and iteration count the server stores for the user.
+    Scram {
+        salt: Vec<u8>,
+        iterations: u32,
+    },
+}
+
 enum Scram {
     Password(ScramSha256),
     Keys(ScramKeyClient),
@@ -61,6 +76,8 @@ struct Login {
     binding: Option<Vec<u8>>,
     /// SCRAM-SHA-256-PLUS was chosen.
     bound: bool,
+    /// What the server asked for so far.
+    method: LoginMethod,
 }
 
 /// Connects and logs in, within `limit` for the whole exchange.
@@ -73,14 +90,17 @@ pub async fn open(
 ) -> Result<Box<ServerConn>, ServerError> {
     let address = target.address();
     let work = async {
-        let stream = TcpStream::connect(&address)
+        let stream = ServerStream::connect(&target.host, target.port)
             .await
             .map_err(|source| ServerError::Connect {
                 address: address.clone(),
                 source,
             })?;
-        stream.set_nodelay(true)?;
-        let stream = negotiate_tls(stream, tls, target, &address).await?;
+        let stream = match stream {
+            ServerStream::Plain(tcp) => negotiate_tls(tcp, tls, target, &address).await?,
+            // A Unix socket is local: PostgreSQL offers no SSL there, so none is asked.
+            unix => unix,
+        };
         // Boxed: a connection moves between the idle list and its borrowers on every
         // checkout, and a pointer moves cheaper than the whole struct.
         let mut conn = Box::new(ServerConn::new(stream, address.clone().into(), open_count));
@@ -159,6 +179,7 @@ async fn startup(
         state: None,
         binding,
         bound: false,
+        method: LoginMethod::Trust,
     };
     loop {
         let (tag, len) = match scanner.next(&buf) {
@@ -208,6 +229,7 @@ async fn startup(
                     .collect();
                 conn.drifted.clear();
                 conn.channel_binding = scram.bound;
+                conn.login_method = std::mem::take(&mut scram.method);
                 conn.cancel_key = Arc::new(CancelKey {
                     address: conn.address.clone(),
                     pid: conn.pid,
@@ -237,6 +259,16 @@ fn answer_auth(
         .ok_or_else(malformed)?;
     let data = &body[4..];
     let user = &target.user;
+    match code {
+        3 => login.method = LoginMethod::Cleartext,
+        5 => login.method = LoginMethod::Md5,
+        11 => {
+            if let Some((salt, iterations)) = crate::auth::scram::server_first_salt(data) {
+                login.method = LoginMethod::Scram { salt, iterations };
+            }
+        }
+        _ => {}
+    }
     match (code, auth) {
         (0, _) => {}
         (3, ServerAuth::Password(p)) => frontend::password_message(p.as_bytes(), out)?,
@@ -339,11 +371,11 @@ fn sasl_mechanisms(data: &[u8]) -> impl Iterator<Item = &str> {
     std::iter::from_fn(move || read_cstr(data, &mut pos).filter(|m| !m.is_empty()))
 }
 
-fn missing_secret(user: &str, method: &str) -> ServerError {
-    ServerError::Auth(format!(
-        "server asked for {method} for user \"{user}\" but pgsidecar knows no usable password \
-         for that user; set one in [[users]] or in the upstream URL"
-    ))
+fn missing_secret(user: &str, method: &'static str) -> ServerError {
+    ServerError::NoSecret {
+        user: user.to_string(),
+        method,
+    }
 }
 
 fn scram_error(user: &str) -> impl Fn(crate::auth::scram::ScramError) -> ServerError + '_ {

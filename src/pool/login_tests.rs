@@ -7,6 +7,7 @@ fn first_message(offered: &[u8], binding: Option<Vec<u8>>) -> (bool, String) {
         state: None,
         binding,
         bound: false,
+        method: LoginMethod::Trust,
     };
     let mut out = BytesMut::new();
     let auth = ServerAuth::Password("pw".into());
@@ -47,6 +48,7 @@ fn pass_through_binds_too() {
         state: None,
         binding: Some(vec![7; 32]),
         bound: false,
+        method: LoginMethod::Trust,
     };
     let mut out = BytesMut::new();
     let offered = b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0";

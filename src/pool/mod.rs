@@ -66,6 +66,12 @@ pub enum ServerError {
     Query { fields: ErrorFields, raw: Bytes },
     #[error("{0}")]
     Auth(String),
+    /// The server asked for a password and the pool has none for this user.
+    #[error(
+        "server asked for {method} for user \"{user}\" but pgsidecar knows no usable password \
+         for that user; set one in [[users]] or in the upstream URL"
+    )]
+    NoSecret { user: String, method: &'static str },
     #[error("server connection lost: {0}")]
     Io(#[from] std::io::Error),
     #[error("server closed the connection unexpectedly")]
@@ -80,6 +86,18 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl ServerError {
+    /// True when the server refused the credentials (a wrong or missing password, or a
+    /// SCRAM secret that no longer matches), as opposed to being unreachable.
+    pub fn is_auth_rejection(&self) -> bool {
+        match self {
+            ServerError::Rejected { fields, .. } => fields.code.starts_with("28"),
+            ServerError::NoSecret { .. } | ServerError::Auth(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// Failures getting a server from a pool.
@@ -137,6 +155,9 @@ pub struct Pool {
     #[allow(clippy::vec_box)]
     idle: Mutex<Vec<Box<ServerConn>>>,
     auth: Mutex<ServerAuth>,
+    /// Set when a login with `auth` was refused: the credentials are dropped, and the next
+    /// client login of this pool's user is checked by the server again.
+    auth_rejected: AtomicBool,
     /// Parameters a fresh server reports at login, for logins that need no server.
     welcome: Mutex<Option<Greeting>>,
     pub counters: PoolCounters,
@@ -161,6 +182,7 @@ impl Pool {
             semaphore: Arc::new(Semaphore::new(size)),
             idle: Mutex::new(Vec::new()),
             auth: Mutex::new(ServerAuth::None),
+            auth_rejected: AtomicBool::new(false),
             welcome: Mutex::new(None),
             counters: PoolCounters::default(),
             paused: AtomicBool::new(false),
@@ -201,6 +223,12 @@ impl Pool {
         if auth.is_some() {
             *lock(&self.auth) = auth;
         }
+    }
+
+    /// True (once) when a server login with this pool's credentials was refused since the
+    /// last call: what pass-through kept for the user is stale.
+    pub fn take_auth_rejected(&self) -> bool {
+        self.auth_rejected.swap(false, Ordering::AcqRel)
     }
 
     pub fn welcome(&self) -> Option<Greeting> {
@@ -372,6 +400,12 @@ impl Pool {
             }
             Err(e) => {
                 self.counters.connect_errors.fetch_add(1, Ordering::Relaxed);
+                if e.is_auth_rejection() {
+                    // A password changed on the server takes effect here: forget the old
+                    // credentials so the next login is checked by the server.
+                    *lock(&self.auth) = ServerAuth::None;
+                    self.auth_rejected.store(true, Ordering::Release);
+                }
                 tracing::warn!(pool = %self.key, address = %target.address(), error = %e, "server login failed");
                 Err(e)
             }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::ServerError;
@@ -42,6 +41,7 @@ pub struct ServerTarget {
 }
 
 impl ServerTarget {
+    /// `host:port`; a socket directory as host means the socket `.s.PGSQL.<port>` in it.
     pub fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
@@ -63,6 +63,8 @@ pub struct ServerConn {
     pub stream: ServerStream,
     /// The login used SCRAM-SHA-256-PLUS, binding it to this TLS connection.
     pub channel_binding: bool,
+    /// How the server checked the login (pass-through derives what it keeps from it).
+    pub login_method: super::login::LoginMethod,
     /// The server's BackendKeyData, used to forward a client's cancel request.
     pub pid: i32,
     pub secret: i32,
@@ -118,6 +120,7 @@ impl ServerConn {
         ServerConn {
             stream,
             channel_binding: false,
+            login_method: Default::default(),
             pid: 0,
             secret: 0,
             cancel_key: Arc::new(CancelKey {
@@ -253,17 +256,17 @@ impl ServerConn {
     pub fn still_usable(&mut self, idle_for: Duration) -> bool {
         const ASK_KERNEL_AFTER: Duration = Duration::from_millis(50);
         let mut buf = [0u8; 1024];
+        let fd = self.stream.raw_fd();
         let read = match &self.stream {
             ServerStream::Tls(_) => {
                 return matches!(
-                    recv_nonblocking(self.stream.tcp(), &mut buf[..1], libc::MSG_PEEK),
+                    recv_nonblocking(fd, &mut buf[..1], libc::MSG_PEEK),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
                 )
             }
-            ServerStream::Plain(tcp) if idle_for > ASK_KERNEL_AFTER => {
-                recv_nonblocking(tcp, &mut buf, 0)
-            }
+            _ if idle_for > ASK_KERNEL_AFTER => recv_nonblocking(fd, &mut buf, 0),
             ServerStream::Plain(tcp) => tcp.try_read(&mut buf),
+            ServerStream::Unix(unix) => unix.try_read(&mut buf),
         };
         match read {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
@@ -392,8 +395,10 @@ impl ServerConn {
     /// Over TLS nothing is sent: a Terminate would have to be encrypted and flushed,
     /// and the server treats the closing socket the same way.
     pub fn terminate(&mut self) {
-        if let ServerStream::Plain(tcp) = &self.stream {
-            let _ = tcp.try_write(b"X\0\0\0\x04");
+        match &self.stream {
+            ServerStream::Plain(tcp) => drop(tcp.try_write(b"X\0\0\0\x04")),
+            ServerStream::Unix(unix) => drop(unix.try_write(b"X\0\0\0\x04")),
+            ServerStream::Tls(_) => {}
         }
     }
 }
@@ -406,13 +411,13 @@ impl Drop for ServerConn {
 
 /// One `recv(MSG_DONTWAIT | flags)` straight on the socket, bypassing tokio's readiness
 /// cache.
-fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8], flags: i32) -> std::io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the fd is open for the lifetime of `stream`; `buf` is valid for
-    // `buf.len()` bytes of writes; MSG_DONTWAIT makes the call non-blocking.
+fn recv_nonblocking(fd: std::os::fd::RawFd, buf: &mut [u8], flags: i32) -> std::io::Result<usize> {
+    // SAFETY: `fd` belongs to the connection borrowed by the caller, so it is open for
+    // the call; `buf` is valid for `buf.len()` bytes of writes; MSG_DONTWAIT makes the
+    // call non-blocking.
     let n = unsafe {
         libc::recv(
-            stream.as_raw_fd(),
+            fd,
             buf.as_mut_ptr().cast(),
             buf.len(),
             libc::MSG_DONTWAIT | flags,
@@ -425,9 +430,13 @@ fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8], flags: i32) -> std::io::
     }
 }
 
-/// Sends a CancelRequest for `pid`/`secret` to the server at `address`.
+/// Sends a CancelRequest for `pid`/`secret` to the server at `address` (`host:port`,
+/// where the host may be a socket directory).
 pub async fn send_cancel(address: &str, pid: i32, secret: i32) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect(address).await?;
+    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad address");
+    let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
+    let port = port.parse().map_err(|_| invalid())?;
+    let mut stream = ServerStream::connect(host, port).await?;
     let mut packet = Vec::with_capacity(16);
     packet.extend_from_slice(&16u32.to_be_bytes());
     packet.extend_from_slice(&80_877_102i32.to_be_bytes());

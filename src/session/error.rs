@@ -55,7 +55,9 @@ impl SessionError {
             SessionError::Protocol(_)
             | SessionError::Auth(AuthError::Protocol(_))
             | SessionError::Relay(RelayError::Protocol(_)) => "08P01",
-            SessionError::Auth(AuthError::Failed(_)) => "28P01",
+            SessionError::Auth(AuthError::Failed { .. }) => "28P01",
+            SessionError::Auth(AuthError::NeedsSecureLogin { .. })
+            | SessionError::Auth(AuthError::RateLimited { .. }) => "28000",
             SessionError::NoUser | SessionError::TlsRequired => "28000",
             SessionError::TooManyClients(_) | SessionError::TooManyOpening => "53300",
             SessionError::Pool(PoolError::Timeout { .. }) => "53300",
@@ -73,6 +75,7 @@ impl SessionError {
             return None;
         }
         if let SessionError::Server(ServerError::Rejected { raw, .. })
+        | SessionError::Auth(AuthError::Server(ServerError::Rejected { raw, .. }))
         | SessionError::Pool(PoolError::Server(ServerError::Rejected { raw, .. })) = self
         {
             return Some(raw.clone());
@@ -99,6 +102,13 @@ pub fn checkout_error(err: &PoolError) -> Bytes {
         | PoolError::Server(ServerError::Query { fields, .. }) => {
             error_response(&mut buf, Severity::Error, &fields.code, &fields.message)
         }
+        // Credentials the server no longer takes (a changed password) or never had.
+        PoolError::Server(e) if e.is_auth_rejection() => error_response(
+            &mut buf,
+            Severity::Error,
+            "28000",
+            &format!("pgsidecar: {e}"),
+        ),
         PoolError::Server(e) => error_response(
             &mut buf,
             Severity::Error,

@@ -87,9 +87,25 @@ async fn login(
     }
     let upstream = shared.upstream();
     let settings = config.pool_settings(&upstream, database);
-    let server_auth =
-        crate::auth::authenticate(stream, &shared.auth, &config, &upstream, &settings, user)
-            .await?;
+    let key = crate::pool::PoolKey {
+        database: database.to_string(),
+        user: user.to_string(),
+    };
+    let stale = shared
+        .pools
+        .get(&key)
+        .is_some_and(|p| p.take_auth_rejected());
+    let tls = shared.tls();
+    let ctx = crate::auth::LoginCtx {
+        config: &config,
+        upstream: &upstream,
+        settings: &settings,
+        user,
+        secure: stream.is_tls() || peer.ip().is_loopback(),
+        server_tls: &tls.server,
+        stale,
+    };
+    let server_auth = crate::auth::authenticate(stream, &shared.auth, &ctx).await?;
     let pool = shared.pool(database, user);
     pool.offer_auth(server_auth);
 

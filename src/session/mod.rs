@@ -41,12 +41,23 @@ use crate::tls::{ClientStream, Tls};
 /// Serves one client connection to its end. Never panics on client input; every failure
 /// is logged and, where the client can still hear it, reported with an ErrorResponse.
 pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    serve_client(shared, ClientStream::Plain(stream), peer).await
+}
+
+/// Serves a client on a Unix socket. It shows as `127.0.0.1:0` wherever a peer address
+/// is logged or listed, and counts as local (like loopback) for pass-through logins.
+pub async fn run_unix(shared: Arc<Shared>, stream: tokio::net::UnixStream) {
+    let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+    serve_client(shared, ClientStream::Unix(stream), peer).await
+}
+
+async fn serve_client(shared: Arc<Shared>, stream: ClientStream, peer: SocketAddr) {
     let _slot = ClientSlot::take(&shared);
     let config = shared.config();
     let place = shared.openings.enter(config.max_client_conn);
     let login_timeout = config.client_login_timeout;
     let tls = shared.tls();
-    let opening = open(&shared, &tls, ClientStream::Plain(stream));
+    let opening = open(&shared, &tls, stream);
     let opened = tokio::select! {
         opened = tokio::time::timeout(login_timeout, opening) => opened,
         _ = place.shed() => {
@@ -132,7 +143,8 @@ async fn next_packet(
         StartupPacket::SslRequest if stream.is_tls() => {
             Err(ProtocolError::Malformed("SSLRequest over TLS").into())
         }
-        StartupPacket::SslRequest if tls.acceptor.is_some() => {
+        // No TLS over a Unix socket (as in PostgreSQL): it is local already.
+        StartupPacket::SslRequest if tls.acceptor.is_some() && !stream.is_unix() => {
             stream.write_all(b"S").await?;
             Ok(Opening::Upgrade)
         }
@@ -145,7 +157,9 @@ async fn next_packet(
             Ok(Opening::Done)
         }
         StartupPacket::Startup(_)
-            if tls.client_mode == ClientTlsMode::Require && !stream.is_tls() =>
+            if tls.client_mode == ClientTlsMode::Require
+                && !stream.is_tls()
+                && !stream.is_unix() =>
         {
             Err(SessionError::TlsRequired)
         }
@@ -162,6 +176,10 @@ pub(crate) async fn report<S: AsyncRead + AsyncWrite + Unpin>(
     match &err {
         e if e.client_gone() => tracing::debug!(%peer, error = %e, "client went away"),
         SessionError::ShuttingDown => tracing::debug!(%peer, "closing client for shutdown"),
+        SessionError::Auth(a) => {
+            let reason = a.reason().unwrap_or_else(|| a.to_string());
+            tracing::info!(%peer, sqlstate = err.sqlstate(), %reason, "login rejected");
+        }
         e => tracing::info!(%peer, sqlstate = e.sqlstate(), error = %e, "closing client"),
     }
     if let Some(message) = err.fatal_message() {

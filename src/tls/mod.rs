@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 pub use accept::acceptor;
 pub use connect::{end_point_hash, ServerTls};
-pub use stream::{ClientStream, MaybeTls, OverTcp, ServerStream};
+pub use stream::{is_socket_dir, unix_socket_path, ClientStream, MaybeTls, OverTcp, ServerStream};
 
 use crate::config::{ClientTlsMode, Config};
 

@@ -1,12 +1,12 @@
-//! A connection that is either plain TCP or TLS over TCP, for both client and server
-//! sockets, so the relay, login and console code is written once for both.
+//! A connection that is plain TCP, TLS over TCP, or a Unix socket, for both client and
+//! server sockets, so the relay, login and console code is written once for all.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 /// A TLS stream type that sits on a `TcpStream` and can hand the socket back.
 pub trait OverTcp: AsyncRead + AsyncWrite + Unpin {
@@ -32,11 +32,38 @@ pub struct TlsConn<T> {
     accepted: usize,
 }
 
-/// Plain or TLS. Plain costs one enum match per call over a bare `TcpStream`; the TLS
-/// side is boxed so that the enum stays small.
+/// Plain, TLS, or Unix. Plain costs one enum match per call over a bare `TcpStream`;
+/// the TLS side is boxed so that the enum stays small. Unix sockets never carry TLS (as
+/// in PostgreSQL, where SSL is for TCP only).
 pub enum MaybeTls<T> {
     Plain(TcpStream),
     Tls(Box<TlsConn<T>>),
+    Unix(UnixStream),
+}
+
+/// The socket file of a PostgreSQL-style socket directory: `<dir>/.s.PGSQL.<port>`, the
+/// name libpq looks for with `host=<dir>`.
+pub fn unix_socket_path(dir: &str, port: u16) -> std::path::PathBuf {
+    std::path::Path::new(dir).join(format!(".s.PGSQL.{port}"))
+}
+
+/// True when `host` names a socket directory rather than a TCP host (libpq's rule).
+pub fn is_socket_dir(host: &str) -> bool {
+    host.starts_with('/')
+}
+
+impl ServerStream {
+    /// Connects to a TCP host, or to the socket in a socket directory.
+    pub async fn connect(host: &str, port: u16) -> io::Result<ServerStream> {
+        if is_socket_dir(host) {
+            return Ok(MaybeTls::Unix(
+                UnixStream::connect(unix_socket_path(host, port)).await?,
+            ));
+        }
+        let tcp = TcpStream::connect((host, port)).await?;
+        tcp.set_nodelay(true)?;
+        Ok(MaybeTls::Plain(tcp))
+    }
 }
 
 /// A client connection to the proxy.
@@ -53,18 +80,24 @@ impl<T: OverTcp> MaybeTls<T> {
         matches!(self, MaybeTls::Tls(_))
     }
 
-    /// The TCP socket underneath, for socket-level checks (peeking for a close).
-    pub fn tcp(&self) -> &TcpStream {
+    pub fn is_unix(&self) -> bool {
+        matches!(self, MaybeTls::Unix(_))
+    }
+
+    /// The raw socket underneath, for socket-level checks (peeking for a close).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
         match self {
-            MaybeTls::Plain(s) => s,
-            MaybeTls::Tls(t) => t.inner.tcp(),
+            MaybeTls::Plain(s) => s.as_raw_fd(),
+            MaybeTls::Tls(t) => t.inner.tcp().as_raw_fd(),
+            MaybeTls::Unix(s) => s.as_raw_fd(),
         }
     }
 
     /// The TLS session, when there is one.
     pub fn tls_session(&self) -> Option<&T> {
         match self {
-            MaybeTls::Plain(_) => None,
+            MaybeTls::Plain(_) | MaybeTls::Unix(_) => None,
             MaybeTls::Tls(t) => Some(&t.inner),
         }
     }
@@ -74,6 +107,7 @@ impl<T: OverTcp> MaybeTls<T> {
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             MaybeTls::Plain(s) => s.poll_read_ready(cx),
+            MaybeTls::Unix(s) => s.poll_read_ready(cx),
             MaybeTls::Tls(_) => Poll::Ready(Ok(())),
         }
     }
@@ -87,6 +121,7 @@ impl<T: OverTcp> AsyncRead for MaybeTls<T> {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Unix(s) => Pin::new(s).poll_read(cx, buf),
             MaybeTls::Tls(t) => Pin::new(&mut t.inner).poll_read(cx, buf),
         }
     }
@@ -106,6 +141,7 @@ impl<T: OverTcp> AsyncWrite for MaybeTls<T> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Unix(s) => Pin::new(s).poll_write(cx, buf),
             MaybeTls::Tls(t) => {
                 if t.accepted == 0 {
                     t.accepted = ready!(Pin::new(&mut t.inner).poll_write(cx, buf))?;
@@ -119,6 +155,7 @@ impl<T: OverTcp> AsyncWrite for MaybeTls<T> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Unix(s) => Pin::new(s).poll_flush(cx),
             MaybeTls::Tls(t) => Pin::new(&mut t.inner).poll_flush(cx),
         }
     }
@@ -126,6 +163,7 @@ impl<T: OverTcp> AsyncWrite for MaybeTls<T> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Unix(s) => Pin::new(s).poll_shutdown(cx),
             MaybeTls::Tls(t) => Pin::new(&mut t.inner).poll_shutdown(cx),
         }
     }

@@ -415,3 +415,42 @@ async fn tls_connect_to(certs: &Certs, port: u16, password: &str) -> Client {
     });
     client
 }
+
+/// Pass-through asks a client on another host for its password in clear only over TLS:
+/// with TLS the first login works, without it the client is told why not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_takes_a_cleartext_password_over_tls_from_another_host() {
+    let Some(ip) = crate::passthrough::remote_ip() else {
+        eprintln!("skipped: this machine has no non-loopback address");
+        return;
+    };
+    let certs = Certs::new();
+    let cluster = crate::passthrough::scram_cluster();
+    crate::passthrough::admin(&cluster)
+        .await
+        .batch_execute("CREATE ROLE tlsapp LOGIN PASSWORD 'tpw'")
+        .await
+        .unwrap();
+    let proxy = Proxy::with(|c| {
+        c.upstream = cluster.url("postgres", None, "postgres");
+        c.auth_type = AuthType::Auto;
+        c.listen = "0.0.0.0:0".into();
+        client_tls(c, &certs, ClientTlsMode::Allow);
+    })
+    .await;
+    let port = proxy.port();
+    let plain = format!("host={ip} port={port} user=tlsapp password=tpw dbname=postgres");
+    let err = try_connect(&plain).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "28000", "{err:?}");
+
+    // TLS to the same address (the certificate names 127.0.0.1, hence hostaddr).
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(certs.client_config());
+    let url = format!(
+        "host=127.0.0.1 hostaddr={ip} port={port} user=tlsapp password=tpw dbname=postgres sslmode=require"
+    );
+    let (client, connection) = tokio_postgres::connect(&url, tls).await.expect("TLS login");
+    tokio::spawn(connection);
+    let row = client.query_one("SELECT current_user", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "tlsapp");
+    proxy.stop().await;
+}

@@ -16,6 +16,8 @@ pub mod auth;
 pub mod config;
 pub mod console;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod listener;
 pub mod pool;
 pub mod protocol;

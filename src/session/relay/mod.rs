@@ -365,8 +365,10 @@ impl Relay {
             Poll::Ready(Ok(0)) => Err(RelayError::ServerClosed),
             Poll::Ready(Ok(_)) => {
                 *progress = true;
-                self.scan_server();
-                Ok(())
+                // A frame no server can send (a length below 4) leaves no way to find the
+                // next one: the server is lost, not waited on while its bytes pile up.
+                self.scan_server()
+                    .map_err(|e| RelayError::Server(io::Error::new(io::ErrorKind::InvalidData, e)))
             }
             Poll::Ready(Err(e)) => Err(RelayError::Server(e)),
             Poll::Pending => Ok(()),
@@ -472,11 +474,11 @@ impl Relay {
         self.cbuf.unsplit(tail);
     }
 
-    /// Frames newly read server bytes, tracking ReadyForQuery and ParameterStatus.
-    fn scan_server(&mut self) {
-        // The backend scanner never fails: it accepts any tag and any size.
-        while let Ok(step) = self.sscan.next(&self.sbuf[self.s_fwd..]) {
-            match step {
+    /// Frames newly read server bytes, tracking ReadyForQuery and ParameterStatus. Fails
+    /// only on a frame length below 4 (the backend scanner accepts any tag and size).
+    fn scan_server(&mut self) -> Result<(), ProtocolError> {
+        loop {
+            match self.sscan.next(&self.sbuf[self.s_fwd..])? {
                 Scan::NeedMore => break,
                 Scan::Partial { len, .. } => self.s_fwd += len,
                 Scan::Frame { tag, len } => {
@@ -513,5 +515,9 @@ impl Relay {
                 }
             }
         }
+        Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,8 @@
 //! - any other byte, then `len:u16 bytes`: server bytes (with `0xFE hi lo fill` runs).
 //!
 //! Asserts, beyond "no panic":
-//! - the backend scanner never fails (the relay stops reading the server if it did);
+//! - the backend scanner fails only on a length below 4 (the relay then gives the
+//!   server up, as lost);
 //! - the frames found reading in pieces are the frames of the whole stream, and every
 //!   byte is forwarded exactly once, in order;
 //! - ReadyForQuery and ParameterStatus are read as the protocol defines them, and the
@@ -25,6 +26,8 @@
 #[path = "common.rs"]
 mod common;
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::BytesMut;
 use common::{declared_len, expand, Chunks, Reader};
 use libfuzzer_sys::fuzz_target;
@@ -33,8 +36,11 @@ use pgsidecar::protocol::frame::{HEADER_LEN, STREAM_AT};
 use pgsidecar::protocol::messages::{
     error_response, parameter_status, parse_error_fields, parse_parameter_status, Severity,
 };
-use pgsidecar::protocol::{Direction, FrameScanner, Scan};
-use pgsidecar::query::split_statements;
+use pgsidecar::protocol::{Direction, FrameScanner, ProtocolError, Scan};
+use pgsidecar::query::{split_statements, Analyzer};
+
+/// One analyzer for the whole run (see `TrackerHarness::new`).
+static ANALYZER: OnceLock<Arc<Analyzer>> = OnceLock::new();
 
 /// The relay's view of one server connection, reduced to what it does with the bytes.
 struct Relay {
@@ -55,6 +61,8 @@ struct Relay {
     completions: u64,
     /// The proxy failed waiting requests itself (they count as executed).
     failed_by_proxy: bool,
+    /// The server sent a frame no framing can follow; the relay gave it up.
+    lost: bool,
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -101,10 +109,15 @@ impl Relay {
             tx_status: b'I',
             pending: 0,
             reported: Vec::new(),
-            tracker: TrackerHarness::new(),
+            tracker: TrackerHarness::new(
+                ANALYZER
+                    .get_or_init(|| Arc::new(Analyzer::new(1000)))
+                    .clone(),
+            ),
             statements: 0,
             completions: 0,
             failed_by_proxy: false,
+            lost: false,
         }
     }
 
@@ -128,10 +141,28 @@ impl Relay {
 
     /// As `Relay::scan_server`: frame the new bytes, act on whole frames, pass the rest.
     fn server_bytes(&mut self, bytes: &[u8]) {
+        if self.lost {
+            return;
+        }
         self.sbuf.extend_from_slice(bytes);
         loop {
-            let step = self.sscan.next(&self.sbuf[self.s_fwd..]);
-            let step = step.unwrap_or_else(|e| panic!("the backend scanner failed: {e}"));
+            let step = match self.sscan.next(&self.sbuf[self.s_fwd..]) {
+                Ok(step) => step,
+                Err(e) => {
+                    // The relay gives such a server up; only a length below 4 may do it.
+                    let rest = &self.sbuf[self.s_fwd..];
+                    let expected = ProtocolError::BadLength {
+                        tag: rest[0],
+                        len: declared_len(rest),
+                    };
+                    assert!(
+                        declared_len(rest) < 4 && e == expected,
+                        "the backend scanner failed: {e}"
+                    );
+                    self.lost = true;
+                    return;
+                }
+            };
             match step {
                 Scan::NeedMore => break,
                 Scan::Partial { len, start } => {
@@ -247,7 +278,7 @@ impl Relay {
         );
         // What is not forwarded yet is the start of one frame still arriving.
         let rest = &self.sbuf[self.s_fwd..];
-        if self.streaming_end.is_none() && rest.len() >= HEADER_LEN {
+        if !self.lost && self.streaming_end.is_none() && rest.len() >= HEADER_LEN {
             assert!(declared_len(rest) + 1 > rest.len());
         }
         assert!(self.s_fwd <= self.sbuf.len());

@@ -16,6 +16,8 @@ pub mod auth;
 pub mod config;
 pub mod console;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod listener;
 pub mod logfmt;
 pub mod pool;

@@ -14,7 +14,7 @@
 mod analyzer;
 mod effects;
 mod fallback;
-mod lexer;
+pub(crate) mod lexer;
 mod node_tree;
 mod opaque;
 mod parse;

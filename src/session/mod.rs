@@ -16,7 +16,7 @@ mod params;
 mod prepared;
 mod relay;
 mod serve;
-mod track;
+pub(crate) mod track;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -354,7 +354,7 @@ def overview():
 def detail_minutes():
     """Once a minute has completed, the query's page charts its calls and p95 per minute."""
     fp = SLOW_FP[0]
-    series = [s for s in api(f"history/{fp}")["series"] if s["points"]]
+    series = [s for s in api(f"minutes/{fp}")["series"] if s["points"]]
     check(series, f"the API has minutes for {fp}")
     s = series[0]
     goto(f"query/{fp}?database={s['database']}&user={s['user']}")

@@ -435,8 +435,10 @@ impl Relay {
             Poll::Ready(Ok(0)) => Err(RelayError::ServerClosed),
             Poll::Ready(Ok(_)) => {
                 *progress = true;
-                self.scan_server();
-                Ok(())
+                // A frame no server can send (a length below 4) leaves no way to find the
+                // next one: the server is lost, not waited on while its bytes pile up.
+                self.scan_server()
+                    .map_err(|e| RelayError::Server(io::Error::new(io::ErrorKind::InvalidData, e)))
             }
             Poll::Ready(Err(e)) => Err(RelayError::Server(e)),
             Poll::Pending => Ok(()),
@@ -548,12 +550,12 @@ impl Relay {
         self.cbuf.unsplit(tail);
     }
 
-    /// Frames newly read server bytes, tracking ReadyForQuery and ParameterStatus.
-    fn scan_server(&mut self) {
+    /// Frames newly read server bytes, tracking ReadyForQuery and ParameterStatus. Fails
+    /// only on a frame length below 4 (the backend scanner accepts any tag and size).
+    fn scan_server(&mut self) -> Result<(), ProtocolError> {
         let mut copy_started = false;
-        // The backend scanner never fails: it accepts any tag and any size.
-        while let Ok(step) = self.sscan.next(&self.sbuf[self.s_fwd..]) {
-            match step {
+        loop {
+            match self.sscan.next(&self.sbuf[self.s_fwd..])? {
                 Scan::NeedMore => break,
                 Scan::Partial { len, .. } => self.s_fwd += len,
                 Scan::Frame { tag, len } => {
@@ -606,6 +608,7 @@ impl Relay {
             // The client left before the server's CopyInResponse arrived.
             self.fail_copy();
         }
+        Ok(())
     }
 }
 
@@ -614,3 +617,6 @@ fn is_fatal(body: &[u8]) -> bool {
     let fields = messages::parse_error_fields(body);
     matches!(fields.severity.as_str(), "FATAL" | "PANIC")
 }
+
+#[cfg(test)]
+mod tests;

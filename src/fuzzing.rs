@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use tokio::time::Instant;
 
 use crate::query::lexer::{Lexer, TokenKind};
 use crate::query::Analyzer;
@@ -66,7 +65,7 @@ impl TrackerHarness {
         let measure = Measure {
             analyzer,
             registry: registry.clone(),
-            epoch: Instant::now(),
+            clock: crate::stats::StatsClock::new(),
         };
         TrackerHarness {
             tracker: Tracker::new(measure, "db", "user", None),

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-
 use crate::query::lexer::{Lexer, TokenKind};
 use crate::query::Analyzer;
 use crate::session::track::{self, Measure, Tracker};

@@ -286,9 +286,7 @@ pub async fn query(
     path: Result<Path<String>, PathRejection>,
     raw: RawParams,
 ) -> Result<Json<Value>, ApiError> {
-    let Path(hex) =
-        path.map_err(|e| ApiError::bad_request(format!("malformed fingerprint: {e}")))?;
-    let fingerprint = super::queries::parse_fingerprint(&hex)?;
+    let fingerprint = super::queries::path_fingerprint(path)?;
     let mut p = Params::new(raw)?;
     let database = p.filter("database")?;
     p.finish(&["database"])?;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::params::{Params, RawParams};
-use super::queries::{measure, parse_fingerprint};
+use super::queries::{measure, path_fingerprint};
 use super::rows::{fingerprint_hex, ms};
 use super::Ctx;
 use crate::stats::Window;
@@ -29,9 +29,7 @@ pub async fn histogram(
     raw: RawParams,
 ) -> Result<Json<Value>, ApiError> {
     measure(&ctx)?;
-    let Path(hex) =
-        path.map_err(|e| ApiError::bad_request(format!("malformed fingerprint: {e}")))?;
-    let fingerprint = parse_fingerprint(&hex)?;
+    let fingerprint = path_fingerprint(path)?;
     let mut p = Params::new(raw)?;
     let window: Window = match p.take("window")? {
         None => Window::Hour1,

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::params::{Params, RawParams};
-use super::slow::{check_fingerprint, page};
+use super::slow::{check_fingerprint, page, plan_filters};
 use super::Ctx;
 use crate::app::Shared;
 use crate::slow::{capture_now, CaptureNowError, List};
@@ -57,13 +57,9 @@ pub async fn capture(
 /// `GET /api/plan_changes`: filters `fingerprint`, `database`.
 pub async fn changes(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(raw)?;
-    let fingerprint = p
-        .filter("fingerprint")?
-        .map(|f| check_fingerprint(&f))
-        .transpose()?;
-    let database = p.filter("database")?;
+    let (fingerprint, database) = plan_filters(&mut p)?;
     let list = List::PlanChanges {
-        fingerprint: fingerprint.map(|f| f.to_ascii_lowercase()),
+        fingerprint,
         database,
     };
     page(&ctx, p, "plan_changes", list, &["fingerprint", "database"]).await

@@ -252,9 +252,7 @@ pub async fn detail(
     raw: RawParams,
 ) -> Result<Json<Value>, ApiError> {
     measure(&ctx)?;
-    let Path(hex) =
-        path.map_err(|e| ApiError::bad_request(format!("malformed fingerprint: {e}")))?;
-    let fingerprint = parse_fingerprint(&hex)?;
+    let fingerprint = path_fingerprint(path)?;
     let mut p = Params::new(raw)?;
     let database = p.filter("database")?;
     p.finish(&["database"])?;
@@ -298,6 +296,13 @@ pub async fn detail(
     })
     .await?;
     found.map(Json)
+}
+
+/// The `{fingerprint}` of a path, parsed; a 400 when it is malformed.
+pub(super) fn path_fingerprint(path: Result<Path<String>, PathRejection>) -> Result<u64, ApiError> {
+    let Path(hex) =
+        path.map_err(|e| ApiError::bad_request(format!("malformed fingerprint: {e}")))?;
+    parse_fingerprint(&hex)
 }
 
 /// Exactly 16 hex digits (any case), as listings print fingerprints.

@@ -25,13 +25,9 @@ pub async fn alerts(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<
 /// Filters: `fingerprint` (16 hex digits) and `database`.
 pub async fn plans(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(raw)?;
-    let fingerprint = p
-        .filter("fingerprint")?
-        .map(|f| check_fingerprint(&f))
-        .transpose()?;
-    let database = p.filter("database")?;
+    let (fingerprint, database) = plan_filters(&mut p)?;
     let list = List::Plans {
-        fingerprint: fingerprint.map(|f| f.to_ascii_lowercase()),
+        fingerprint,
         database,
     };
     let Json(mut listing) = page(&ctx, p, "plans", list, &["fingerprint", "database"]).await?;
@@ -39,6 +35,16 @@ pub async fn plans(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<V
         super::plans::annotate_plans(&ctx.shared, data).await?;
     }
     Ok(Json(listing))
+}
+
+/// The `fingerprint` (16 hex digits, lowercased) and `database` filters of a plan
+/// listing.
+pub(super) fn plan_filters(p: &mut Params) -> Result<(Option<String>, Option<String>), ApiError> {
+    let fingerprint = p
+        .filter("fingerprint")?
+        .map(|f| check_fingerprint(&f).map(|f| f.to_ascii_lowercase()))
+        .transpose()?;
+    Ok((fingerprint, p.filter("database")?))
 }
 
 /// `f` when it is 16 hex digits, else a 400.

@@ -80,7 +80,7 @@ fn has_session_call(bytes: &[u8]) -> bool {
 
 /// A `;` followed by more than whitespace (quoting aside: a false hit only costs the
 /// precise pass).
-fn has_second_statement(bytes: &[u8]) -> bool {
+pub(super) fn has_second_statement(bytes: &[u8]) -> bool {
     match bytes.iter().position(|&b| b == b';') {
         Some(i) => bytes[i + 1..]
             .iter()

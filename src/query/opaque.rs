@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+use super::effects::has_second_statement;
 use super::lexer::{Lexer, TokenKind};
 
 /// Names remembered per pool; past this, unknown names stay unknown (and checked).
@@ -254,15 +255,6 @@ fn first_word(sql: &str) -> Option<&str> {
     let mut lexer = Lexer::new(sql);
     let t = lexer.next_token()?;
     (t.kind == TokenKind::Word).then(|| &sql[t.start..t.end])
-}
-
-fn has_second_statement(bytes: &[u8]) -> bool {
-    match bytes.iter().position(|&b| b == b';') {
-        Some(i) => bytes[i + 1..]
-            .iter()
-            .any(|b| !b.is_ascii_whitespace() && *b != b';'),
-        None => false,
-    }
 }
 
 #[cfg(test)]

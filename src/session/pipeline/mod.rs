@@ -39,9 +39,9 @@ pub mod placement;
 pub mod rename;
 pub mod state;
 pub mod status;
-pub mod track;
 #[cfg(test)]
 mod tests;
+pub mod track;
 
 use std::sync::Arc;
 
@@ -184,7 +184,12 @@ pub fn client(p: &mut Pipeline, w: &mut Wire, msg: &mut Msg) -> Action {
 /// later piece (`start` is `None`), `len` bytes at `c_fwd`: how many bytes to forward
 /// (a Bind's names renamed, a missing statement prepared first), or `None` to drop
 /// them (a batch being discarded).
-pub fn client_piece(p: &mut Pipeline, w: &mut Wire, start: Option<u8>, len: usize) -> Option<usize> {
+pub fn client_piece(
+    p: &mut Pipeline,
+    w: &mut Wire,
+    start: Option<u8>,
+    len: usize,
+) -> Option<usize> {
     if p.state.batch == Batch::Discarding {
         return None;
     }

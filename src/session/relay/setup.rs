@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::super::budget::Charge;
 use super::super::clients::ClientHandle;
 use super::super::params::ClientParams;
-use super::super::pipeline::{self, Pipeline, PinReport, Placement, Pooling, State};
+use super::super::pipeline::{self, PinReport, Pipeline, Placement, Pooling, State};
 use super::super::statements::Statements;
 use super::super::track::Tracker;
 use super::{Relay, Wire};

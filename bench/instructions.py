@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     s = b.parse_args(rest)
     s.no_build = s.no_build or b.BINARY != b.REPO / "target" / "release" / "pgsidecar"
     s.conns = False
-    modes = [m for m in s.modes.split(",") if m in ("simple", "extended", "prepared")]
+    modes = list(s.modes)
     if "--modes" not in " ".join(rest):
         modes = ["simple", "extended"]
     started = datetime.datetime.now()

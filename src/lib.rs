@@ -13,6 +13,8 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod background;
+pub mod clients;
 pub mod config;
 pub mod console;
 pub mod explain;
@@ -25,6 +27,7 @@ pub mod protocol;
 pub mod query;
 pub mod session;
 pub mod slow;
+pub mod state;
 pub mod stats;
 pub mod store;
 pub mod timefmt;

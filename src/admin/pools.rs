@@ -15,18 +15,18 @@ use super::error::ApiError;
 use super::params::{Params, RawParams};
 use super::rows::ms;
 use super::Ctx;
-use crate::app::Shared;
 use crate::config::PoolMode;
 use crate::pool::Pool;
 use crate::session::ClientState;
+use crate::state::Running;
 
 /// Clients of one (database, user) by state: active, waiting, idle.
 pub type ClientCounts = HashMap<(String, String), [u64; 3]>;
 
 /// Counts logged-in clients per (database, user) and state.
-pub fn client_counts(shared: &Shared) -> ClientCounts {
+pub fn client_counts(state: &Running) -> ClientCounts {
     let mut counts = ClientCounts::new();
-    for client in shared.clients_registry.list() {
+    for client in state.clients_registry.list() {
         let id = &client.identity;
         let slot = match client.state() {
             ClientState::Active => 0,
@@ -71,7 +71,7 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
         Some(token) => Some(ctx.cursors.open(&token, &scope)?.after),
         None => None,
     };
-    let mut pools: Vec<Arc<Pool>> = (ctx.shared.all_pools().into_iter())
+    let mut pools: Vec<Arc<Pool>> = (ctx.state.all_pools().into_iter())
         .filter(|pool| database.as_ref().is_none_or(|d| *d == pool.key.database))
         .filter(|pool| user.as_ref().is_none_or(|u| *u == pool.key.user))
         .filter(|pool| {
@@ -90,7 +90,7 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
             after: position(last),
         })
     });
-    let clients = client_counts(&ctx.shared);
+    let clients = client_counts(&ctx.state);
     let data: Vec<Value> = pools.iter().map(|pool| pool_row(pool, &clients)).collect();
     Ok(Json(
         json!({ "data": data, "next_cursor": next_cursor, "has_more": has_more }),

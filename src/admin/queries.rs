@@ -182,7 +182,7 @@ impl Listing {
 
 /// The statistics, or 404 when they are switched off.
 pub(super) fn measure(ctx: &Ctx) -> Result<&Measure, ApiError> {
-    ctx.shared.measure.as_ref().ok_or_else(|| {
+    ctx.state.measure.as_ref().ok_or_else(|| {
         ApiError::not_found("statement statistics are off (stats = false in the configuration)")
     })
 }
@@ -194,11 +194,11 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
     let cursor = (listing.cursor.as_deref())
         .map(|token| ctx.cursors.open(token, &scope))
         .transpose()?;
-    let shared = ctx.shared.clone();
+    let state = ctx.state.clone();
     let mut page =
         tokio::task::spawn_blocking(move || page(&ctx, &listing, scope, cursor)).await??;
     if let Some(data) = page["data"].as_array_mut() {
-        super::plans::attach_latest_plans(&shared, data).await;
+        super::plans::attach_latest_plans(&state, data).await;
     }
     Ok(Json(page))
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::wire::{format_time, Cell, Kind, ResultSet};
-use crate::app::Shared;
 use crate::config::PoolMode;
 use crate::pool::{Pool, PoolKey};
 use crate::session::{ClientEntry, ClientState};
+use crate::state::Running;
 
 use Kind::{Int8, Text};
 
@@ -23,14 +23,14 @@ pub fn mode_name(mode: PoolMode) -> &'static str {
     }
 }
 
-fn sorted_pools(shared: &Shared) -> Vec<Arc<Pool>> {
-    let mut pools = shared.all_pools();
+fn sorted_pools(state: &Running) -> Vec<Arc<Pool>> {
+    let mut pools = state.all_pools();
     pools.sort_by(|a, b| a.key.cmp(&b.key));
     pools
 }
 
-fn sorted_clients(shared: &Shared) -> Vec<Arc<ClientEntry>> {
-    let mut clients = shared.clients_registry.list();
+fn sorted_clients(state: &Running) -> Vec<Arc<ClientEntry>> {
+    let mut clients = state.clients_registry.list();
     clients.sort_by_key(|c| (c.connected_at, c.pid));
     clients
 }
@@ -52,10 +52,10 @@ const POOL_COLUMNS: &[(&str, Kind)] = &[
 ];
 
 /// One row per (database, user) pool.
-pub fn show_pools(shared: &Shared) -> ResultSet {
+pub fn show_pools(state: &Running) -> ResultSet {
     // (active or idle, waiting) clients per pool.
     let mut clients: HashMap<(String, String), (u64, u64)> = HashMap::new();
-    for c in shared.clients_registry.list() {
+    for c in state.clients_registry.list() {
         let key = (c.identity.database.clone(), c.identity.user.clone());
         let slot = clients.entry(key).or_default();
         match c.state() {
@@ -64,7 +64,7 @@ pub fn show_pools(shared: &Shared) -> ResultSet {
         }
     }
     let mut rs = ResultSet::new(POOL_COLUMNS);
-    for pool in sorted_pools(shared) {
+    for pool in sorted_pools(state) {
         let key = (pool.key.database.clone(), pool.key.user.clone());
         let (cl_active, cl_waiting) = clients.get(&key).copied().unwrap_or_default();
         let params = pool.params();
@@ -117,9 +117,9 @@ const CLIENT_COLUMNS: &[(&str, Kind)] = &[
 
 /// Every logged-in client (console clients included, as in PgBouncer). `id` is the pid
 /// of the client's BackendKeyData; `server_pid` the server it holds now, if any.
-pub fn show_clients(shared: &Shared) -> ResultSet {
+pub fn show_clients(state: &Running) -> ResultSet {
     let mut rs = ResultSet::new(CLIENT_COLUMNS);
-    for c in sorted_clients(shared) {
+    for c in sorted_clients(state) {
         rs.push(vec![
             "C".into(),
             c.identity.user.as_str().into(),
@@ -156,10 +156,10 @@ const SERVER_COLUMNS: &[(&str, Kind)] = &[
 /// Servers in use (found through the clients holding them; their connect time is not
 /// known) and idle servers (`used` once idle past `server_check_delay`). Servers being
 /// opened or checked are counted in SHOW POOLS only.
-pub fn show_servers(shared: &Shared) -> ResultSet {
+pub fn show_servers(state: &Running) -> ResultSet {
     let mut rs = ResultSet::new(SERVER_COLUMNS);
     let address = |key: &PoolKey| -> (Cell, Cell) {
-        match shared.pools.get(key) {
+        match state.pools.get(key) {
             Some(pool) => {
                 let s = pool.params().settings.clone();
                 (s.host.into(), s.port.into())
@@ -167,7 +167,7 @@ pub fn show_servers(shared: &Shared) -> ResultSet {
             None => (Cell::Null, Cell::Null),
         }
     };
-    for c in sorted_clients(shared) {
+    for c in sorted_clients(state) {
         let Some(pid) = c.server_pid() else { continue };
         let key = PoolKey {
             database: c.identity.database.clone(),
@@ -192,7 +192,7 @@ pub fn show_servers(shared: &Shared) -> ResultSet {
     }
     let now = SystemTime::now();
     let ago = |d| format_time(now.checked_sub(d).unwrap_or(now));
-    for pool in sorted_pools(shared) {
+    for pool in sorted_pools(state) {
         let params = pool.params();
         for (pid, age, idle) in pool.idle_servers() {
             let state = if idle > params.check_delay {
@@ -236,12 +236,12 @@ const DATABASE_COLUMNS: &[(&str, Kind)] = &[
 
 /// Databases configured under `[databases]` or in use (any database name is served).
 /// `pool_mode` is the database's override, NULL when it follows the global one.
-pub fn show_databases(shared: &Shared) -> ResultSet {
-    let config = shared.config();
-    let upstream = shared.upstream();
+pub fn show_databases(state: &Running) -> ResultSet {
+    let config = state.config();
+    let upstream = state.upstream();
     let mut names: BTreeSet<String> = config.databases.keys().cloned().collect();
     let mut by_db: BTreeMap<String, Vec<Arc<Pool>>> = BTreeMap::new();
-    for pool in shared.all_pools() {
+    for pool in state.all_pools() {
         names.insert(pool.key.database.clone());
         by_db
             .entry(pool.key.database.clone())
@@ -249,7 +249,7 @@ pub fn show_databases(shared: &Shared) -> ResultSet {
             .push(pool);
     }
     let mut client_counts: HashMap<String, u64> = HashMap::new();
-    for c in shared.clients_registry.list() {
+    for c in state.clients_registry.list() {
         *client_counts
             .entry(c.identity.database.clone())
             .or_default() += 1;

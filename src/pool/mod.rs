@@ -29,6 +29,7 @@ pub use login::ServerAuth;
 pub use reaper::run_reaper;
 pub use server::{ServerConn, ServerTarget};
 
+use crate::background::Background;
 use crate::config::{Config, PoolMode, PoolSettings};
 use crate::protocol::messages::ErrorFields;
 use crate::tls::ServerTls;
@@ -171,10 +172,12 @@ pub struct Pool {
     pub owners: owners::StatementOwners,
     /// A server login for this pool has succeeded at least once.
     logged_in: AtomicBool,
+    /// Where the pool's own background work runs (shrinking, topping up).
+    background: Background,
 }
 
 impl Pool {
-    pub fn new(key: PoolKey, params: PoolParams) -> Arc<Pool> {
+    pub fn new(key: PoolKey, params: PoolParams, background: Background) -> Arc<Pool> {
         let size = params.settings.size;
         Arc::new(Pool {
             key,
@@ -190,6 +193,7 @@ impl Pool {
             functions: Arc::default(),
             owners: owners::StatementOwners::default(),
             logged_in: AtomicBool::new(false),
+            background,
         })
     }
 
@@ -210,7 +214,9 @@ impl Pool {
         } else if new_size < old_size {
             let surplus = (old_size - new_size) as u32;
             let semaphore = self.semaphore.clone();
-            tokio::spawn(async move {
+            // Waits for checked-out servers to come back; cancelled at shutdown, when
+            // the size no longer matters.
+            self.background.spawn(async move {
                 if let Ok(permits) = semaphore.acquire_many_owned(surplus).await {
                     permits.forget();
                 }

@@ -256,15 +256,15 @@ impl ServerConn {
     pub fn still_usable(&mut self, idle_for: Duration) -> bool {
         const ASK_KERNEL_AFTER: Duration = Duration::from_millis(50);
         let mut buf = [0u8; 1024];
-        let fd = self.stream.raw_fd();
+        let fd = self.stream.socket_fd();
         let read = match &self.stream {
             ServerStream::Tls(_) => {
                 return matches!(
-                    recv_nonblocking(fd, &mut buf[..1], libc::MSG_PEEK),
+                    peek_nonblocking(fd),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
                 )
             }
-            _ if idle_for > ASK_KERNEL_AFTER => recv_nonblocking(fd, &mut buf, 0),
+            _ if idle_for > ASK_KERNEL_AFTER => read_nonblocking(fd, &mut buf),
             ServerStream::Plain(tcp) => tcp.try_read(&mut buf),
             ServerStream::Unix(unix) => unix.try_read(&mut buf),
         };
@@ -409,25 +409,19 @@ impl Drop for ServerConn {
     }
 }
 
-/// One `recv(MSG_DONTWAIT | flags)` straight on the socket, bypassing tokio's readiness
-/// cache.
-fn recv_nonblocking(fd: std::os::fd::RawFd, buf: &mut [u8], flags: i32) -> std::io::Result<usize> {
-    // SAFETY: `fd` belongs to the connection borrowed by the caller, so it is open for
-    // the call; `buf` is valid for `buf.len()` bytes of writes; MSG_DONTWAIT makes the
-    // call non-blocking.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | flags,
-        )
-    };
-    if n < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+/// Peeks at one byte straight on the socket, bypassing tokio's readiness cache. Every
+/// socket tokio owns is in non-blocking mode, so an empty socket answers `WouldBlock`.
+fn peek_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<usize> {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    socket2::SockRef::from(&fd).peek(&mut byte)
+}
+
+/// Reads straight from the socket, bypassing tokio's readiness cache (non-blocking, as
+/// for [`peek_nonblocking`]).
+fn read_nonblocking(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let socket = socket2::SockRef::from(&fd);
+    (&*socket).read(buf)
 }
 
 /// Sends a CancelRequest for `pid`/`secret` to the server at `address` (`host:port`,

@@ -6,12 +6,12 @@
 //! `params` carries the client's settings from server to server; `cancel` routes
 //! CancelRequests; `error` maps failures to what the client is told.
 
-mod budget;
+use crate::clients::budget;
 mod buffers;
-mod clients;
+use crate::clients::registry as clients;
 mod error;
 mod login;
-mod openings;
+use crate::clients::openings;
 mod params;
 mod prepared;
 mod relay;

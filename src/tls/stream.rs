@@ -85,12 +85,12 @@ impl<T: OverTcp> MaybeTls<T> {
     }
 
     /// The raw socket underneath, for socket-level checks (peeking for a close).
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
+    pub fn socket_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
         match self {
-            MaybeTls::Plain(s) => s.as_raw_fd(),
-            MaybeTls::Tls(t) => t.inner.tcp().as_raw_fd(),
-            MaybeTls::Unix(s) => s.as_raw_fd(),
+            MaybeTls::Plain(s) => s.as_fd(),
+            MaybeTls::Tls(t) => t.inner.tcp().as_fd(),
+            MaybeTls::Unix(s) => s.as_fd(),
         }
     }
 

@@ -129,7 +129,11 @@ mod tests {
             database: database.into(),
             user: "u".into(),
         };
-        let pool = Pool::new(key, PoolParams::new(&config, settings, tls));
+        let pool = Pool::new(
+            key,
+            PoolParams::new(&config, settings, tls),
+            Default::default(),
+        );
         pool.counters.checkouts.store(checkouts, Ordering::Relaxed);
         pool.counters.connect_errors.store(1, Ordering::Relaxed);
         pool

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::protocol::read_cstr;
-use crate::query::{Analyzer, QueryInfo};
-use crate::stats::{CommandKind, Outcome, QueryMeta, QueryStats, Registry, StatKey, StatsClock};
+use crate::query::QueryInfo;
+use crate::stats::{CommandKind, Outcome, QueryMeta, QueryStats, StatKey};
 use queue::{InFlight, Prepared, Queue, Source};
 
 pub use slow::SlowHook;
@@ -28,14 +28,7 @@ pub use slow::SlowHook;
 /// Entries kept in the per-session shortcut from fingerprint to statistics entry.
 const LOCAL_ENTRIES: usize = 256;
 
-/// The shared pieces measurement needs.
-#[derive(Clone)]
-pub struct Measure {
-    pub analyzer: Arc<Analyzer>,
-    pub registry: Arc<Registry>,
-    /// The registry's `now` (seconds; minutes are wall-clock minutes).
-    pub clock: StatsClock,
-}
+pub use crate::stats::Measure;
 
 /// A portal: its statement and the values it was bound with (`complete` is false when
 /// only the start of a streamed Bind was seen).

@@ -1,5 +1,6 @@
 use super::*;
 use crate::stats::Window;
+use crate::{query::Analyzer, stats::Registry};
 
 fn tracker() -> (Tracker, Arc<Registry>) {
     let registry = Arc::new(Registry::new(5000));

@@ -1,0 +1,92 @@
+//! The proxy's running state: the configuration in force, the pools, the clients, the
+//! statistics and the slow pipeline. Sessions write it; the status renderers (SHOW,
+//! `/api`, `/metrics`) read it. Every field's type lives below the tasks that use it,
+//! so the admin server and the console take this, not the app.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::auth::Authenticator;
+use crate::clients::{BufferBudget, ClientRegistry, Openings, PIN_REASONS};
+use crate::config::{Config, Live, Upstream};
+use crate::pool::{Pool, PoolKey};
+use crate::slow::Slow;
+use crate::stats::Measure;
+
+/// See the module documentation. Built once in `App::start`.
+pub struct Running {
+    pub(crate) live: Arc<Live>,
+    pub pools: DashMap<PoolKey, Arc<Pool>>,
+    /// Logged-in clients: state, cancel keys.
+    pub clients_registry: ClientRegistry,
+    /// Connections that have not logged in yet (their own limit; the oldest is shed).
+    pub openings: Openings,
+    /// Client bytes buffered but not yet forwarded, against `client_buffer_budget`.
+    pub buffer_budget: Arc<BufferBudget>,
+    pub auth: Authenticator,
+    /// Clients connected now.
+    pub clients: AtomicUsize,
+    /// Clients ever accepted.
+    pub clients_total: AtomicU64,
+    /// Clients pinned to their server, by reason (in the order of `PIN_REASONS`).
+    pub pinned_clients: [AtomicU64; PIN_REASONS.len()],
+    /// Statement measurement (query analysis and statistics), when `stats` is on.
+    pub measure: Option<Measure>,
+    /// When the proxy started (uptime).
+    pub started: tokio::time::Instant,
+    /// Slow statements: thresholds, counters, recent events, alerts and plans.
+    pub slow: Arc<Slow>,
+    /// The slow pipeline's context: the store link, captures and listings on request.
+    pub slow_ctx: Arc<crate::slow::Ctx>,
+}
+
+impl Running {
+    pub fn new(
+        live: Arc<Live>,
+        measure: Option<Measure>,
+        slow_ctx: Arc<crate::slow::Ctx>,
+    ) -> Running {
+        Running {
+            live,
+            pools: DashMap::new(),
+            clients_registry: ClientRegistry::default(),
+            openings: Openings::default(),
+            buffer_budget: Arc::default(),
+            auth: Authenticator::default(),
+            clients: AtomicUsize::new(0),
+            clients_total: AtomicU64::new(0),
+            pinned_clients: Default::default(),
+            measure,
+            started: tokio::time::Instant::now(),
+            slow: slow_ctx.slow.clone(),
+            slow_ctx,
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.live.config()
+    }
+
+    pub fn upstream(&self) -> Arc<Upstream> {
+        self.live.upstream()
+    }
+
+    /// Every pool, for maintenance and reporting.
+    pub fn all_pools(&self) -> Vec<Arc<Pool>> {
+        self.pools.iter().map(|p| p.value().clone()).collect()
+    }
+
+    /// Forgets pools nobody uses and that hold no server (see [`Pool::is_forgettable`]),
+    /// so logins naming databases that do not exist leave nothing behind.
+    pub fn prune_pools(&self) {
+        self.pools.retain(|key, pool| {
+            let forget = Pool::is_forgettable(pool);
+            if forget {
+                tracing::debug!(pool = %key, logged_in = pool.ever_logged_in(), "forgetting unused pool");
+            }
+            !forget
+        });
+    }
+}

@@ -3,6 +3,7 @@
 //! `/api`, `/metrics`) read it. Every field's type lives below the tasks that use it,
 //! so the admin server and the console take this, not the app.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
@@ -11,9 +12,9 @@ use dashmap::DashMap;
 use crate::auth::Authenticator;
 use crate::clients::{BufferBudget, ClientRegistry, Openings, PIN_REASONS};
 use crate::config::{Config, Live, Upstream};
-use crate::pool::{Pool, PoolKey};
+use crate::pool::{ClientCounts, Pool, PoolKey, Status};
 use crate::slow::Slow;
-use crate::stats::Measure;
+use crate::stats::{Measure, StatsClock};
 
 /// See the module documentation. Built once in `App::start`.
 pub struct Running {
@@ -36,6 +37,9 @@ pub struct Running {
     pub measure: Option<Measure>,
     /// When the proxy started (uptime).
     pub started: tokio::time::Instant,
+    /// The statistics clock: the one "now" of every statistics reading (the registry's
+    /// own, when `stats` is on).
+    pub clock: StatsClock,
     /// Slow statements: thresholds, counters, recent events, alerts and plans.
     pub slow: Arc<Slow>,
     /// The slow pipeline's context: the store link, captures and listings on request.
@@ -58,11 +62,17 @@ impl Running {
             clients: AtomicUsize::new(0),
             clients_total: AtomicU64::new(0),
             pinned_clients: Default::default(),
+            clock: measure.as_ref().map_or_else(StatsClock::new, |m| m.clock),
             measure,
             started: tokio::time::Instant::now(),
             slow: slow_ctx.slow.clone(),
             slow_ctx,
         }
+    }
+
+    /// Statistics seconds now (see [`StatsClock`]).
+    pub fn stats_now(&self) -> u64 {
+        self.clock.now()
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -76,6 +86,21 @@ impl Running {
     /// Every pool, for maintenance and reporting.
     pub fn all_pools(&self) -> Vec<Arc<Pool>> {
         self.pools.iter().map(|p| p.value().clone()).collect()
+    }
+
+    /// Every pool's [`Status`], sorted by (database, user), and the client counts of
+    /// every (database, user) clients logged in to (a pair may have clients and no
+    /// pool yet). Clients are counted once for all pools.
+    pub fn status(&self) -> (Vec<Status>, HashMap<PoolKey, ClientCounts>) {
+        let clients = self.clients_registry.counts_by_pool();
+        let mut pools: Vec<Status> = (self.pools.iter())
+            .map(|p| {
+                let counts = clients.get(p.key()).copied().unwrap_or_default();
+                Status::of(p.value(), counts)
+            })
+            .collect();
+        pools.sort_by(|a, b| a.key.cmp(&b.key));
+        (pools, clients)
     }
 
     /// Forgets pools nobody uses and that hold no server (see [`Pool::is_forgettable`]),

@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::params::{Params, RawParams};
-use super::pools::client_counts;
 use super::rows::{fingerprint_hex, ms, rfc3339};
 use super::Ctx;
 use crate::state::Running;
@@ -154,12 +153,13 @@ impl History {
 
 /// Reads pools and clients now.
 fn gauges(state: &Running) -> Gauges {
-    let waiting = client_counts(state).values().map(|c| c[1]).sum();
-    let pools = state.all_pools();
+    let (pools, clients) = state.status();
+    // Servers being tested count as in use here, as they are not in the idle list.
+    let in_use = |p: &crate::pool::Status| (p.servers.active + p.servers.testing) as u64;
     Gauges {
-        clients_waiting: waiting,
-        servers_active: pools.iter().map(|p| p.active_count() as u64).sum(),
-        pool_size: pools.iter().map(|p| p.params().settings.size as u64).sum(),
+        clients_waiting: clients.values().map(|c| c.waiting).sum(),
+        servers_active: pools.iter().map(in_use).sum(),
+        pool_size: pools.iter().map(|p| p.size as u64).sum(),
     }
 }
 
@@ -184,18 +184,9 @@ pub async fn run(
     }
 }
 
-/// Statistics seconds now: minutes follow the statistics clock, which starts at a
-/// wall-clock minute, so a point's minute is the wall-clock minute of its traffic.
-fn stats_now(state: &Running) -> u64 {
-    match state.measure.as_ref() {
-        Some(measure) => measure.clock.now(),
-        None => state.started.elapsed().as_secs(),
-    }
-}
-
 /// Takes in every completed minute not yet taken (the registry keeps the last 5).
 fn take_minutes(state: &Running, history: &History) {
-    let now = stats_now(state);
+    let now = state.stats_now();
     let Some(last_complete) = (now / 60).checked_sub(1) else {
         return;
     };
@@ -272,7 +263,7 @@ pub async fn overview(
             })
         })
         .collect();
-    let sampled = stats_now(&ctx.state);
+    let sampled = ctx.state.stats_now();
     Ok(Json(json!({
         "interval_s": 60,
         "stats": ctx.state.measure.is_some(),
@@ -294,7 +285,7 @@ pub async fn query(
     let database = p.filter("database")?;
     p.finish(&["database"])?;
     // Wall-clock start of a statistics minute.
-    let (now, wall) = (stats_now(&ctx.state), super::rows::unix_now());
+    let (now, wall) = (ctx.state.stats_now(), super::rows::unix_now());
     let wall_at = |minute: u64| wall.saturating_sub(now.saturating_sub(minute * 60));
     let series: Vec<Value> = (ctx.history.query(fingerprint, database.as_deref()).iter())
         .map(|(key, points)| {

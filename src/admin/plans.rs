@@ -130,7 +130,7 @@ fn p50_now(state: &Running, keys: Vec<(String, u64)>) -> HashMap<(String, u64), 
     let Some(measure) = state.measure.as_ref() else {
         return HashMap::new();
     };
-    let now = measure.clock.now();
+    let now = state.stats_now();
     keys.into_iter()
         .map(|(db, fp)| {
             let entries = measure.registry.get(Some(&db), fp, now);

@@ -211,7 +211,7 @@ fn page(
     cursor: Option<Cursor>,
 ) -> Result<Value, ApiError> {
     let measure = measure(ctx)?;
-    let now = measure.clock.now();
+    let now = ctx.state.stats_now();
     let kept = (cursor.as_ref())
         .and_then(|c| c.snapshot)
         .and_then(|id| ctx.pages.get(id).map(|rows| (id, rows)));
@@ -258,7 +258,7 @@ pub async fn detail(
     p.finish(&["database"])?;
     let found = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let measure = measure(&ctx)?;
-        let now = measure.clock.now();
+        let now = ctx.state.stats_now();
         let entries = measure.registry.get(database.as_deref(), fingerprint, now);
         let first = entries.first().ok_or_else(|| {
             ApiError::not_found(format!(

@@ -128,7 +128,6 @@ impl Config {
             ));
         }
         self.validate_slow()?;
-        self.validate_tls()?;
         self.validate_users()
     }
 

@@ -19,7 +19,7 @@ pub use live::{parse_upstream, Live};
 pub use load::{ConfigError, Overrides};
 pub use redact::{redact_postgres_url, redact_webhook_url};
 pub use tls::{ClientTlsMode, ServerTlsMode};
-pub use upstream::Upstream;
+pub use upstream::{is_socket_dir, Upstream};
 
 /// The whole configuration. Unknown keys are rejected so that a typo never silently falls
 /// back to a default.

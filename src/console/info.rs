@@ -68,7 +68,7 @@ fn render(value: Option<&toml::Value>) -> String {
 /// clients, clients still logging in, and open server connections.
 pub fn show_lists(state: &Running) -> ResultSet {
     let config = state.config();
-    let pools = state.all_pools();
+    let (pools, _) = state.status();
     let mut databases: BTreeSet<&str> = config.databases.keys().map(String::as_str).collect();
     let mut users: BTreeSet<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
     for pool in &pools {
@@ -77,10 +77,7 @@ pub fn show_lists(state: &Running) -> ResultSet {
     }
     let logged_in = state.clients_registry.len();
     let connected = state.clients.load(Ordering::Relaxed);
-    let servers: usize = pools
-        .iter()
-        .map(|p| p.counters.open.load(Ordering::Relaxed))
-        .sum();
+    let servers: usize = pools.iter().map(|p| p.servers.open).sum();
     let mut rs = ResultSet::new(&[("list", Kind::Text), ("items", Kind::Int8)]);
     for (list, items) in [
         ("databases", databases.len()),

@@ -4,24 +4,15 @@
 //! out); pgsidecar's own columns come last.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::wire::{format_time, Cell, Kind, ResultSet};
-use crate::config::PoolMode;
-use crate::pool::{Pool, PoolKey};
-use crate::session::{ClientEntry, ClientState};
+use crate::clients::ClientEntry;
+use crate::pool::{mode_name, Pool, PoolKey};
 use crate::state::Running;
 
 use Kind::{Int8, Text};
-
-pub fn mode_name(mode: PoolMode) -> &'static str {
-    match mode {
-        PoolMode::Session => "session",
-        PoolMode::Transaction => "transaction",
-    }
-}
 
 fn sorted_pools(state: &Running) -> Vec<Arc<Pool>> {
     let mut pools = state.all_pools();
@@ -51,51 +42,34 @@ const POOL_COLUMNS: &[(&str, Kind)] = &[
     ("paused", Int8),
 ];
 
-/// One row per (database, user) pool.
+/// One row per (database, user) pool: a rendering of each pool's [`crate::pool::Status`].
 pub fn show_pools(state: &Running) -> ResultSet {
-    // (active or idle, waiting) clients per pool.
-    let mut clients: HashMap<(String, String), (u64, u64)> = HashMap::new();
-    for c in state.clients_registry.list() {
-        let key = (c.identity.database.clone(), c.identity.user.clone());
-        let slot = clients.entry(key).or_default();
-        match c.state() {
-            ClientState::Waiting => slot.1 += 1,
-            _ => slot.0 += 1,
-        }
-    }
     let mut rs = ResultSet::new(POOL_COLUMNS);
-    for pool in sorted_pools(state) {
-        let key = (pool.key.database.clone(), pool.key.user.clone());
-        let (cl_active, cl_waiting) = clients.get(&key).copied().unwrap_or_default();
-        let params = pool.params();
-        let counters = &pool.counters;
-        let testing = counters.testing.load(Ordering::Relaxed);
-        // PgBouncer's sv_used: idle servers that get a check before reuse.
-        let (used, idle): (Vec<_>, Vec<_>) = pool
-            .idle_servers()
-            .into_iter()
-            .partition(|s| s.2 > params.check_delay);
+    for pool in state.status().0 {
+        let (servers, clients) = (&pool.servers, &pool.clients);
         // maxwait: PgBouncer shows how long the oldest waiting client has waited. The
         // pool keeps only the longest wait seen since start, so that is shown while
         // clients wait, and 0 when none does (so alerts on it clear).
-        let max_us = match cl_waiting {
+        let max_us = match clients.waiting {
             0 => 0,
-            _ => counters.wait_us_max.load(Ordering::Relaxed),
+            _ => pool.wait_us_max,
         };
         rs.push(vec![
             pool.key.database.as_str().into(),
             pool.key.user.as_str().into(),
-            cl_active.into(),
-            cl_waiting.into(),
-            pool.active_count().saturating_sub(testing).into(),
-            idle.len().into(),
-            used.len().into(),
-            testing.into(),
-            counters.logging_in.load(Ordering::Relaxed).into(),
+            // PgBouncer's cl_active counts every client not waiting.
+            (clients.active + clients.idle).into(),
+            clients.waiting.into(),
+            servers.active.into(),
+            // PgBouncer's sv_used: idle servers that get a check before reuse.
+            (servers.idle - servers.idle_used).into(),
+            servers.idle_used.into(),
+            servers.testing.into(),
+            servers.login.into(),
             (max_us / 1_000_000).into(),
             (max_us % 1_000_000).into(),
-            mode_name(params.settings.mode).into(),
-            u64::from(pool.is_paused()).into(),
+            pool.mode_name().into(),
+            u64::from(pool.paused).into(),
         ]);
     }
     rs
@@ -240,29 +214,23 @@ pub fn show_databases(state: &Running) -> ResultSet {
     let config = state.config();
     let upstream = state.upstream();
     let mut names: BTreeSet<String> = config.databases.keys().cloned().collect();
-    let mut by_db: BTreeMap<String, Vec<Arc<Pool>>> = BTreeMap::new();
-    for pool in state.all_pools() {
+    let (pools, clients) = state.status();
+    // Per database: open servers, any pool paused, and logged-in clients.
+    let mut by_db: BTreeMap<String, (usize, bool)> = BTreeMap::new();
+    for pool in &pools {
         names.insert(pool.key.database.clone());
-        by_db
-            .entry(pool.key.database.clone())
-            .or_default()
-            .push(pool);
+        let slot = by_db.entry(pool.key.database.clone()).or_default();
+        slot.0 += pool.servers.open;
+        slot.1 |= pool.paused;
     }
-    let mut client_counts: HashMap<String, u64> = HashMap::new();
-    for c in state.clients_registry.list() {
-        *client_counts
-            .entry(c.identity.database.clone())
-            .or_default() += 1;
+    let mut client_counts: HashMap<&str, u64> = HashMap::new();
+    for (key, c) in &clients {
+        *client_counts.entry(key.database.as_str()).or_default() += c.active + c.waiting + c.idle;
     }
     let mut rs = ResultSet::new(DATABASE_COLUMNS);
     for name in names {
         let settings = config.pool_settings(&upstream, &name);
-        let pools = by_db.get(&name).map(Vec::as_slice).unwrap_or_default();
-        let open: usize = pools
-            .iter()
-            .map(|p| p.counters.open.load(Ordering::Relaxed))
-            .sum();
-        let paused = pools.iter().any(|p| p.is_paused());
+        let (open, paused) = by_db.get(&name).copied().unwrap_or_default();
         let mode = config.databases.get(&name).and_then(|d| d.pool_mode);
         rs.push(vec![
             name.as_str().into(),
@@ -274,7 +242,11 @@ pub fn show_databases(state: &Running) -> ResultSet {
             config.server_lifetime.as_secs().into(),
             mode.map(mode_name).into(),
             open.into(),
-            client_counts.get(&name).copied().unwrap_or(0).into(),
+            client_counts
+                .get(name.as_str())
+                .copied()
+                .unwrap_or(0)
+                .into(),
             u64::from(paused).into(),
         ]);
     }

@@ -95,7 +95,7 @@ fn totals(state: &Running) -> BTreeMap<String, DbTotals> {
         t.wait_us += pool.counters.wait_us_total.load(Ordering::Relaxed);
     }
     if let Some(measure) = &state.measure {
-        let now = measure.clock.now();
+        let now = state.stats_now();
         for a in measure.registry.aggregates(Window::All, now) {
             dbs.entry(a.database.clone()).or_default().add_aggregate(&a);
         }
@@ -180,7 +180,7 @@ pub fn show_queries(state: &Running, listing: QueryListing) -> Result<ResultSet,
             "pgsidecar: statement statistics are off (stats = false)",
         ));
     };
-    let now = measure.clock.now();
+    let now = state.stats_now();
     let mut rs = ResultSet::new(QUERY_COLUMNS);
     let mut snapshot = measure.registry.snapshot(listing.window, now);
     // Stable: ties keep the registry's order (most total time first).

@@ -13,6 +13,7 @@ pub mod owners;
 mod reaper;
 pub mod server;
 pub mod side;
+mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,7 @@ pub use guard::PooledServer;
 pub use login::ServerAuth;
 pub use reaper::run_reaper;
 pub use server::{ServerConn, ServerTarget};
+pub use status::{mode_name, ClientCounts, ServerCounts, Status};
 
 use crate::background::Background;
 use crate::config::{Config, PoolMode, PoolSettings};

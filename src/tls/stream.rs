@@ -47,10 +47,7 @@ pub fn unix_socket_path(dir: &str, port: u16) -> std::path::PathBuf {
     std::path::Path::new(dir).join(format!(".s.PGSQL.{port}"))
 }
 
-/// True when `host` names a socket directory rather than a TCP host (libpq's rule).
-pub fn is_socket_dir(host: &str) -> bool {
-    host.starts_with('/')
-}
+pub use crate::config::is_socket_dir;
 
 impl ServerStream {
     /// Connects to a TCP host, or to the socket in a socket directory.

@@ -10,7 +10,7 @@
 //! `pgsidecar_client_buffer_bytes`, `pgsidecar_client_buffer_refusals_total` and
 //! `pgsidecar_build_info{version}`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -19,8 +19,7 @@ use prometheus::proto::{MetricFamily, MetricType};
 
 use super::family::{Family, Spec};
 use super::pool_rows::{MAX_POOL_SERIES, OTHER};
-use crate::admin::pools::client_counts;
-use crate::pool::WAIT_BUCKETS;
+use crate::pool::{ClientCounts, PoolKey, WAIT_BUCKETS};
 use crate::state::Running;
 
 pub use crate::clients::PIN_REASONS;
@@ -188,7 +187,8 @@ impl PoolCollector {
         let mut errors = Family::new(&CONNECT_ERRORS);
         let mut tls = Family::new(&TLS_LOGINS);
         let mut bound = Family::new(&CHANNEL_BOUND);
-        let rows = super::pool_rows::rows(&self.state.all_pools());
+        let (statuses, client_counts) = self.state.status();
+        let rows = super::pool_rows::rows(&statuses);
         for row in &rows {
             let labels = [row.database.as_str(), row.user.as_str()];
             let [db, user] = labels;
@@ -210,7 +210,7 @@ impl PoolCollector {
         }
         let shown: BTreeSet<(String, String)> =
             (rows.into_iter()).map(|r| (r.database, r.user)).collect();
-        let clients = self.clients(&shown);
+        let clients = self.clients(&shown, &client_counts);
         vec![
             conns, clients, size, paused, checkouts, wait, timeouts, errors, tls, bound,
         ]
@@ -218,8 +218,17 @@ impl PoolCollector {
 
     /// Clients per (database, user) of every pool shown and every client's own pair;
     /// past [`pool_rows::MAX_POOL_SERIES`] pairs, the rest are summed as `(other)`.
-    fn clients(&self, shown: &BTreeSet<(String, String)>) -> Family {
-        let counts = client_counts(&self.state);
+    fn clients(
+        &self,
+        shown: &BTreeSet<(String, String)>,
+        counts: &HashMap<PoolKey, ClientCounts>,
+    ) -> Family {
+        let counts: HashMap<(String, String), [u64; 3]> = (counts.iter())
+            .map(|(k, c)| {
+                let pair = (k.database.clone(), k.user.clone());
+                (pair, [c.active, c.waiting, c.idle])
+            })
+            .collect();
         let keys: BTreeSet<(String, String)> = (shown.iter().cloned())
             .chain(counts.keys().cloned())
             .collect();

@@ -138,7 +138,7 @@ impl Collector for QueryCollector {
             return Vec::new();
         };
         let registry = &measure.registry;
-        let now = measure.clock.now();
+        let now = self.state.stats_now();
         let (rows, groups) = registry.export(now, &BOUNDS_US);
         let top = self.state.config().metrics_top_queries;
         let (duration, info) = durations(&rows, &groups, top);

@@ -53,9 +53,11 @@ mod tests {
     #[test]
     fn a_stored_configuration_is_seen_with_its_upstream() {
         let live = Live::new(Config::default()).unwrap();
-        let mut next = Config::default();
-        next.pool_size = 3;
-        next.upstream = "postgres://app@db.example:6000/app".into();
+        let next = Config {
+            pool_size: 3,
+            upstream: "postgres://app@db.example:6000/app".into(),
+            ..Config::default()
+        };
         let upstream = parse_upstream(&next).unwrap();
         live.store(next, upstream);
         assert_eq!(live.config().pool_size, 3);

@@ -131,6 +131,7 @@ impl Config {
         self.validate_users()
     }
 
+    #[allow(clippy::too_many_lines)] // to split: over 60 lines when the lint was turned on
     fn validate_slow(&self) -> Result<(), ConfigError> {
         let invalid = |key: String, reason: &str| ConfigError::Invalid {
             key,

@@ -69,7 +69,7 @@ impl PoolRow {
 /// Rows for `pools`: the busiest [`MAX_POOL_SERIES`] as they are, then (when there are
 /// more) one `(other)` row summing the rest.
 pub fn rows(pools: &[Status]) -> Vec<PoolRow> {
-    let mut rows: Vec<PoolRow> = pools.iter().map(|p| PoolRow::of(p)).collect();
+    let mut rows: Vec<PoolRow> = pools.iter().map(PoolRow::of).collect();
     if rows.len() <= MAX_POOL_SERIES {
         return rows;
     }

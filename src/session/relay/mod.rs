@@ -446,6 +446,7 @@ impl Relay {
     }
 
     /// Frames newly read client bytes, noting requests and Terminate.
+    #[allow(clippy::too_many_lines)] // split in the pipeline work
     fn scan_client(&mut self) -> Result<(), ProtocolError> {
         loop {
             let (tag, len) = match self.cscan.next(&self.cbuf[self.c_fwd..])? {

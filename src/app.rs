@@ -1,81 +1,68 @@
-//! Start-up and shutdown: builds the one `Shared` every task receives, binds the
-//! listener and the admin HTTP listener, spawns the accept loop, the admin server and
-//! pool maintenance on one `TaskTracker`, reloads the configuration on demand, and
-//! drains on shutdown.
+//! Start-up and shutdown: builds the one `Shared` the client-facing tasks receive (only
+//! services whose types live below those tasks) and the slow pipeline's own context,
+//! binds the listener and the admin HTTP listener, spawns the accept loop, the admin
+//! server and pool maintenance on the clients' `TaskTracker` and the background workers
+//! on a second one, reloads the configuration on demand, and drains on shutdown: first
+//! the clients, then the workers.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Context;
 
 use arc_swap::ArcSwap;
-use dashmap::DashMap;
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Authenticator;
-use crate::config::{Config, ConfigError, Overrides, Upstream};
+use crate::background::Background;
+use crate::config::{Config, ConfigError, Live, Overrides};
 use crate::pool::{run_reaper, Pool, PoolKey, PoolParams};
 use crate::query::Analyzer;
-use crate::session::{BufferBudget, ClientRegistry, Measure, Openings};
-use crate::slow::{Capturer, Slow};
-use crate::stats::Registry as StatsRegistry;
-use crate::store::Store;
+use crate::slow::Slow;
+use crate::state::Running;
+use crate::stats::{Measure, Registry as StatsRegistry};
 use crate::tls::Tls;
 
 /// Query shapes whose analysis is cached (keyed by the literal-free token stream).
 const ANALYZER_CACHE: usize = 10_000;
 
-/// Everything sessions and workers share. Built once in [`App::start`].
+/// How long shutdown waits for the background workers (the slow worker's last writes)
+/// once every client is gone; what is still running then is dropped.
+const WORKERS_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the client-facing tasks share: the running [`Running`] (which the admin server
+/// and the console narrow to a context of their own) plus TLS, the shutdown signals and
+/// where the configuration came from. Built once in [`App::start`].
 pub struct Shared {
-    config: ArcSwap<Config>,
-    upstream: ArcSwap<Upstream>,
+    state: Arc<Running>,
     /// TLS acceptor and server connector, rebuilt on reload.
     tls: ArcSwap<Tls>,
-    pub pools: DashMap<PoolKey, Arc<Pool>>,
-    /// Logged-in clients: state, cancel keys.
-    pub clients_registry: ClientRegistry,
-    /// Connections that have not logged in yet (their own limit; the oldest is shed).
-    pub openings: Openings,
-    /// Client bytes buffered but not yet forwarded, against `client_buffer_budget`.
-    pub buffer_budget: Arc<BufferBudget>,
-    pub auth: Authenticator,
-    /// Clients connected now.
-    pub clients: AtomicUsize,
-    /// Clients ever accepted.
-    pub clients_total: AtomicU64,
-    /// Clients pinned to their server, by reason (in the order of `PIN_REASONS`).
-    pub pinned_clients: [AtomicU64; 6],
     /// Fired by the first shutdown request: stop accepting, let transactions finish.
     pub shutdown: CancellationToken,
     /// Fired when `shutdown_timeout` runs out or on a second request: close everyone.
     pub force_close: CancellationToken,
-    /// Statement measurement (query analysis and statistics), when `stats` is on.
-    pub measure: Option<Measure>,
-    /// Statement analysis, shared by all sessions whether or not `stats` is on.
-    pub analyzer: Arc<Analyzer>,
-    /// When the proxy started (uptime, and time zero for statistics).
-    pub started: tokio::time::Instant,
-    /// Slow statements: thresholds, counters, recent events, alerts and plans.
-    pub slow: Arc<Slow>,
-    /// The durable store, once connected and migrated (never, when off or unreachable).
-    pub store: OnceLock<Store>,
-    /// Side connections for EXPLAIN captures.
-    pub capturer: Capturer,
-    /// HTTP client for alert webhooks.
-    pub http: reqwest::Client,
-    /// This sidecar's name in the store (host/pid/port), to tell a fleet apart.
-    pub sidecar_id: String,
+    /// Where pools run their background work (on the workers' tracker, ending at drain).
+    pool_background: Background,
     /// Mirrors of the two tokens, readable without a lock on the hot path.
     draining: AtomicBool,
     forcing: AtomicBool,
     /// Where the configuration came from, for reloads.
     source: ConfigSource,
+}
+
+/// Sessions reach the running state through `Shared` until they get a context of their
+/// own (the request pipeline's work); everything else takes [`Running`] directly.
+impl std::ops::Deref for Shared {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.state
+    }
 }
 
 /// The file and command-line overrides the configuration was built from.
@@ -98,12 +85,9 @@ pub enum AppError {
 }
 
 impl Shared {
-    pub fn config(&self) -> Arc<Config> {
-        self.config.load_full()
-    }
-
-    pub fn upstream(&self) -> Arc<Upstream> {
-        self.upstream.load_full()
+    /// The running state, for the admin server and the console.
+    pub fn state(&self) -> &Arc<Running> {
+        &self.state
     }
 
     pub fn tls(&self) -> Arc<Tls> {
@@ -126,7 +110,7 @@ impl Shared {
             .entry(key.clone())
             .or_insert_with(|| {
                 tracing::info!(pool = %key, mode = ?params.settings.mode, size = params.settings.size, "created pool");
-                Pool::new(key, params)
+                Pool::new(key, params, self.pool_background.clone())
             })
             .clone()
     }
@@ -135,11 +119,7 @@ impl Shared {
     /// configuration stays and the error (naming the key) is returned.
     pub fn reload(&self) -> Result<(), ConfigError> {
         let config = Config::load(self.source.path.as_deref(), &self.source.overrides)?;
-        let upstream =
-            Upstream::parse(&config.upstream).map_err(|reason| ConfigError::Invalid {
-                key: "upstream".into(),
-                reason,
-            })?;
+        let upstream = crate::config::parse_upstream(&config)?;
         let tls = Tls::from_config(&config)?;
         for pool in self.pools.iter() {
             let settings = config.pool_settings(&upstream, &pool.key.database);
@@ -147,8 +127,7 @@ impl Shared {
         }
         self.tls.store(Arc::new(tls));
         self.slow.reload(&config);
-        self.upstream.store(Arc::new(upstream));
-        self.config.store(Arc::new(config));
+        self.state.live.store(config, upstream);
         tracing::info!("configuration reloaded");
         Ok(())
     }
@@ -174,23 +153,6 @@ impl Shared {
         self.forcing.store(true, Ordering::Release);
         self.shutdown.cancel();
         self.force_close.cancel();
-    }
-
-    /// Forgets pools nobody uses and that hold no server (see [`Pool::is_forgettable`]),
-    /// so logins naming databases that do not exist leave nothing behind.
-    pub fn prune_pools(&self) {
-        self.pools.retain(|key, pool| {
-            let forget = Pool::is_forgettable(pool);
-            if forget {
-                tracing::debug!(pool = %key, logged_in = pool.ever_logged_in(), "forgetting unused pool");
-            }
-            !forget
-        });
-    }
-
-    /// Every pool, for maintenance and reporting.
-    pub fn all_pools(&self) -> Vec<Arc<Pool>> {
-        self.pools.iter().map(|p| p.value().clone()).collect()
     }
 }
 
@@ -238,32 +200,32 @@ async fn bind_admin(address: &str) -> Option<TcpListener> {
 /// A running proxy.
 pub struct App {
     shared: Arc<Shared>,
+    /// The accept loops, sessions, the admin server and the reaper.
     tracker: TaskTracker,
+    /// Background work: the slow worker, the store and its jobs, pool top-ups.
+    workers: TaskTracker,
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
 }
 
-impl App {
-    /// Binds the listener and starts serving. The upstream need not be reachable.
-    pub async fn start(config: Config, source: ConfigSource) -> Result<App, AppError> {
-        config.validate()?;
-        let upstream =
-            Upstream::parse(&config.upstream).map_err(|reason| ConfigError::Invalid {
-                key: "upstream".into(),
-                reason,
-            })?;
-        let tls = Tls::from_config(&config).map_err(ConfigError::from)?;
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| AppError::Bind {
-                    address: config.listen.clone(),
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| AppError::Bind {
+/// The sockets the proxy listens on.
+struct Listeners {
+    tcp: TcpListener,
+    local_addr: SocketAddr,
+    unix: Option<(tokio::net::UnixListener, PathBuf)>,
+    admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Listeners, AppError> {
+        let bind_error = |source| AppError::Bind {
             address: config.listen.clone(),
             source,
-        })?;
+        };
+        let tcp = TcpListener::bind(&config.listen)
+            .await
+            .map_err(bind_error)?;
+        let local_addr = tcp.local_addr().map_err(bind_error)?;
         let unix = match &config.listen_unix_dir {
             Some(dir) => Some(crate::listener::bind_unix(dir, local_addr.port()).map_err(
                 |source| {
@@ -278,8 +240,24 @@ impl App {
             None => None,
         };
         let admin = bind_admin(&config.admin_listen).await;
-        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
-        let started = tokio::time::Instant::now();
+        Ok(Listeners {
+            tcp,
+            local_addr,
+            unix,
+            admin,
+        })
+    }
+}
+
+impl Shared {
+    /// The services, with the slow pipeline's context on the `workers` tracker.
+    fn build(
+        config: Config,
+        tls: Tls,
+        source: ConfigSource,
+        port: u16,
+        workers: &TaskTracker,
+    ) -> Result<(Shared, crate::slow::Receiver), ConfigError> {
         // Analysis is always on (pooling rules and the cache need it); `stats` turns on
         // only the recording.
         let analyzer = Arc::new(Analyzer::new(ANALYZER_CACHE));
@@ -289,64 +267,58 @@ impl App {
             clock: crate::stats::StatsClock::new(),
         });
         let (slow, slow_rx) = Slow::new(&config);
-        let shared = Arc::new(Shared {
+        let live = Arc::new(Live::new(config)?);
+        let (shutdown, force_close) = (CancellationToken::new(), CancellationToken::new());
+        // The slow worker keeps recording while clients drain; it ends when they are closed.
+        let slow_background = Background::new(workers.clone(), force_close.clone());
+        let sidecar_id = crate::slow::sidecar_id(port);
+        let slow_ctx = crate::slow::Ctx::new(
+            live.clone(),
             slow,
-            store: OnceLock::new(),
-            capturer: Capturer::default(),
-            http: reqwest::Client::new(),
-            sidecar_id: crate::slow::sidecar_id(local_addr.port()),
-            measure,
-            analyzer,
-            started,
-            config: ArcSwap::from_pointee(config),
-            upstream: ArcSwap::from_pointee(upstream),
+            measure.clone(),
+            sidecar_id,
+            slow_background,
+        );
+        let shared = Shared {
+            state: Arc::new(Running::new(live, measure, analyzer, Arc::new(slow_ctx))),
+            pool_background: Background::new(workers.clone(), shutdown.clone()),
             tls: ArcSwap::from_pointee(tls),
-            pools: DashMap::new(),
-            clients_registry: ClientRegistry::default(),
-            openings: Openings::default(),
-            buffer_budget: Arc::default(),
-            auth: Authenticator::default(),
-            clients: AtomicUsize::new(0),
-            clients_total: AtomicU64::new(0),
-            pinned_clients: Default::default(),
-            shutdown: CancellationToken::new(),
-            force_close: CancellationToken::new(),
+            shutdown,
+            force_close,
             draining: AtomicBool::new(false),
             forcing: AtomicBool::new(false),
             source,
-        });
+        };
+        Ok((shared, slow_rx))
+    }
+}
+
+impl App {
+    /// Binds the listener and starts serving. The upstream need not be reachable.
+    pub async fn start(config: Config, source: ConfigSource) -> Result<App, AppError> {
+        config.validate()?;
+        crate::config::parse_upstream(&config)?;
+        let tls = Tls::from_config(&config).map_err(ConfigError::from)?;
+        let listeners = Listeners::bind(&config).await?;
+        let (local_addr, admin_addr) = (
+            listeners.local_addr,
+            (listeners.admin.as_ref()).and_then(|l| l.local_addr().ok()),
+        );
+        let workers = TaskTracker::new();
+        let (shared, slow_rx) = Shared::build(config, tls, source, local_addr.port(), &workers)?;
+        let shared = Arc::new(shared);
         let tracker = TaskTracker::new();
-        tracker.spawn(crate::listener::run(
-            listener,
-            shared.clone(),
-            tracker.clone(),
-        ));
-        if let Some((listener, path)) = unix {
-            tracing::info!(socket = %path.display(), "listening on a Unix socket");
-            let run = crate::listener::run_unix(listener, path, shared.clone(), tracker.clone());
-            tracker.spawn(run);
-        }
-        if let Some(admin) = admin {
-            tracker.spawn(crate::admin::serve(admin, shared.clone()));
-        }
-        crate::slow::start(&shared, slow_rx, &tracker);
-        let reaper_shared = shared.clone();
-        tracker.spawn(run_reaper(
-            move || {
-                reaper_shared.prune_pools();
-                reaper_shared.all_pools()
-            },
-            shared.shutdown.clone(),
-        ));
+        spawn_tasks(&shared, &tracker, listeners);
+        crate::slow::start(&shared.slow_ctx, slow_rx, shared.shutdown.clone());
         tracing::info!(listen = %local_addr, admin = ?admin_addr, upstream = %shared.upstream().address(), "pgsidecar listening");
         Ok(App {
             shared,
             tracker,
+            workers,
             local_addr,
             admin_addr,
         })
     }
-
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -387,6 +359,39 @@ impl App {
         }
         // Every client is gone: background workers (slow statements) may end too.
         self.shared.force_close.cancel();
+        self.workers.close();
+        if tokio::time::timeout(WORKERS_GRACE, self.workers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                still_running = self.workers.len(),
+                "background work still running at exit; dropping it"
+            );
+        }
         tracing::info!("pgsidecar stopped");
     }
+}
+
+/// The accept loops, the admin server and the pool reaper, on the clients' tracker.
+fn spawn_tasks(shared: &Arc<Shared>, tracker: &TaskTracker, listeners: Listeners) {
+    let run = crate::listener::run(listeners.tcp, shared.clone(), tracker.clone());
+    tracker.spawn(run);
+    if let Some((listener, path)) = listeners.unix {
+        tracing::info!(socket = %path.display(), "listening on a Unix socket");
+        let run = crate::listener::run_unix(listener, path, shared.clone(), tracker.clone());
+        tracker.spawn(run);
+    }
+    if let Some(admin) = listeners.admin {
+        let serve = crate::admin::serve(admin, shared.state().clone(), shared.shutdown.clone());
+        tracker.spawn(serve);
+    }
+    let reaper_shared = shared.clone();
+    tracker.spawn(run_reaper(
+        move || {
+            reaper_shared.prune_pools();
+            reaper_shared.all_pools()
+        },
+        shared.shutdown.clone(),
+    ));
 }

@@ -97,7 +97,9 @@ fn main() -> std::process::ExitCode {
         path: cli.opts.config.clone(),
         overrides: cli.opts.overrides(),
     };
-    let config = match Config::load(source.path.as_deref(), &source.overrides) {
+    let loaded = Config::load(source.path.as_deref(), &source.overrides)
+        .and_then(|c| pgsidecar::tls::check(&c).map(|()| c));
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("pgsidecar: {e}");

@@ -16,7 +16,7 @@ use super::Ctx;
 
 /// Middleware in front of every route.
 pub async fn guard(State(ctx): State<Arc<Ctx>>, request: Request, next: Next) -> Response {
-    let config = ctx.shared.config();
+    let config = ctx.state.config();
     let Some(token) = config.admin_token.as_deref() else {
         return next.run(request).await;
     };

@@ -21,10 +21,9 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::params::{Params, RawParams};
-use super::pools::client_counts;
 use super::rows::{fingerprint_hex, ms, rfc3339};
 use super::Ctx;
-use crate::app::Shared;
+use crate::state::Running;
 use crate::stats::StatKey;
 
 /// Points kept per series: one hour.
@@ -153,19 +152,23 @@ impl History {
 }
 
 /// Reads pools and clients now.
-fn gauges(shared: &Shared) -> Gauges {
-    let waiting = client_counts(shared).values().map(|c| c[1]).sum();
-    let pools = shared.all_pools();
+fn gauges(state: &Running) -> Gauges {
+    let (pools, clients) = state.status();
+    // Servers being tested count as in use here, as they are not in the idle list.
+    let in_use = |p: &crate::pool::Status| (p.servers.active + p.servers.testing) as u64;
     Gauges {
-        clients_waiting: waiting,
-        servers_active: pools.iter().map(|p| p.active_count() as u64).sum(),
-        pool_size: pools.iter().map(|p| p.params().settings.size as u64).sum(),
+        clients_waiting: clients.values().map(|c| c.waiting).sum(),
+        servers_active: pools.iter().map(in_use).sum(),
+        pool_size: pools.iter().map(|p| p.size as u64).sum(),
     }
 }
 
-/// Samples until `shared.shutdown` fires.
-pub async fn run(shared: Arc<Shared>, history: Arc<History>) {
-    let stop = shared.shutdown.clone();
+/// Samples until `stop` fires.
+pub async fn run(
+    state: Arc<Running>,
+    history: Arc<History>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -173,26 +176,17 @@ pub async fn run(shared: Arc<Shared>, history: Arc<History>) {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        history.observe(gauges(&shared));
-        let (shared, history) = (shared.clone(), history.clone());
-        if let Err(e) = tokio::task::spawn_blocking(move || take_minutes(&shared, &history)).await {
+        history.observe(gauges(&state));
+        let (state, history) = (state.clone(), history.clone());
+        if let Err(e) = tokio::task::spawn_blocking(move || take_minutes(&state, &history)).await {
             tracing::warn!(error = %e, "console history sampler failed");
         }
     }
 }
 
-/// Statistics seconds now: minutes follow the statistics clock, which starts at a
-/// wall-clock minute, so a point's minute is the wall-clock minute of its traffic.
-fn stats_now(shared: &Shared) -> u64 {
-    match shared.measure.as_ref() {
-        Some(measure) => measure.clock.now(),
-        None => shared.started.elapsed().as_secs(),
-    }
-}
-
 /// Takes in every completed minute not yet taken (the registry keeps the last 5).
-fn take_minutes(shared: &Shared, history: &History) {
-    let now = stats_now(shared);
+fn take_minutes(state: &Running, history: &History) {
+    let now = state.stats_now();
     let Some(last_complete) = (now / 60).checked_sub(1) else {
         return;
     };
@@ -203,7 +197,7 @@ fn take_minutes(shared: &Shared, history: &History) {
     let wall_now = super::rows::unix_now();
     for minute in first..=last_complete {
         let at = wall_now.saturating_sub(now - minute * 60);
-        let (point, queries) = read_minute(shared, minute, now, at);
+        let (point, queries) = read_minute(state, minute, now, at);
         tracing::debug!(
             minute,
             calls = point.calls,
@@ -215,7 +209,7 @@ fn take_minutes(shared: &Shared, history: &History) {
 }
 
 fn read_minute(
-    shared: &Shared,
+    state: &Running,
     minute: u64,
     now: u64,
     at: u64,
@@ -225,7 +219,7 @@ fn read_minute(
         at,
         ..Point::default()
     };
-    let Some(measure) = shared.measure.as_ref() else {
+    let Some(measure) = state.measure.as_ref() else {
         return (point, Vec::new());
     };
     let total = measure.registry.minute_total(minute, now);
@@ -269,10 +263,10 @@ pub async fn overview(
             })
         })
         .collect();
-    let sampled = stats_now(&ctx.shared);
+    let sampled = ctx.state.stats_now();
     Ok(Json(json!({
         "interval_s": 60,
-        "stats": ctx.shared.measure.is_some(),
+        "stats": ctx.state.measure.is_some(),
         "next_point_in_s": 60 - sampled % 60 + SAMPLE_EVERY.as_secs(),
         "points": points,
         // The result cache is not built yet: there is no hit ratio to chart.
@@ -291,7 +285,7 @@ pub async fn query(
     let database = p.filter("database")?;
     p.finish(&["database"])?;
     // Wall-clock start of a statistics minute.
-    let (now, wall) = (stats_now(&ctx.shared), super::rows::unix_now());
+    let (now, wall) = (ctx.state.stats_now(), super::rows::unix_now());
     let wall_at = |minute: u64| wall.saturating_sub(now.saturating_sub(minute * 60));
     let series: Vec<Value> = (ctx.history.query(fingerprint, database.as_deref()).iter())
         .map(|(key, points)| {

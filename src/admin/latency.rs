@@ -42,7 +42,7 @@ pub async fn histogram(
     p.finish(&["window", "database", "user"])?;
     let answer = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let measure = measure(&ctx)?;
-        let now = measure.clock.now();
+        let now = ctx.state.stats_now();
         let bounds = bounds_us();
         let mut sum = vec![0u64; bounds.len() + 1];
         let entries = measure.registry.get(database.as_deref(), fingerprint, now);

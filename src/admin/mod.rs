@@ -34,7 +34,7 @@
 //!   fingerprint (unknown parameters included), 401, 404 for an unknown path,
 //!   fingerprint, or statistics switched off, 405, 503 from `/readyz`.
 //! - Reads of the statistics registry run on blocking threads, never on the threads
-//!   that serve clients. The server stops accepting when `shared.shutdown` fires.
+//!   that serve clients. The server stops accepting when a drain starts.
 
 mod auth;
 mod cursor;
@@ -63,8 +63,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-use crate::app::Shared;
+use crate::state::Running;
 use cursor::CursorSigner;
 use error::ApiError;
 use history::History;
@@ -74,7 +75,7 @@ pub use metrics::{PIN_REASONS, QUERY_DURATION_BUCKETS};
 
 /// What every handler receives.
 pub(crate) struct Ctx {
-    shared: Arc<Shared>,
+    state: Arc<Running>,
     registry: prometheus::Registry,
     cursors: CursorSigner,
     pages: PageStore,
@@ -82,15 +83,15 @@ pub(crate) struct Ctx {
 }
 
 /// The routes, for a server or a test.
-pub fn router(shared: Arc<Shared>) -> prometheus::Result<Router> {
-    router_with(shared, Arc::default())
+pub fn router(state: Arc<Running>) -> prometheus::Result<Router> {
+    router_with(state, Arc::default())
 }
 
-fn router_with(shared: Arc<Shared>, history: Arc<History>) -> prometheus::Result<Router> {
+fn router_with(state: Arc<Running>, history: Arc<History>) -> prometheus::Result<Router> {
     let ctx = Arc::new(Ctx {
         history,
-        registry: metrics::registry(&shared)?,
-        shared,
+        registry: metrics::registry(&state)?,
+        state,
         cursors: CursorSigner::default(),
         pages: PageStore::default(),
     });
@@ -130,12 +131,11 @@ fn router_with(shared: Arc<Shared>, history: Arc<History>) -> prometheus::Result
     Ok(router)
 }
 
-/// Serves the admin API on `listener` until `shared.shutdown` fires.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let stop = shared.shutdown.clone();
+/// Serves the admin API on `listener` until `stop` fires (the start of a drain).
+pub async fn serve(listener: TcpListener, state: Arc<Running>, stop: CancellationToken) {
     let history = Arc::new(History::default());
-    let sampler = history::run(shared.clone(), history.clone());
-    let router = match router_with(shared, history) {
+    let sampler = history::run(state.clone(), history.clone(), stop.clone());
+    let router = match router_with(state, history) {
         Ok(router) => router,
         Err(e) => {
             tracing::error!(error = %e, "admin server not started: cannot build the metrics registry");

@@ -18,8 +18,8 @@ use super::error::ApiError;
 use super::params::{Params, RawParams};
 use super::slow::{check_fingerprint, page, plan_filters};
 use super::Ctx;
-use crate::app::Shared;
 use crate::slow::{capture_now, CaptureNowError, List};
+use crate::state::Running;
 use crate::stats::Window;
 use crate::store::PlanRef;
 
@@ -45,7 +45,7 @@ pub async fn capture(
     let fingerprint = check_fingerprint(&body.fingerprint)?;
     let hex = fingerprint.to_ascii_lowercase();
     let fp = u64::from_str_radix(&hex, 16).map_err(|_| ApiError::bad_request("fingerprint"))?;
-    match capture_now(&ctx.shared, body.database.as_deref(), fp).await {
+    match capture_now(&ctx.state.slow_ctx, body.database.as_deref(), fp).await {
         Ok(plan) => Ok(Json(json!({ "data": plan }))),
         Err(e @ CaptureNowError::NoSample(_)) => Err(ApiError::not_found(e.to_string())),
         Err(e @ CaptureNowError::Failed(_)) => {
@@ -68,7 +68,7 @@ pub async fn changes(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json
 /// `GET /api/history`: the stored per-minute rows of the last `window` (a duration
 /// such as `15m`, `1h`, `7d`; default 1h), filters `fingerprint`, `database`.
 pub async fn history(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
-    if ctx.shared.store.get().is_none() {
+    if ctx.state.slow_ctx.store.get().is_none() {
         return Err(ApiError::unavailable(
             "the statistics history is kept in the store, which is off or unreachable",
         ));
@@ -101,10 +101,10 @@ pub async fn history(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json
 
 /// Adds `age_s` and `p50_ms_now` (the shape's 5-minute p50 now, null when it did not
 /// run in the window) beside each plan's `p50_ms` at capture.
-pub async fn annotate_plans(shared: &Arc<Shared>, data: &mut [Value]) -> Result<(), ApiError> {
+pub async fn annotate_plans(state: &Arc<Running>, data: &mut [Value]) -> Result<(), ApiError> {
     let keys: Vec<(String, u64)> = data.iter().filter_map(plan_key).collect();
-    let shared2 = shared.clone();
-    let now_p50 = tokio::task::spawn_blocking(move || p50_now(&shared2, keys)).await?;
+    let state2 = state.clone();
+    let now_p50 = tokio::task::spawn_blocking(move || p50_now(&state2, keys)).await?;
     let now = SystemTime::now();
     for row in data.iter_mut() {
         let age = (row["captured_at"].as_str())
@@ -126,11 +126,11 @@ fn plan_key(row: &Value) -> Option<(String, u64)> {
 }
 
 /// The 5-minute p50 (ms) of each (database, fingerprint), over its busiest user.
-fn p50_now(shared: &Shared, keys: Vec<(String, u64)>) -> HashMap<(String, u64), Option<f64>> {
-    let Some(measure) = shared.measure.as_ref() else {
+fn p50_now(state: &Running, keys: Vec<(String, u64)>) -> HashMap<(String, u64), Option<f64>> {
+    let Some(measure) = state.measure.as_ref() else {
         return HashMap::new();
     };
-    let now = measure.clock.now();
+    let now = state.stats_now();
     keys.into_iter()
         .map(|(db, fp)| {
             let entries = measure.registry.get(Some(&db), fp, now);
@@ -148,11 +148,11 @@ fn p50_now(shared: &Shared, keys: Vec<(String, u64)>) -> HashMap<(String, u64), 
 
 /// Adds `latest_plan` ({id, captured_at, plan_hash} or null) to each `/api/queries`
 /// row. A store that cannot answer leaves them null rather than fail the listing.
-pub async fn attach_latest_plans(shared: &Shared, data: &mut [Value]) {
+pub async fn attach_latest_plans(state: &Running, data: &mut [Value]) {
     let fingerprints: Vec<String> = (data.iter())
         .filter_map(|r| r["fingerprint"].as_str().map(str::to_string))
         .collect();
-    let stored = match shared.store.get() {
+    let stored = match state.slow_ctx.store.get() {
         Some(store) => match store.latest_plans(&fingerprints).await {
             Ok(found) => Some(found),
             Err(e) => {
@@ -168,7 +168,7 @@ pub async fn attach_latest_plans(shared: &Shared, data: &mut [Value]) {
         };
         let found: Option<PlanRef> = match &stored {
             Some(map) => map.get(&(db.to_string(), fp.to_string())).cloned(),
-            None => shared.slow.recent.latest_ref(db, fp),
+            None => state.slow.recent.latest_ref(db, fp),
         };
         let pointer = found.map(|p| {
             json!({

@@ -1,9 +1,7 @@
 //! `GET /api/pools`: one row per (database, user) pool, sorted by database then user,
-//! filtered by `database` and `user`, paged with `limit` and `cursor`. Clients are
-//! counted from the client registry by the pool they log in to.
+//! filtered by `database` and `user`, paged with `limit` and `cursor`: a rendering of
+//! each pool's [`Status`].
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -15,42 +13,9 @@ use super::error::ApiError;
 use super::params::{Params, RawParams};
 use super::rows::ms;
 use super::Ctx;
-use crate::app::Shared;
-use crate::config::PoolMode;
-use crate::pool::Pool;
-use crate::session::ClientState;
+use crate::pool::Status;
 
-/// Clients of one (database, user) by state: active, waiting, idle.
-pub type ClientCounts = HashMap<(String, String), [u64; 3]>;
-
-/// Counts logged-in clients per (database, user) and state.
-pub fn client_counts(shared: &Shared) -> ClientCounts {
-    let mut counts = ClientCounts::new();
-    for client in shared.clients_registry.list() {
-        let id = &client.identity;
-        let slot = match client.state() {
-            ClientState::Active => 0,
-            ClientState::Waiting => 1,
-            ClientState::Idle => 2,
-        };
-        counts
-            .entry((id.database.clone(), id.user.clone()))
-            .or_default()[slot] += 1;
-    }
-    counts
-}
-
-/// Server connections of a pool: (active, idle, testing, login). A server being
-/// tested was taken off the idle list, so it is not counted as active.
-pub fn server_counts(pool: &Pool) -> [usize; 4] {
-    let c = &pool.counters;
-    let testing = c.testing.load(Ordering::Relaxed);
-    let active = pool.active_count().saturating_sub(testing);
-    let login = c.logging_in.load(Ordering::Relaxed);
-    [active, pool.idle_count(), testing, login]
-}
-
-fn position(pool: &Pool) -> Position {
+fn position(pool: &Status) -> Position {
     Position {
         value: 0,
         database: pool.key.database.clone(),
@@ -71,7 +36,8 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
         Some(token) => Some(ctx.cursors.open(&token, &scope)?.after),
         None => None,
     };
-    let mut pools: Vec<Arc<Pool>> = (ctx.shared.all_pools().into_iter())
+    let (pools, _) = ctx.state.status();
+    let mut pools: Vec<Status> = (pools.into_iter())
         .filter(|pool| database.as_ref().is_none_or(|d| *d == pool.key.database))
         .filter(|pool| user.as_ref().is_none_or(|u| *u == pool.key.user))
         .filter(|pool| {
@@ -80,7 +46,6 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
                 .is_none_or(|a| position(pool).listing_cmp(a).is_gt())
         })
         .collect();
-    pools.sort_by(|a, b| position(a).listing_cmp(&position(b)));
     let has_more = pools.len() > limit;
     pools.truncate(limit);
     let next_cursor = pools.last().filter(|_| has_more).map(|last| {
@@ -90,44 +55,32 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
             after: position(last),
         })
     });
-    let clients = client_counts(&ctx.shared);
-    let data: Vec<Value> = pools.iter().map(|pool| pool_row(pool, &clients)).collect();
+    let data: Vec<Value> = pools.iter().map(pool_row).collect();
     Ok(Json(
         json!({ "data": data, "next_cursor": next_cursor, "has_more": has_more }),
     ))
 }
 
-fn pool_row(pool: &Pool, clients: &ClientCounts) -> Value {
-    let params = pool.params();
-    let settings = &params.settings;
-    let c = &pool.counters;
-    let [active, idle, testing, login] = server_counts(pool);
-    let key = (pool.key.database.clone(), pool.key.user.clone());
-    let [cl_active, cl_waiting, cl_idle] = clients.get(&key).copied().unwrap_or_default();
-    let (_, waits) = c.wait_histogram();
-    let wait_total = c.wait_us_total.load(Ordering::Relaxed);
-    let avg_wait_us = wait_total.checked_div(waits).unwrap_or(0);
+fn pool_row(pool: &Status) -> Value {
+    let (servers, clients) = (&pool.servers, &pool.clients);
     json!({
         "database": pool.key.database,
         "user": pool.key.user,
-        "mode": match settings.mode {
-            PoolMode::Session => "session",
-            PoolMode::Transaction => "transaction",
-        },
-        "pool_size": settings.size,
-        "min_pool_size": settings.min_size,
-        "servers_active": active,
-        "servers_idle": idle,
-        "servers_testing": testing,
-        "servers_login": login,
-        "clients_active": cl_active,
-        "clients_waiting": cl_waiting,
-        "clients_idle": cl_idle,
-        "checkouts": c.checkouts.load(Ordering::Relaxed),
-        "checkout_timeouts": c.checkout_timeouts.load(Ordering::Relaxed),
-        "connect_errors": c.connect_errors.load(Ordering::Relaxed),
-        "avg_wait_ms": ms(avg_wait_us),
-        "max_wait_ms": ms(c.wait_us_max.load(Ordering::Relaxed)),
-        "paused": pool.is_paused(),
+        "mode": pool.mode_name(),
+        "pool_size": pool.size,
+        "min_pool_size": pool.min_size,
+        "servers_active": servers.active,
+        "servers_idle": servers.idle,
+        "servers_testing": servers.testing,
+        "servers_login": servers.login,
+        "clients_active": clients.active,
+        "clients_waiting": clients.waiting,
+        "clients_idle": clients.idle,
+        "checkouts": pool.checkouts,
+        "checkout_timeouts": pool.checkout_timeouts,
+        "connect_errors": pool.connect_errors,
+        "avg_wait_ms": ms(pool.avg_wait_us()),
+        "max_wait_ms": ms(pool.wait_us_max),
+        "paused": pool.paused,
     })
 }

@@ -28,7 +28,7 @@ pub async fn healthz() -> Json<Value> {
 }
 
 pub async fn readyz(State(ctx): State<Arc<Ctx>>) -> Result<Json<Value>, ApiError> {
-    let upstream = ctx.shared.upstream();
+    let upstream = ctx.state.upstream();
     let address = upstream.address();
     match tokio::time::timeout(READY_TIMEOUT, check(&upstream)).await {
         Ok(Ok(())) => Ok(Json(json!({ "status": "ready", "upstream": address }))),

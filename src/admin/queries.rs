@@ -182,7 +182,7 @@ impl Listing {
 
 /// The statistics, or 404 when they are switched off.
 pub(super) fn measure(ctx: &Ctx) -> Result<&Measure, ApiError> {
-    ctx.shared.measure.as_ref().ok_or_else(|| {
+    ctx.state.measure.as_ref().ok_or_else(|| {
         ApiError::not_found("statement statistics are off (stats = false in the configuration)")
     })
 }
@@ -194,11 +194,11 @@ pub async fn list(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Va
     let cursor = (listing.cursor.as_deref())
         .map(|token| ctx.cursors.open(token, &scope))
         .transpose()?;
-    let shared = ctx.shared.clone();
+    let state = ctx.state.clone();
     let mut page =
         tokio::task::spawn_blocking(move || page(&ctx, &listing, scope, cursor)).await??;
     if let Some(data) = page["data"].as_array_mut() {
-        super::plans::attach_latest_plans(&shared, data).await;
+        super::plans::attach_latest_plans(&state, data).await;
     }
     Ok(Json(page))
 }
@@ -211,7 +211,7 @@ fn page(
     cursor: Option<Cursor>,
 ) -> Result<Value, ApiError> {
     let measure = measure(ctx)?;
-    let now = measure.clock.now();
+    let now = ctx.state.stats_now();
     let kept = (cursor.as_ref())
         .and_then(|c| c.snapshot)
         .and_then(|id| ctx.pages.get(id).map(|rows| (id, rows)));
@@ -258,7 +258,7 @@ pub async fn detail(
     p.finish(&["database"])?;
     let found = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let measure = measure(&ctx)?;
-        let now = measure.clock.now();
+        let now = ctx.state.stats_now();
         let entries = measure.registry.get(database.as_deref(), fingerprint, now);
         let first = entries.first().ok_or_else(|| {
             ApiError::not_found(format!(

@@ -99,16 +99,9 @@ pub fn window_stats(s: &WindowStats) -> Value {
     })
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339(unix: u64) -> String {
-    let secs = unix % 86_400;
-    let (year, month, day) = crate::timefmt::civil_from_days((unix / 86_400) as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    crate::timefmt::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(unix))
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub async fn show(
         },
     };
     p.finish(&["limit"])?;
-    let (columns, mut rows) = crate::console::show_table(&ctx.shared, &what).ok_or_else(|| {
+    let (columns, mut rows) = crate::console::show_table(&ctx.state, &what).ok_or_else(|| {
         ApiError::not_found(format!(
             "no such list {what:?}: expected pools, clients or servers"
         ))

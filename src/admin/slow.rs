@@ -32,7 +32,7 @@ pub async fn plans(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<V
     };
     let Json(mut listing) = page(&ctx, p, "plans", list, &["fingerprint", "database"]).await?;
     if let Some(data) = listing["data"].as_array_mut() {
-        super::plans::annotate_plans(&ctx.shared, data).await?;
+        super::plans::annotate_plans(&ctx.state, data).await?;
     }
     Ok(Json(listing))
 }
@@ -92,7 +92,7 @@ pub(super) async fn page(
         Some(token) => Some(ctx.cursors.open(&token, &scope)?.after.value as i64),
         None => None,
     };
-    let listing = crate::slow::list(&ctx.shared, &list, before_id, limit)
+    let listing = crate::slow::list(&ctx.state.slow_ctx, &list, before_id, limit)
         .await
         .map_err(|e| ApiError::unavailable(format!("cannot read the store: {e}")))?;
     let next_cursor = listing.next_before_id.map(|id| {

@@ -15,18 +15,18 @@ use super::Ctx;
 
 pub async fn status(State(ctx): State<Arc<Ctx>>, raw: RawParams) -> Result<Json<Value>, ApiError> {
     Params::new(raw)?.finish(&[])?;
-    let shared = &ctx.shared;
-    let config = shared.config();
-    let store = match (config.store, shared.store.get().is_some()) {
+    let state = &ctx.state;
+    let config = state.config();
+    let store = match (config.store, state.slow_ctx.store.get().is_some()) {
         (_, true) => "connected",
         (false, false) => "off",
         (true, false) => "down",
     };
-    let measure = shared.measure.as_ref();
+    let measure = state.measure.as_ref();
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "sidecar": shared.sidecar_id,
-        "uptime_s": shared.started.elapsed().as_secs(),
+        "sidecar": state.slow_ctx.sidecar_id,
+        "uptime_s": state.started.elapsed().as_secs(),
         "stats": measure.is_some(),
         "fingerprints_tracked": measure.map(|m| m.registry.tracked()),
         "max_fingerprints": measure.map(|m| m.registry.max_fingerprints()),

@@ -204,7 +204,7 @@ fn slice(
     kept: Option<u64>,
 ) -> Result<Value, ApiError> {
     let measure = measure(ctx)?;
-    let now = measure.clock.now();
+    let now = ctx.state.stats_now();
     let frozen = kept.and_then(|id| ctx.pages.get(id).map(|rows| (id, rows)));
     let mut facets = Value::Null;
     let (id, rows) = match frozen {

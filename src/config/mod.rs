@@ -3,6 +3,7 @@
 //! `proxy.toml` at the repository root is the annotated sample; keep the two in step.
 //! Loading, command-line overrides and validation live in [`load`].
 
+mod live;
 mod load;
 mod redact;
 mod tls;
@@ -14,10 +15,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use live::{parse_upstream, Live};
 pub use load::{ConfigError, Overrides};
 pub use redact::{redact_postgres_url, redact_webhook_url};
 pub use tls::{ClientTlsMode, ServerTlsMode};
-pub use upstream::Upstream;
+pub use upstream::{is_socket_dir, Upstream};
 
 /// The whole configuration. Unknown keys are rejected so that a typo never silently falls
 /// back to a default.

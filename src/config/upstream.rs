@@ -45,7 +45,7 @@ impl Upstream {
             Some(p) => format!("{}:{}", self.user, p),
             None => self.user.clone(),
         };
-        if crate::tls::is_socket_dir(&self.host) {
+        if is_socket_dir(&self.host) {
             return format!(
                 "postgres://{auth}@/{}?host={}&port={}",
                 self.dbname, self.host, self.port
@@ -61,6 +61,11 @@ impl Upstream {
     pub fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+}
+
+/// True when `host` names a socket directory rather than a TCP host (libpq's rule).
+pub fn is_socket_dir(host: &str) -> bool {
+    host.starts_with('/')
 }
 
 #[cfg(test)]

@@ -7,19 +7,19 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::session::Failure;
-use crate::app::Shared;
 use crate::pool::Pool;
+use crate::state::Running;
 
 /// The pools `db` names (every pool when `None`); an error when it names none.
-fn pools_of(shared: &Shared, db: Option<&str>) -> Result<Vec<Arc<Pool>>, Failure> {
-    let pools: Vec<Arc<Pool>> = shared
+fn pools_of(state: &Running, db: Option<&str>) -> Result<Vec<Arc<Pool>>, Failure> {
+    let pools: Vec<Arc<Pool>> = state
         .all_pools()
         .into_iter()
         .filter(|p| db.is_none_or(|db| p.key.database == db))
         .collect();
     match db {
         Some(db) if pools.is_empty() => {
-            let message = match shared.config().databases.contains_key(db) {
+            let message = match state.config().databases.contains_key(db) {
                 true => {
                     format!("pgsidecar: database \"{db}\" has no pool yet (no client has used it)")
                 }
@@ -33,9 +33,9 @@ fn pools_of(shared: &Shared, db: Option<&str>) -> Result<Vec<Arc<Pool>>, Failure
 
 /// Pauses the pools and waits (up to `shutdown_timeout`) until none has a server in
 /// use. On timeout the pools stay paused and the error names the busy ones.
-pub async fn pause(shared: &Shared, db: Option<&str>) -> Result<(), Failure> {
-    let pools = pools_of(shared, db)?;
-    let limit = shared.config().shutdown_timeout;
+pub async fn pause(state: &Running, db: Option<&str>) -> Result<(), Failure> {
+    let pools = pools_of(state, db)?;
+    let limit = state.config().shutdown_timeout;
     tracing::info!(
         database = db.unwrap_or("*"),
         pools = pools.len(),
@@ -68,8 +68,8 @@ pub async fn pause(shared: &Shared, db: Option<&str>) -> Result<(), Failure> {
 }
 
 /// Resumes the paused pools of `db` (of every database when `None`).
-pub fn resume(shared: &Shared, db: Option<&str>) -> Result<(), Failure> {
-    let paused: Vec<Arc<Pool>> = pools_of(shared, db)?
+pub fn resume(state: &Running, db: Option<&str>) -> Result<(), Failure> {
+    let paused: Vec<Arc<Pool>> = pools_of(state, db)?
         .into_iter()
         .filter(|p| p.is_paused())
         .collect();
@@ -93,9 +93,9 @@ pub fn resume(shared: &Shared, db: Option<&str>) -> Result<(), Failure> {
 
 /// Re-reads the configuration; on error the running one stays and the error is shown
 /// on one line.
-pub fn reload(shared: &Shared) -> Result<(), Failure> {
+pub fn reload(state: &super::Ctx) -> Result<(), Failure> {
     tracing::info!("RELOAD from the admin console");
-    shared.reload().map_err(|e| {
+    state.reload().map_err(|e| {
         tracing::warn!(error = %e, "reload failed; keeping the running configuration");
         let text = e.to_string();
         let one_line: Vec<&str> = text

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 
 use super::wire::{command_complete, notice, Kind, ResultSet};
-use crate::app::Shared;
 use crate::config::Config;
+use crate::state::Running;
 
 /// Options a reload does not change (they take a restart).
 const RESTART_ONLY: &[&str] = &[
@@ -23,8 +23,8 @@ const RESTART_ONLY: &[&str] = &[
 /// One row per option: `key`, `value`, `default`, `changeable` (by RELOAD), as
 /// PgBouncer's. Values are as in `proxy.toml` (durations like `5s`; lists and tables
 /// inline); options unset both now and by default are left out.
-pub fn show_config(shared: &Shared) -> ResultSet {
-    let current = as_table(&shared.config());
+pub fn show_config(state: &Running) -> ResultSet {
+    let current = as_table(&state.config());
     let default = as_table(&Config::default());
     let mut keys: Vec<&String> = current.keys().chain(default.keys()).collect();
     keys.sort();
@@ -66,21 +66,18 @@ fn render(value: Option<&toml::Value>) -> String {
 /// PgBouncer's object counts, for the lists pgsidecar has (no DNS cache, no free lists):
 /// databases (configured or in use), users (configured or in use), pools, logged-in
 /// clients, clients still logging in, and open server connections.
-pub fn show_lists(shared: &Shared) -> ResultSet {
-    let config = shared.config();
-    let pools = shared.all_pools();
+pub fn show_lists(state: &Running) -> ResultSet {
+    let config = state.config();
+    let (pools, _) = state.status();
     let mut databases: BTreeSet<&str> = config.databases.keys().map(String::as_str).collect();
     let mut users: BTreeSet<&str> = config.users.iter().map(|u| u.name.as_str()).collect();
     for pool in &pools {
         databases.insert(&pool.key.database);
         users.insert(&pool.key.user);
     }
-    let logged_in = shared.clients_registry.len();
-    let connected = shared.clients.load(Ordering::Relaxed);
-    let servers: usize = pools
-        .iter()
-        .map(|p| p.counters.open.load(Ordering::Relaxed))
-        .sum();
+    let logged_in = state.clients_registry.len();
+    let connected = state.clients.load(Ordering::Relaxed);
+    let servers: usize = pools.iter().map(|p| p.servers.open).sum();
     let mut rs = ResultSet::new(&[("list", Kind::Text), ("items", Kind::Int8)]);
     for (list, items) in [
         ("databases", databases.len()),

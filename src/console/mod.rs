@@ -28,9 +28,12 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
 use crate::app::Shared;
+use crate::config::ConfigError;
 use crate::protocol::messages::{self, Severity};
 use crate::protocol::startup::StartupMessage;
 use crate::session::{report, ClientIdentity, SessionError};
+use crate::state::Running;
+use crate::tls::Tls;
 
 pub use command::{parse, split, Command, Show};
 
@@ -45,11 +48,11 @@ pub type TextTable = (Vec<&'static str>, Vec<Vec<Option<String>>>);
 
 /// `SHOW POOLS`, `SHOW CLIENTS` or `SHOW SERVERS` (by that lower-case name) as column
 /// names and text rows, for the web console; `None` for any other name.
-pub fn show_table(shared: &Shared, what: &str) -> Option<TextTable> {
+pub fn show_table(state: &Running, what: &str) -> Option<TextTable> {
     let rs = match what {
-        "pools" => pools::show_pools(shared),
-        "clients" => pools::show_clients(shared),
-        "servers" => pools::show_servers(shared),
+        "pools" => pools::show_pools(state),
+        "clients" => pools::show_clients(state),
+        "servers" => pools::show_servers(state),
         _ => return None,
     };
     Some((rs.column_names(), rs.text_rows()))
@@ -71,16 +74,61 @@ pub const ENTRY: crate::session::ConsoleEntry = crate::session::ConsoleEntry {
     wants: wants_console,
     serve: |shared, stream, peer, startup| Box::pin(login_and_serve(shared, stream, peer, startup)),
 };
+/// What the console works with: the running state for every `SHOW` (through `Deref`),
+/// and the few controls of the app its login and its commands reach. Only this file
+/// sees the app.
+pub(crate) struct Ctx {
+    state: Arc<Running>,
+    app: Arc<Shared>,
+}
+
+impl Ctx {
+    fn new(app: Arc<Shared>) -> Ctx {
+        Ctx {
+            state: app.state().clone(),
+            app,
+        }
+    }
+
+    /// `RELOAD`.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        self.app.reload()
+    }
+
+    /// `SHUTDOWN`: no new clients, open transactions may finish.
+    pub fn begin_drain(&self) {
+        self.app.begin_drain();
+    }
+
+    /// Fired when the proxy starts draining.
+    pub fn draining(&self) -> tokio_util::sync::CancellationToken {
+        self.app.shutdown.clone()
+    }
+
+    /// The TLS configuration in force (the login checks passwords with the server).
+    pub fn tls(&self) -> Arc<Tls> {
+        self.app.tls()
+    }
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.state
+    }
+}
 
 /// Logs a console client in (within `client_login_timeout`) and serves it until it leaves.
 pub async fn login_and_serve(
-    shared: Arc<Shared>,
+    app: Arc<Shared>,
     mut stream: ClientStream,
     peer: SocketAddr,
     startup: StartupMessage,
 ) {
-    let limit = shared.config().client_login_timeout;
-    let logged_in = tokio::time::timeout(limit, login(&shared, &mut stream, peer, &startup)).await;
+    let state = Arc::new(Ctx::new(app));
+    let limit = state.config().client_login_timeout;
+    let logged_in = tokio::time::timeout(limit, login(&state, &mut stream, peer, &startup)).await;
     let client = match logged_in {
         Ok(Ok(Some(client))) => client,
         Ok(Ok(None)) => return,
@@ -88,7 +136,7 @@ pub async fn login_and_serve(
         Err(_) => return report(&mut stream, peer, SessionError::LoginTimeout).await,
     };
     tracing::info!(%peer, user = %client_user(&startup), "admin console login");
-    session::Console::new(shared, stream, peer, client)
+    session::Console::new(state, stream, peer, client)
         .run()
         .await;
 }
@@ -105,14 +153,15 @@ fn client_user(startup: &StartupMessage) -> &str {
 
 /// Authenticates, checks `admin_users`, registers the client and greets it. `None` when
 /// the client was refused (and told so).
+#[allow(clippy::too_many_lines)] // to split: over 60 lines when the lint was turned on
 async fn login(
-    shared: &Shared,
+    state: &Ctx,
     stream: &mut ClientStream,
     peer: SocketAddr,
     startup: &StartupMessage,
 ) -> Result<Option<Registration>, SessionError> {
-    let config = shared.config();
-    if shared.clients.load(Ordering::Relaxed) > config.max_client_conn {
+    let config = state.config();
+    if state.clients.load(Ordering::Relaxed) > config.max_client_conn {
         return Err(SessionError::TooManyClients(config.max_client_conn));
     }
     let user = Some(client_user(startup))
@@ -126,9 +175,9 @@ async fn login(
         stream.write_all(&out).await?;
     }
     // The console has no server database; secrets (and auth_query) use the upstream's.
-    let upstream = shared.upstream();
+    let upstream = state.upstream();
     let settings = config.pool_settings(&upstream, &upstream.dbname);
-    let tls = shared.tls();
+    let tls = state.tls();
     let ctx = crate::auth::LoginCtx {
         config: &config,
         upstream: &upstream,
@@ -138,7 +187,7 @@ async fn login(
         server_tls: &tls.server,
         stale: false,
     };
-    crate::auth::authenticate(stream, &shared.auth, &ctx).await?;
+    crate::auth::authenticate(stream, &state.auth, &ctx).await?;
     if !config.admin_users.iter().any(|a| a == user) {
         tracing::info!(%peer, user, "admin console refused: not in admin_users");
         let mut out = BytesMut::new();
@@ -157,7 +206,7 @@ async fn login(
         application_name: application_name.to_string(),
         peer,
     };
-    let client = shared.clients_registry.register(None, identity);
+    let client = state.clients_registry.register(None, identity);
     let mut out = BytesMut::new();
     for (name, value) in [
         ("server_version", SERVER_VERSION),

@@ -4,33 +4,24 @@
 //! out); pgsidecar's own columns come last.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::wire::{format_time, Cell, Kind, ResultSet};
-use crate::app::Shared;
-use crate::config::PoolMode;
-use crate::pool::{Pool, PoolKey};
-use crate::session::{ClientEntry, ClientState};
+use crate::clients::ClientEntry;
+use crate::pool::{mode_name, Pool, PoolKey};
+use crate::state::Running;
 
 use Kind::{Int8, Text};
 
-pub fn mode_name(mode: PoolMode) -> &'static str {
-    match mode {
-        PoolMode::Session => "session",
-        PoolMode::Transaction => "transaction",
-    }
-}
-
-fn sorted_pools(shared: &Shared) -> Vec<Arc<Pool>> {
-    let mut pools = shared.all_pools();
+fn sorted_pools(state: &Running) -> Vec<Arc<Pool>> {
+    let mut pools = state.all_pools();
     pools.sort_by(|a, b| a.key.cmp(&b.key));
     pools
 }
 
-fn sorted_clients(shared: &Shared) -> Vec<Arc<ClientEntry>> {
-    let mut clients = shared.clients_registry.list();
+fn sorted_clients(state: &Running) -> Vec<Arc<ClientEntry>> {
+    let mut clients = state.clients_registry.list();
     clients.sort_by_key(|c| (c.connected_at, c.pid));
     clients
 }
@@ -51,51 +42,34 @@ const POOL_COLUMNS: &[(&str, Kind)] = &[
     ("paused", Int8),
 ];
 
-/// One row per (database, user) pool.
-pub fn show_pools(shared: &Shared) -> ResultSet {
-    // (active or idle, waiting) clients per pool.
-    let mut clients: HashMap<(String, String), (u64, u64)> = HashMap::new();
-    for c in shared.clients_registry.list() {
-        let key = (c.identity.database.clone(), c.identity.user.clone());
-        let slot = clients.entry(key).or_default();
-        match c.state() {
-            ClientState::Waiting => slot.1 += 1,
-            _ => slot.0 += 1,
-        }
-    }
+/// One row per (database, user) pool: a rendering of each pool's [`crate::pool::Status`].
+pub fn show_pools(state: &Running) -> ResultSet {
     let mut rs = ResultSet::new(POOL_COLUMNS);
-    for pool in sorted_pools(shared) {
-        let key = (pool.key.database.clone(), pool.key.user.clone());
-        let (cl_active, cl_waiting) = clients.get(&key).copied().unwrap_or_default();
-        let params = pool.params();
-        let counters = &pool.counters;
-        let testing = counters.testing.load(Ordering::Relaxed);
-        // PgBouncer's sv_used: idle servers that get a check before reuse.
-        let (used, idle): (Vec<_>, Vec<_>) = pool
-            .idle_servers()
-            .into_iter()
-            .partition(|s| s.2 > params.check_delay);
+    for pool in state.status().0 {
+        let (servers, clients) = (&pool.servers, &pool.clients);
         // maxwait: PgBouncer shows how long the oldest waiting client has waited. The
         // pool keeps only the longest wait seen since start, so that is shown while
         // clients wait, and 0 when none does (so alerts on it clear).
-        let max_us = match cl_waiting {
+        let max_us = match clients.waiting {
             0 => 0,
-            _ => counters.wait_us_max.load(Ordering::Relaxed),
+            _ => pool.wait_us_max,
         };
         rs.push(vec![
             pool.key.database.as_str().into(),
             pool.key.user.as_str().into(),
-            cl_active.into(),
-            cl_waiting.into(),
-            pool.active_count().saturating_sub(testing).into(),
-            idle.len().into(),
-            used.len().into(),
-            testing.into(),
-            counters.logging_in.load(Ordering::Relaxed).into(),
+            // PgBouncer's cl_active counts every client not waiting.
+            (clients.active + clients.idle).into(),
+            clients.waiting.into(),
+            servers.active.into(),
+            // PgBouncer's sv_used: idle servers that get a check before reuse.
+            (servers.idle - servers.idle_used).into(),
+            servers.idle_used.into(),
+            servers.testing.into(),
+            servers.login.into(),
             (max_us / 1_000_000).into(),
             (max_us % 1_000_000).into(),
-            mode_name(params.settings.mode).into(),
-            u64::from(pool.is_paused()).into(),
+            pool.mode_name().into(),
+            u64::from(pool.paused).into(),
         ]);
     }
     rs
@@ -117,9 +91,9 @@ const CLIENT_COLUMNS: &[(&str, Kind)] = &[
 
 /// Every logged-in client (console clients included, as in PgBouncer). `id` is the pid
 /// of the client's BackendKeyData; `server_pid` the server it holds now, if any.
-pub fn show_clients(shared: &Shared) -> ResultSet {
+pub fn show_clients(state: &Running) -> ResultSet {
     let mut rs = ResultSet::new(CLIENT_COLUMNS);
-    for c in sorted_clients(shared) {
+    for c in sorted_clients(state) {
         rs.push(vec![
             "C".into(),
             c.identity.user.as_str().into(),
@@ -156,10 +130,11 @@ const SERVER_COLUMNS: &[(&str, Kind)] = &[
 /// Servers in use (found through the clients holding them; their connect time is not
 /// known) and idle servers (`used` once idle past `server_check_delay`). Servers being
 /// opened or checked are counted in SHOW POOLS only.
-pub fn show_servers(shared: &Shared) -> ResultSet {
+#[allow(clippy::too_many_lines)] // to split: over 60 lines when the lint was turned on
+pub fn show_servers(state: &Running) -> ResultSet {
     let mut rs = ResultSet::new(SERVER_COLUMNS);
     let address = |key: &PoolKey| -> (Cell, Cell) {
-        match shared.pools.get(key) {
+        match state.pools.get(key) {
             Some(pool) => {
                 let s = pool.params().settings.clone();
                 (s.host.into(), s.port.into())
@@ -167,7 +142,7 @@ pub fn show_servers(shared: &Shared) -> ResultSet {
             None => (Cell::Null, Cell::Null),
         }
     };
-    for c in sorted_clients(shared) {
+    for c in sorted_clients(state) {
         let Some(pid) = c.server_pid() else { continue };
         let key = PoolKey {
             database: c.identity.database.clone(),
@@ -192,7 +167,7 @@ pub fn show_servers(shared: &Shared) -> ResultSet {
     }
     let now = SystemTime::now();
     let ago = |d| format_time(now.checked_sub(d).unwrap_or(now));
-    for pool in sorted_pools(shared) {
+    for pool in sorted_pools(state) {
         let params = pool.params();
         for (pid, age, idle) in pool.idle_servers() {
             let state = if idle > params.check_delay {
@@ -236,33 +211,27 @@ const DATABASE_COLUMNS: &[(&str, Kind)] = &[
 
 /// Databases configured under `[databases]` or in use (any database name is served).
 /// `pool_mode` is the database's override, NULL when it follows the global one.
-pub fn show_databases(shared: &Shared) -> ResultSet {
-    let config = shared.config();
-    let upstream = shared.upstream();
+pub fn show_databases(state: &Running) -> ResultSet {
+    let config = state.config();
+    let upstream = state.upstream();
     let mut names: BTreeSet<String> = config.databases.keys().cloned().collect();
-    let mut by_db: BTreeMap<String, Vec<Arc<Pool>>> = BTreeMap::new();
-    for pool in shared.all_pools() {
+    let (pools, clients) = state.status();
+    // Per database: open servers, any pool paused, and logged-in clients.
+    let mut by_db: BTreeMap<String, (usize, bool)> = BTreeMap::new();
+    for pool in &pools {
         names.insert(pool.key.database.clone());
-        by_db
-            .entry(pool.key.database.clone())
-            .or_default()
-            .push(pool);
+        let slot = by_db.entry(pool.key.database.clone()).or_default();
+        slot.0 += pool.servers.open;
+        slot.1 |= pool.paused;
     }
-    let mut client_counts: HashMap<String, u64> = HashMap::new();
-    for c in shared.clients_registry.list() {
-        *client_counts
-            .entry(c.identity.database.clone())
-            .or_default() += 1;
+    let mut client_counts: HashMap<&str, u64> = HashMap::new();
+    for (key, c) in &clients {
+        *client_counts.entry(key.database.as_str()).or_default() += c.active + c.waiting + c.idle;
     }
     let mut rs = ResultSet::new(DATABASE_COLUMNS);
     for name in names {
         let settings = config.pool_settings(&upstream, &name);
-        let pools = by_db.get(&name).map(Vec::as_slice).unwrap_or_default();
-        let open: usize = pools
-            .iter()
-            .map(|p| p.counters.open.load(Ordering::Relaxed))
-            .sum();
-        let paused = pools.iter().any(|p| p.is_paused());
+        let (open, paused) = by_db.get(&name).copied().unwrap_or_default();
         let mode = config.databases.get(&name).and_then(|d| d.pool_mode);
         rs.push(vec![
             name.as_str().into(),
@@ -274,7 +243,11 @@ pub fn show_databases(shared: &Shared) -> ResultSet {
             config.server_lifetime.as_secs().into(),
             mode.map(mode_name).into(),
             open.into(),
-            client_counts.get(&name).copied().unwrap_or(0).into(),
+            client_counts
+                .get(name.as_str())
+                .copied()
+                .unwrap_or(0)
+                .into(),
             u64::from(paused).into(),
         ]);
     }

@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::command::{parse, split, Command, Show};
 use super::wire::{command_complete, empty_query};
+use super::Ctx;
 use super::{control, info, pools, slow, stats, Registration};
-use crate::app::Shared;
 use crate::protocol::messages::{error_response, ready_for_query, Severity};
 use crate::protocol::{read_cstr, ProtocolError};
 use crate::session::{report, SessionError};
@@ -45,7 +45,7 @@ enum Next {
 }
 
 pub struct Console {
-    shared: Arc<Shared>,
+    state: Arc<Ctx>,
     stream: ClientStream,
     peer: SocketAddr,
     _registration: Registration,
@@ -56,13 +56,13 @@ pub struct Console {
 
 impl Console {
     pub fn new(
-        shared: Arc<Shared>,
+        state: Arc<Ctx>,
         stream: ClientStream,
         peer: SocketAddr,
         registration: Registration,
     ) -> Console {
         Console {
-            shared,
+            state,
             stream,
             peer,
             _registration: registration,
@@ -78,7 +78,7 @@ impl Console {
     }
 
     async fn serve(&mut self) -> Result<(), SessionError> {
-        let shutdown = self.shared.shutdown.clone();
+        let shutdown = self.state.draining();
         loop {
             let frame = tokio::select! {
                 biased;
@@ -96,7 +96,7 @@ impl Console {
                 Next::Close => return Ok(()),
                 Next::Shutdown => {
                     tracing::info!(peer = %self.peer, "SHUTDOWN from the admin console");
-                    self.shared.begin_drain();
+                    self.state.begin_drain();
                     let _ = self.stream.shutdown().await;
                     return Ok(());
                 }
@@ -169,42 +169,42 @@ impl Console {
 
     /// Runs one command, appending its answer. `Ok(true)` for SHUTDOWN.
     async fn execute(&mut self, command: Command, out: &mut BytesMut) -> Result<bool, Failure> {
-        let shared = &self.shared;
+        let state = &self.state;
         let rows = match command {
-            Command::Show(Show::Pools) => pools::show_pools(shared),
-            Command::Show(Show::Clients) => pools::show_clients(shared),
-            Command::Show(Show::Servers) => pools::show_servers(shared),
-            Command::Show(Show::Databases) => pools::show_databases(shared),
-            Command::Show(Show::Stats) => stats::show_stats(shared),
-            Command::Show(Show::StatsTotals) => stats::show_stats_totals(shared),
-            Command::Show(Show::Lists) => info::show_lists(shared),
-            Command::Show(Show::Queries(listing)) => stats::show_queries(shared, listing)?,
-            Command::Show(Show::Plans(fp)) => slow::show_plans(shared, fp).await?,
+            Command::Show(Show::Pools) => pools::show_pools(state),
+            Command::Show(Show::Clients) => pools::show_clients(state),
+            Command::Show(Show::Servers) => pools::show_servers(state),
+            Command::Show(Show::Databases) => pools::show_databases(state),
+            Command::Show(Show::Stats) => stats::show_stats(state),
+            Command::Show(Show::StatsTotals) => stats::show_stats_totals(state),
+            Command::Show(Show::Lists) => info::show_lists(state),
+            Command::Show(Show::Queries(listing)) => stats::show_queries(state, listing)?,
+            Command::Show(Show::Plans(fp)) => slow::show_plans(state, fp).await?,
             Command::ExplainFingerprint {
                 fingerprint,
                 database,
-            } => slow::explain_fingerprint(shared, fingerprint, database.as_deref()).await?,
-            Command::Show(Show::Config) => info::show_config(shared),
-            Command::Show(Show::Slow) => slow::show_slow(shared).await?,
-            Command::Show(Show::Alerts) => slow::show_alerts(shared).await?,
-            Command::Show(Show::Jobs) => slow::show_jobs(shared).await?,
+            } => slow::explain_fingerprint(state, fingerprint, database.as_deref()).await?,
+            Command::Show(Show::Config) => info::show_config(state),
+            Command::Show(Show::Slow) => slow::show_slow(state).await?,
+            Command::Show(Show::Alerts) => slow::show_alerts(state).await?,
+            Command::Show(Show::Jobs) => slow::show_jobs(state).await?,
             Command::Show(Show::Version) => info::show_version(),
             Command::Show(Show::Help) => {
                 info::help(out);
                 return Ok(false);
             }
             Command::Pause(db) => {
-                control::pause(shared, db.as_deref()).await?;
+                control::pause(state, db.as_deref()).await?;
                 command_complete(out, "PAUSE");
                 return Ok(false);
             }
             Command::Resume(db) => {
-                control::resume(shared, db.as_deref())?;
+                control::resume(state, db.as_deref())?;
                 command_complete(out, "RESUME");
                 return Ok(false);
             }
             Command::Reload => {
-                control::reload(shared)?;
+                control::reload(state)?;
                 command_complete(out, "RELOAD");
                 return Ok(false);
             }

@@ -5,8 +5,7 @@ use serde_json::Value;
 
 use super::session::Failure;
 use super::wire::{Cell, Kind, ResultSet};
-use crate::app::Shared;
-use std::sync::Arc;
+use crate::state::Running;
 
 use crate::slow::{capture_now, CaptureNowError, List};
 
@@ -84,22 +83,22 @@ const EXPLAIN_COLUMNS: &[(&str, Kind)] = &[
 ];
 
 /// `SHOW PLANS [fingerprint]`: the latest plans, newest first.
-pub async fn show_plans(shared: &Shared, fingerprint: Option<u64>) -> Result<ResultSet, Failure> {
+pub async fn show_plans(state: &Running, fingerprint: Option<u64>) -> Result<ResultSet, Failure> {
     let list = List::Plans {
         fingerprint: fingerprint.map(|f| format!("{f:016x}")),
         database: None,
     };
-    table(shared, list, PLAN_COLUMNS).await
+    table(state, list, PLAN_COLUMNS).await
 }
 
 /// `EXPLAIN FINGERPRINT <fp> [database]`: captures the plan now with the shape's last
 /// sampled values (55000 when there are none, 58000 when EXPLAIN failed).
 pub async fn explain_fingerprint(
-    shared: &Arc<Shared>,
+    state: &Running,
     fingerprint: u64,
     database: Option<&str>,
 ) -> Result<ResultSet, Failure> {
-    let plan = capture_now(shared, database, fingerprint)
+    let plan = capture_now(&state.slow_ctx, database, fingerprint)
         .await
         .map_err(|e| match e {
             CaptureNowError::NoSample(_) => Failure::new("55000", format!("pgsidecar: {e}")),
@@ -117,24 +116,24 @@ pub async fn explain_fingerprint(
     Ok(rs)
 }
 
-pub async fn show_slow(shared: &Shared) -> Result<ResultSet, Failure> {
-    table(shared, List::Slow, SLOW_COLUMNS).await
+pub async fn show_slow(state: &Running) -> Result<ResultSet, Failure> {
+    table(state, List::Slow, SLOW_COLUMNS).await
 }
 
-pub async fn show_alerts(shared: &Shared) -> Result<ResultSet, Failure> {
-    table(shared, List::Alerts, ALERT_COLUMNS).await
+pub async fn show_alerts(state: &Running) -> Result<ResultSet, Failure> {
+    table(state, List::Alerts, ALERT_COLUMNS).await
 }
 
-pub async fn show_jobs(shared: &Shared) -> Result<ResultSet, Failure> {
-    table(shared, List::Jobs { status: None }, JOB_COLUMNS).await
+pub async fn show_jobs(state: &Running) -> Result<ResultSet, Failure> {
+    table(state, List::Jobs { status: None }, JOB_COLUMNS).await
 }
 
 async fn table(
-    shared: &Shared,
+    state: &Running,
     list: List,
     columns: &[(&'static str, Kind)],
 ) -> Result<ResultSet, Failure> {
-    let listing = crate::slow::list(shared, &list, None, ROWS)
+    let listing = crate::slow::list(&state.slow_ctx, &list, None, ROWS)
         .await
         .map_err(|e| Failure::new("58000", format!("pgsidecar: cannot read the store: {e}")))?;
     let mut rs = ResultSet::new(columns);

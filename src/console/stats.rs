@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::command::{QueryListing, QueryOrder};
 use super::session::Failure;
 use super::wire::{ms, Cell, Kind, ResultSet};
-use crate::app::Shared;
+use crate::state::Running;
 use crate::stats::{AggregateSnapshot, QuerySnapshot, Window};
 
 use Kind::{Float8, Int8, Text};
@@ -87,15 +87,15 @@ impl DbTotals {
 }
 
 /// What every database did since start, sorted by name.
-fn totals(shared: &Shared) -> BTreeMap<String, DbTotals> {
+fn totals(state: &Running) -> BTreeMap<String, DbTotals> {
     let mut dbs: BTreeMap<String, DbTotals> = BTreeMap::new();
-    for pool in shared.all_pools() {
+    for pool in state.all_pools() {
         let t = dbs.entry(pool.key.database.clone()).or_default();
         t.checkouts += pool.counters.checkouts.load(Ordering::Relaxed);
         t.wait_us += pool.counters.wait_us_total.load(Ordering::Relaxed);
     }
-    if let Some(measure) = &shared.measure {
-        let now = measure.clock.now();
+    if let Some(measure) = &state.measure {
+        let now = state.stats_now();
         for a in measure.registry.aggregates(Window::All, now) {
             dbs.entry(a.database.clone()).or_default().add_aggregate(&a);
         }
@@ -109,11 +109,11 @@ fn totals(shared: &Shared) -> BTreeMap<String, DbTotals> {
 /// counts and times come from the statement statistics (zero when `stats` is off).
 /// Bytes received and sent are not tracked and show 0. Transaction time is the time
 /// of the statements run in it (idle time inside transactions is not measured).
-pub fn show_stats(shared: &Shared) -> ResultSet {
-    let uptime = shared.started.elapsed().as_secs().max(1);
+pub fn show_stats(state: &Running) -> ResultSet {
+    let uptime = state.started.elapsed().as_secs().max(1);
     let per = |total: u64, n: u64| total.checked_div(n).unwrap_or(0);
     let mut rs = ResultSet::new(STATS_COLUMNS);
-    for (database, t) in totals(shared) {
+    for (database, t) in totals(state) {
         let [p50, p95, p99] = t.percentiles();
         let mut row = t.total_cells(database);
         row.extend([
@@ -148,9 +148,9 @@ const TOTALS_COLUMNS: &[(&str, Kind)] = &[
 
 /// SHOW STATS's totals under PgBouncer's SHOW STATS_TOTALS names (what
 /// pgbouncer_exporter reads).
-pub fn show_stats_totals(shared: &Shared) -> ResultSet {
+pub fn show_stats_totals(state: &Running) -> ResultSet {
     let mut rs = ResultSet::new(TOTALS_COLUMNS);
-    for (database, t) in totals(shared) {
+    for (database, t) in totals(state) {
         rs.push(t.total_cells(database));
     }
     rs
@@ -173,14 +173,14 @@ const QUERY_COLUMNS: &[(&str, Kind)] = &[
 ];
 
 /// The first `limit` statement shapes of `window` by `by`, high to low.
-pub fn show_queries(shared: &Shared, listing: QueryListing) -> Result<ResultSet, Failure> {
-    let Some(measure) = &shared.measure else {
+pub fn show_queries(state: &Running, listing: QueryListing) -> Result<ResultSet, Failure> {
+    let Some(measure) = &state.measure else {
         return Err(Failure::new(
             "55000",
             "pgsidecar: statement statistics are off (stats = false)",
         ));
     };
-    let now = measure.clock.now();
+    let now = state.stats_now();
     let mut rs = ResultSet::new(QUERY_COLUMNS);
     let mut snapshot = measure.registry.snapshot(listing.window, now);
     // Stable: ties keep the registry's order (most total time first).

@@ -4,8 +4,6 @@
 //! Encoded by hand: every length is computed from the data, values are length-prefixed
 //! (a NUL inside a value is harmless), and nothing here can panic.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::{BufMut, BytesMut};
 
 /// A column's type as announced in RowDescription; values are always sent as text.
@@ -184,24 +182,12 @@ fn clamp_i16(n: usize) -> i16 {
     i16::try_from(n).unwrap_or(i16::MAX)
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC`, PgBouncer's timestamp format (in UTC).
-pub fn format_time(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rest = secs % 86_400;
-    let (y, m, d) = crate::timefmt::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
+pub use crate::timefmt::pgbouncer as format_time;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn result_set_encoding() {

@@ -7,30 +7,33 @@
 //! age out through `server_idle_timeout`.
 
 mod counters;
+mod error;
 mod guard;
 pub mod login;
 pub mod owners;
 mod reaper;
 pub mod server;
 pub mod side;
+mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 pub use counters::{PoolCounters, WAIT_BUCKETS};
+pub use error::{PoolError, ServerError};
 pub use guard::PooledServer;
 pub use login::ServerAuth;
 pub use reaper::run_reaper;
 pub use server::{ServerConn, ServerTarget};
+pub use status::{mode_name, ClientCounts, ServerCounts, Status};
 
+use crate::background::Background;
 use crate::config::{Config, PoolMode, PoolSettings};
-use crate::protocol::messages::ErrorFields;
 use crate::tls::ServerTls;
 use counters::GaugeGuard;
 
@@ -45,74 +48,6 @@ impl std::fmt::Display for PoolKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.database, self.user)
     }
-}
-
-/// Failures talking to the server.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    #[error("could not connect to server {address}: {source}")]
-    Connect {
-        address: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("server {address} did not answer within {} ms", after.as_millis())]
-    Timeout { address: String, after: Duration },
-    /// The server refused the login; `raw` is its ErrorResponse, relayed as is.
-    #[error("server refused login: {fields}")]
-    Rejected { fields: ErrorFields, raw: Bytes },
-    /// A query the proxy ran itself failed; `raw` is the ErrorResponse.
-    #[error("server error: {fields}")]
-    Query { fields: ErrorFields, raw: Bytes },
-    #[error("{0}")]
-    Auth(String),
-    /// The server asked for a password and the pool has none for this user.
-    #[error(
-        "server asked for {method} for user \"{user}\" but pgsidecar knows no usable password \
-         for that user; set one in [[users]] or in the upstream URL"
-    )]
-    NoSecret { user: String, method: &'static str },
-    #[error("server connection lost: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("server closed the connection unexpectedly")]
-    Closed,
-    #[error("server protocol error: {0}")]
-    Protocol(String),
-    #[error("server {address} refused TLS (server_tls = {mode})")]
-    TlsRefused { address: String, mode: &'static str },
-    #[error("TLS handshake with server {address} failed: {source}")]
-    Tls {
-        address: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl ServerError {
-    /// True when the server refused the credentials (a wrong or missing password, or a
-    /// SCRAM secret that no longer matches), as opposed to being unreachable.
-    pub fn is_auth_rejection(&self) -> bool {
-        match self {
-            ServerError::Rejected { fields, .. } => fields.code.starts_with("28"),
-            ServerError::NoSecret { .. } | ServerError::Auth(_) => true,
-            _ => false,
-        }
-    }
-}
-
-/// Failures getting a server from a pool.
-#[derive(Debug, thiserror::Error)]
-pub enum PoolError {
-    #[error(
-        "pgsidecar: no server connection for {pool} within {waited_ms} ms (pool_size {size}, all busy)"
-    )]
-    Timeout {
-        pool: String,
-        waited_ms: u128,
-        size: usize,
-    },
-    #[error(transparent)]
-    Server(#[from] ServerError),
 }
 
 /// Everything a pool needs from the configuration, swapped whole on reload.
@@ -171,10 +106,12 @@ pub struct Pool {
     pub owners: owners::StatementOwners,
     /// A server login for this pool has succeeded at least once.
     logged_in: AtomicBool,
+    /// Where the pool's own background work runs (shrinking, topping up).
+    background: Background,
 }
 
 impl Pool {
-    pub fn new(key: PoolKey, params: PoolParams) -> Arc<Pool> {
+    pub fn new(key: PoolKey, params: PoolParams, background: Background) -> Arc<Pool> {
         let size = params.settings.size;
         Arc::new(Pool {
             key,
@@ -190,6 +127,7 @@ impl Pool {
             functions: Arc::default(),
             owners: owners::StatementOwners::default(),
             logged_in: AtomicBool::new(false),
+            background,
         })
     }
 
@@ -210,7 +148,9 @@ impl Pool {
         } else if new_size < old_size {
             let surplus = (old_size - new_size) as u32;
             let semaphore = self.semaphore.clone();
-            tokio::spawn(async move {
+            // Waits for checked-out servers to come back; cancelled at shutdown, when
+            // the size no longer matters.
+            self.background.spawn(async move {
                 if let Ok(permits) = semaphore.acquire_many_owned(surplus).await {
                     permits.forget();
                 }

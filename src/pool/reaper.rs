@@ -61,7 +61,8 @@ impl Pool {
             };
             let pool = self.clone();
             let params = params.clone();
-            tokio::spawn(async move {
+            // Cancelled at shutdown: a connection opened then would only be closed.
+            self.background.spawn(async move {
                 match pool.open_server(&params).await {
                     Ok(server) => pool.push_idle(server),
                     Err(e) => {

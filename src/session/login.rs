@@ -55,6 +55,7 @@ pub async fn login_and_serve(
         .await;
 }
 
+#[allow(clippy::too_many_lines)] // split in the pipeline work
 async fn login(
     shared: &Shared,
     stream: &mut ClientStream,

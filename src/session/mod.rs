@@ -8,12 +8,12 @@
 //! `params` carries the client's settings from server to server; `error` maps failures
 //! to what the client is told.
 
-mod budget;
+use crate::clients::budget;
 mod buffers;
-mod clients;
+use crate::clients::registry as clients;
 mod error;
 mod login;
-mod openings;
+use crate::clients::openings;
 mod params;
 pub mod pipeline;
 pub mod relay;

@@ -12,21 +12,17 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::capture::CaptureInput;
-use super::flush::FlushRow;
 use super::schedule::CaptureReason;
 use super::webhook;
-use crate::app::Shared;
+use super::Ctx;
 use crate::explain::{CapturedPlan, ExplainLimits};
 use crate::store::{self, Alert, NewPlan, Plan, PlanChange, Store};
 
 /// Attempts for a webhook delivery without a store (the store's jobs retry by themselves).
 const MEMORY_DELIVERY_ATTEMPTS: u32 = 3;
-/// A job claimed longer ago than this (at least; see [`stale_after`]) by a sidecar that
+/// A job claimed longer ago than this (at least; see [`Jobs::stale_after`]) by a sidecar that
 /// never finished it is retried.
 const STALE_CLAIM: Duration = Duration::from_secs(300);
-/// Jobs one claim takes: one, so a claim's start is its job's start (a batch would age
-/// its last job while the first ones run, and another sidecar could take it over).
-const CLAIM_BATCH: u32 = 1;
 
 /// How long one store call from the slow pipeline may take: a store that stops
 /// answering must not stall slow-event handling behind it.
@@ -62,25 +58,25 @@ pub struct CaptureJob {
 }
 
 /// Runs captures one at a time when there is no store.
-pub async fn run_memory_captures(shared: Arc<Shared>, mut rx: mpsc::Receiver<CaptureJob>) {
+pub async fn run_memory_captures(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<CaptureJob>) {
     while let Some(job) = rx.recv().await {
-        if let Err(e) = capture(&shared, &job).await {
+        if let Err(e) = capture(&ctx, &job).await {
             tracing::warn!(fingerprint = %job.fingerprint, error = %e, "EXPLAIN capture failed");
         }
     }
 }
 
 /// Captures the plan for `job` and records it (store and memory); returns it.
-pub(super) async fn capture(shared: &Shared, job: &CaptureJob) -> Result<Plan, String> {
-    let config = shared.config();
-    let upstream = shared.upstream();
+pub(super) async fn capture(ctx: &Ctx, job: &CaptureJob) -> Result<Plan, String> {
+    let config = ctx.config();
+    let upstream = ctx.upstream();
     let settings = config.pool_settings(&upstream, &job.database);
     let limits = ExplainLimits {
         statement_timeout: config.explain_statement_timeout,
         lock_timeout: config.explain_lock_timeout,
     };
-    let slow = &shared.slow;
-    let captured = shared
+    let slow = &ctx.slow;
+    let captured = ctx
         .capturer
         .capture(&upstream, &settings, &job.user, &job.input, &limits)
         .await;
@@ -99,12 +95,12 @@ pub(super) async fn capture(shared: &Shared, job: &CaptureJob) -> Result<Plan, S
         // values; they are private unless asked for (the plan hash ignores them anyway).
         crate::explain::redact_plan(&mut new.plan);
     }
-    let previous = match super::health::usable(shared) {
+    let previous = match ctx.store.usable() {
         Some(store) => store
             .insert_plan(&new)
             .await
             .map_err(|e| format!("storing the plan: {e}"))?,
-        None => memory_change(shared, &new),
+        None => memory_change(ctx, &new),
     };
     if let Some(old) = &previous {
         slow.counters.plan_changes.fetch_add(1, Ordering::Relaxed);
@@ -117,15 +113,15 @@ pub(super) async fn capture(shared: &Shared, job: &CaptureJob) -> Result<Plan, S
     Ok(slow.recent.push_plan(|id| Plan {
         id,
         captured_at: std::time::SystemTime::now(),
-        sidecar: shared.sidecar_id.clone(),
+        sidecar: ctx.sidecar_id.clone(),
         plan: new,
     }))
 }
 
 /// Without a store: compares with the latest plan kept in memory and records a change
 /// there; returns the old hash when the plan changed.
-fn memory_change(shared: &Shared, new: &NewPlan) -> Option<String> {
-    let recent = &shared.slow.recent;
+fn memory_change(ctx: &Ctx, new: &NewPlan) -> Option<String> {
+    let recent = &ctx.slow.recent;
     let (old_hash, old_p50_ms) = recent.latest(&new.database, &new.fingerprint)?;
     if old_hash == new.plan_hash {
         return None;
@@ -163,12 +159,12 @@ fn new_plan(job: &CaptureJob, plan: &CapturedPlan, params: Option<Value>) -> New
 
 /// Sends an alert to its webhook, if one is configured: as a durable job when the store
 /// is usable, else posted from this process.
-pub async fn deliver_webhook(shared: &Arc<Shared>, alert: Alert) {
-    let Some(url) = shared.config().alert_webhook_url.clone() else {
+pub async fn deliver_webhook(ctx: &Arc<Ctx>, alert: Alert) {
+    let Some(url) = ctx.config().alert_webhook_url.clone() else {
         return;
     };
-    if let Some(store) = super::health::usable(shared) {
-        let body = webhook::body(&alert, &shared.sidecar_id);
+    if let Some(store) = ctx.store.usable() {
+        let body = webhook::body(&alert, &ctx.sidecar_id);
         // The URL is a credential: the job names no URL, and runs with the one
         // configured when it runs.
         let payload = json!({ "body": body });
@@ -179,16 +175,16 @@ pub async fn deliver_webhook(shared: &Arc<Shared>, alert: Alert) {
             }
         }
     }
-    spawn_memory_delivery(shared.clone(), url, alert);
+    spawn_memory_delivery(ctx.clone(), url, alert);
 }
 
-fn spawn_memory_delivery(shared: Arc<Shared>, url: String, alert: Alert) {
-    tokio::spawn(async move {
-        let body = webhook::body(&alert, &shared.sidecar_id);
-        let sent = webhook::post_with_retries(&shared.http, &url, &body, MEMORY_DELIVERY_ATTEMPTS);
+fn spawn_memory_delivery(ctx: Arc<Ctx>, url: String, alert: Alert) {
+    let background = ctx.background.clone();
+    background.spawn(async move {
+        let body = webhook::body(&alert, &ctx.sidecar_id);
+        let sent = webhook::post_with_retries(&ctx.http, &url, &body, MEMORY_DELIVERY_ATTEMPTS);
         if let Err(e) = sent.await {
-            shared
-                .slow
+            ctx.slow
                 .counters
                 .webhook_failures
                 .fetch_add(1, Ordering::Relaxed);
@@ -216,100 +212,40 @@ pub async fn enqueue_capture(store: &Store, job: CaptureJob, interval: Duration)
     }
 }
 
-/// Claims and runs jobs until `stop`: captures, deliveries, flushes and retention.
-pub async fn run_jobs(
-    shared: Arc<Shared>,
-    store: Store,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        if let Err(e) = store.requeue_stale(stale_after(&shared)).await {
-            tracing::debug!(error = %e, "cannot requeue stale jobs");
-        }
-        // Run what is due, one claim at a time, until nothing is left or shutdown.
-        while !stop.is_cancelled() {
-            let jobs = match store.claim(CLAIM_BATCH).await {
-                Ok(jobs) if !jobs.is_empty() => jobs,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot claim jobs");
-                    break;
-                }
-            };
-            for job in jobs {
-                finish_job(&shared, &store, &job).await;
+/// Runs the store's jobs for this sidecar: captures, deliveries, flushes and retention.
+pub struct Jobs(pub Arc<Ctx>);
+
+impl store::runner::Handler for Jobs {
+    async fn run(&self, store: &Store, kind: &str, payload: &Value) -> Result<(), String> {
+        let ctx = &self.0;
+        match kind {
+            "explain" => {
+                let job: CaptureJob = serde_json::from_value(payload.clone())
+                    .map_err(|e| format!("bad payload: {e}"))?;
+                capture(ctx, &job).await.map(drop)
             }
+            "webhook" => {
+                // Jobs queued before URLs left payloads may still name one.
+                let configured = ctx.config().alert_webhook_url.clone();
+                let url = (payload["url"].as_str().map(str::to_owned))
+                    .or(configured)
+                    .ok_or("no alert_webhook_url configured")?;
+                webhook::post(&ctx.http, &url, &payload["body"]).await
+            }
+            "flush" => crate::stats::flush::write(store, payload).await,
+            "retention" => store::runner::run_retention(store, ctx.config().retention_days).await,
+            other => Err(format!("unknown job kind {other:?}")),
         }
     }
-}
 
-/// Runs a claimed job and records how it went. The store drops the payload (an EXPLAIN
-/// job's holds the client's parameter values) once the job will not run again.
-async fn finish_job(shared: &Arc<Shared>, store: &Store, job: &store::Job) {
-    let outcome = run_job(shared, store, &job.kind, &job.payload).await;
-    let counters = &shared.slow.counters;
-    counters.count_job(&job.kind, outcome.is_ok());
-    let recorded = match outcome {
-        Ok(()) => store.complete(job.id).await.map(drop),
-        Err(e) => {
-            tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %e, "job failed");
-            store.fail(job.id, &e).await.map(drop)
-        }
-    };
-    if let Err(e) = recorded {
-        tracing::warn!(job = job.id, error = %e, "cannot record the job's outcome");
+    /// Longer than the longest capture (two statements under
+    /// `explain_statement_timeout`, plus waits).
+    fn stale_after(&self) -> Duration {
+        let capture = self.0.config().explain_statement_timeout * 2 + Duration::from_secs(60);
+        capture.max(STALE_CLAIM)
     }
-}
 
-/// How long a claim may last before the job counts as abandoned: longer than the
-/// longest capture (two statements under `explain_statement_timeout`, plus waits).
-fn stale_after(shared: &Shared) -> Duration {
-    let capture = shared.config().explain_statement_timeout * 2 + Duration::from_secs(60);
-    capture.max(STALE_CLAIM)
-}
-
-async fn run_job(
-    shared: &Arc<Shared>,
-    store: &Store,
-    kind: &str,
-    payload: &Value,
-) -> Result<(), String> {
-    match kind {
-        "explain" => {
-            let job: CaptureJob =
-                serde_json::from_value(payload.clone()).map_err(|e| format!("bad payload: {e}"))?;
-            capture(shared, &job).await.map(drop)
-        }
-        "webhook" => {
-            // Jobs queued before URLs left payloads may still name one.
-            let configured = shared.config().alert_webhook_url.clone();
-            let url = (payload["url"].as_str().map(str::to_owned))
-                .or(configured)
-                .ok_or("no alert_webhook_url configured")?;
-            webhook::post(&shared.http, &url, &payload["body"]).await
-        }
-        "flush" => {
-            let rows: Vec<FlushRow> = serde_json::from_value(payload["rows"].clone())
-                .map_err(|e| format!("bad payload: {e}"))?;
-            let rows: Vec<store::Snapshot> =
-                rows.into_iter().map(FlushRow::into_snapshot).collect();
-            store
-                .insert_snapshots(&rows)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }
-        "retention" => {
-            let days = shared.config().retention_days;
-            let report = store.retention(days).await.map_err(|e| e.to_string())?;
-            tracing::info!(?report, "retention cleanup done");
-            Ok(())
-        }
-        other => Err(format!("unknown job kind {other:?}")),
+    fn finished(&self, kind: &str, ok: bool) {
+        self.0.slow.counters.count_job(kind, ok);
     }
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::Shared;
+use super::Ctx;
 use crate::store::{JobStatus, Page};
 
 /// What to list.
@@ -61,22 +61,22 @@ fn from_memory<T: Serialize>(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> 
 /// A page of `list`. Job payloads are never shown (an EXPLAIN job's carries the
 /// client's parameter values until it is done).
 pub async fn list(
-    shared: &Shared,
+    ctx: &Ctx,
     list: &List,
     before_id: Option<i64>,
     limit: usize,
 ) -> Result<Listing, String> {
-    let from_store = match super::health::usable(shared) {
+    let from_store = match ctx.store.usable() {
         Some(store) => from_store(store, list, before_id, limit).await,
         None => None,
     };
-    Ok(from_store.unwrap_or_else(|| from_recent(shared, list, before_id, limit)))
+    Ok(from_store.unwrap_or_else(|| from_recent(ctx, list, before_id, limit)))
 }
 
 /// A page from memory: without a store, or while it is down (the in-memory lists hold
 /// every recent event and alert, including those still waiting for the store).
-fn from_recent(shared: &Shared, list: &List, before_id: Option<i64>, limit: usize) -> Listing {
-    let recent = &shared.slow.recent;
+fn from_recent(ctx: &Ctx, list: &List, before_id: Option<i64>, limit: usize) -> Listing {
+    let recent = &ctx.slow.recent;
     match list {
         List::Slow => from_memory(recent.events(before_id, limit + 1), limit, |e| e.id),
         List::Alerts => from_memory(recent.alerts(before_id, limit + 1), limit, |a| a.id),

@@ -1,11 +1,12 @@
-//! Slow statements: thresholds, slow events, alerts and EXPLAIN capture. The client path
+//! Slow statements: thresholds, slow events, alerts and EXPLAIN capture (the store's
+//! lifecycle and job runner are in [`crate::store`], the statistics flush in
+//! [`crate::stats::flush`]). The client path
 //! only compares a duration with a threshold and, when slow, hands a [`SlowSample`] to a
 //! bounded queue ([`Slow::submit`], never waits); one background worker does the rest.
 
 pub mod alerts;
 mod capture;
-mod flush;
-mod health;
+mod context;
 mod jobs;
 mod lists;
 mod recent;
@@ -27,12 +28,15 @@ use crate::stats::QueryStats;
 pub use crate::store::Level;
 
 pub use capture::{CaptureInput, Capturer};
-pub use health::usable as usable_store;
+pub use context::Ctx;
 pub use lists::{list, List, Listing};
 pub use recent::{Recent, KEEP as RECENT_KEEP};
 pub use samples::{Sampled, Samples};
 pub use schedule::{capture_now, CaptureNowError, CaptureReason};
 pub use start::{sidecar_id, start};
+
+/// The worker's end of the sample queue.
+pub type Receiver = mpsc::Receiver<SlowSample>;
 
 /// Slow samples waiting for the worker; beyond this they are dropped and counted.
 const QUEUE: usize = 4096;
@@ -160,15 +164,13 @@ impl SlowCounters {
     }
 }
 
-/// The hub in `Shared`: the queue's sending side, the thresholds, counters and the
+/// The hub the client path submits to: the queue's sending side, the thresholds, counters and the
 /// recent events kept in memory.
 pub struct Slow {
     tx: mpsc::Sender<SlowSample>,
     pub policy: ArcSwap<SlowPolicy>,
     pub counters: SlowCounters,
     pub recent: Recent,
-    /// The store is connected and answered its last health check.
-    pub store_up: std::sync::atomic::AtomicBool,
     /// The last sampled execution and plan baseline per shape, for later captures.
     pub samples: Samples,
 }
@@ -182,7 +184,6 @@ impl Slow {
             policy: ArcSwap::from_pointee(SlowPolicy::from_config(config)),
             counters: SlowCounters::default(),
             recent: Recent::default(),
-            store_up: std::sync::atomic::AtomicBool::new(false),
             samples: Samples::default(),
         };
         (Arc::new(slow), rx)

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::jobs::{self, CaptureJob};
 use super::samples::{shifted, Sampled};
-use crate::app::Shared;
+use super::Ctx;
 use crate::config::Config;
 use crate::stats::{CommandKind, Window};
 use crate::store::Plan;
@@ -71,8 +71,8 @@ impl Scheduler {
 
     /// Schedules a capture of `sampled` for `reason` unless one was scheduled within
     /// the reason's interval (here, then fleet-wide in the store).
-    pub async fn schedule(&mut self, shared: &Shared, sampled: &Sampled, reason: CaptureReason) {
-        let config = shared.config();
+    pub async fn schedule(&mut self, ctx: &Ctx, sampled: &Sampled, reason: CaptureReason) {
+        let config = ctx.config();
         let interval = reason.interval(&config);
         if interval.is_zero() {
             return;
@@ -97,8 +97,8 @@ impl Scheduler {
                 .retain(|_, t| now.saturating_duration_since(*t) < keep);
         }
         self.explained.insert(id, now);
-        let job = job_for(shared, sampled, reason);
-        match super::health::usable(shared) {
+        let job = job_for(ctx, sampled, reason);
+        match ctx.store.usable() {
             Some(store) => jobs::enqueue_capture(store, job, interval).await,
             None => {
                 if self.captures.try_send(job).is_err() {
@@ -110,21 +110,20 @@ impl Scheduler {
 
     /// Re-captures every shape whose 5-minute p50 moved by more than
     /// `explain_latency_factor` against the window of its last plan.
-    pub async fn check_latency(&mut self, shared: &Shared) {
-        let factor = shared.config().explain_latency_factor;
-        let Some(measure) = shared.measure.as_ref().filter(|_| factor > 0.0) else {
+    pub async fn check_latency(&mut self, ctx: &Ctx) {
+        let factor = ctx.config().explain_latency_factor;
+        let Some(measure) = ctx.measure.as_ref().filter(|_| factor > 0.0) else {
             return;
         };
         let now = measure.clock.now();
-        for (sampled, baseline_us) in shared.slow.samples.with_baselines() {
+        for (sampled, baseline_us) in ctx.slow.samples.with_baselines() {
             let stats = sampled.entry.window_stats(Window::Min5, now);
             if stats.calls > 0 && shifted(baseline_us, stats.p50_us, factor) {
                 let key = sampled.entry.key();
                 tracing::info!(database = %key.database, fingerprint = %format!("{:016x}", key.fingerprint),
                     baseline_ms = baseline_us as f64 / 1000.0, p50_ms = stats.p50_us as f64 / 1000.0,
                     "latency moved since the last plan; capturing again");
-                self.schedule(shared, &sampled, CaptureReason::Latency)
-                    .await;
+                self.schedule(ctx, &sampled, CaptureReason::Latency).await;
             }
         }
     }
@@ -132,15 +131,14 @@ impl Scheduler {
 
 /// The job for `sampled`, with the shape's 5-minute p50 now, which also becomes the
 /// baseline later latency shifts are measured against.
-fn job_for(shared: &Shared, sampled: &Sampled, reason: CaptureReason) -> CaptureJob {
+fn job_for(ctx: &Ctx, sampled: &Sampled, reason: CaptureReason) -> CaptureJob {
     let key = sampled.entry.key();
-    let p50_us = shared.measure.as_ref().map(|m| {
+    let p50_us = ctx.measure.as_ref().map(|m| {
         let stats = sampled.entry.window_stats(Window::Min5, m.clock.now());
         stats.p50_us
     });
     if let Some(p50) = p50_us.filter(|p| *p > 0) {
-        shared
-            .slow
+        ctx.slow
             .samples
             .set_baseline(&key.database, key.fingerprint, p50);
     }
@@ -168,20 +166,20 @@ pub enum CaptureNowError {
 /// returns it (stored like any other). The claim is taken so automatic captures of
 /// the fleet count it, but a request is never refused for a recent capture.
 pub async fn capture_now(
-    shared: &Arc<Shared>,
+    ctx: &Arc<Ctx>,
     database: Option<&str>,
     fingerprint: u64,
 ) -> Result<Plan, CaptureNowError> {
-    let sampled = (shared.slow.samples.last(database, fingerprint))
+    let sampled = (ctx.slow.samples.last(database, fingerprint))
         .ok_or(CaptureNowError::NoSample(fingerprint))?;
-    let job = job_for(shared, &sampled, CaptureReason::Manual);
-    if let Some(store) = super::health::usable(shared) {
+    let job = job_for(ctx, &sampled, CaptureReason::Manual);
+    if let Some(store) = ctx.store.usable() {
         let claim = store.try_claim_explain(&job.database, &job.fingerprint, Duration::ZERO);
         if let Err(e) = jobs::bounded(claim).await {
             tracing::debug!(error = %e, "cannot record the claim of a requested capture");
         }
     }
-    jobs::capture(shared, &job)
+    jobs::capture(ctx, &job)
         .await
         .map_err(CaptureNowError::Failed)
 }

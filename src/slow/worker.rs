@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::alerts::{AlertGate, Verdict};
 use super::jobs::{self, CaptureJob};
 use super::samples::Sampled;
 use super::schedule::{CaptureReason, Scheduler};
+use super::Ctx;
 use super::{Level, Slow, SlowSample};
-use crate::app::Shared;
 use crate::store::{Alert, SlowEvent};
 
 /// Captures waiting to run in memory-only mode; more are skipped (the next slow
@@ -32,7 +31,7 @@ const EVENT_BATCH: usize = 200;
 const BACKLOG: usize = 10_000;
 
 struct Worker {
-    shared: Arc<Shared>,
+    ctx: Arc<Ctx>,
     slow: Arc<Slow>,
     gate: AlertGate,
     scheduler: Scheduler,
@@ -47,23 +46,25 @@ struct Worker {
 /// Starts the worker; it ends at shutdown. Returns the queue of captures to run in
 /// memory (used while there is no store).
 pub fn spawn_worker(
-    shared: Arc<Shared>,
+    ctx: Arc<Ctx>,
     mut rx: mpsc::Receiver<SlowSample>,
-    stop: CancellationToken,
 ) -> mpsc::Receiver<CaptureJob> {
-    let config = shared.config();
+    let config = ctx.config();
+    let stop = ctx.background.stop().clone();
+    let background = ctx.background.clone();
     let (captures, capture_rx) = mpsc::channel(CAPTURE_QUEUE);
-    let slow = shared.slow.clone();
+    let slow = ctx.slow.clone();
     let mut worker = Worker {
         gate: AlertGate::new(config.alert_consecutive, config.alert_cooldown),
-        shared,
+        ctx,
         slow,
         scheduler: Scheduler::new(captures),
         logged: HashMap::new(),
         events: VecDeque::new(),
         alerts: VecDeque::new(),
     };
-    tokio::spawn(async move {
+    // Runs to its end (not dropped at the stop) so that the last events are written.
+    background.spawn_to_end(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut ticks = 0u64;
         loop {
@@ -76,7 +77,7 @@ pub fn spawn_worker(
                     worker.flush_events().await;
                     ticks += 1;
                     if ticks.is_multiple_of(LATENCY_CHECK_TICKS) {
-                        worker.scheduler.check_latency(&worker.shared).await;
+                        worker.scheduler.check_latency(&worker.ctx).await;
                     }
                 }
                 _ = stop.cancelled() => break,
@@ -89,7 +90,7 @@ pub fn spawn_worker(
 
 impl Worker {
     async fn handle(&mut self, sample: SlowSample) {
-        let config = self.shared.config();
+        let config = self.ctx.config();
         self.gate
             .configure(config.alert_consecutive, config.alert_cooldown);
         let key = sample.entry.key();
@@ -120,7 +121,7 @@ impl Worker {
         };
         self.slow
             .recent
-            .push_event(&self.shared.sidecar_id, event.clone());
+            .push_event(&self.ctx.sidecar_id, event.clone());
         if config.store {
             keep(&mut self.events, event, &self.slow);
             self.report_backlog();
@@ -147,9 +148,7 @@ impl Worker {
             Level::Warning => CaptureReason::Warning,
         };
         if let Some(sampled) = sampled {
-            self.scheduler
-                .schedule(&self.shared, &sampled, reason)
-                .await;
+            self.scheduler.schedule(&self.ctx, &sampled, reason).await;
         }
     }
 
@@ -213,18 +212,18 @@ impl Worker {
         };
         self.slow
             .recent
-            .push_alert(&self.shared.sidecar_id, alert.clone());
+            .push_alert(&self.ctx.sidecar_id, alert.clone());
         tracing::error!(
             database = %alert.database, fingerprint = %alert.fingerprint,
             consecutive = alert.consecutive, duration_ms, query = %alert.query,
             "slow query alert"
         );
-        if self.shared.config().store {
+        if self.ctx.config().store {
             keep(&mut self.alerts, alert.clone(), &self.slow);
             self.report_backlog();
             self.flush_events().await;
         }
-        jobs::deliver_webhook(&self.shared, alert).await;
+        jobs::deliver_webhook(&self.ctx, alert).await;
         true
     }
 
@@ -240,14 +239,14 @@ impl Worker {
         if self.events.is_empty() && self.alerts.is_empty() {
             return;
         }
-        let Some(store) = super::health::usable(&self.shared) else {
+        let Some(store) = self.ctx.store.usable() else {
             return;
         };
         while let Some(alert) = self.alerts.front() {
             if let Err(e) = jobs::bounded(store.insert_alert(alert)).await {
                 tracing::warn!(error = %e, kept = self.alerts.len(), "cannot store alerts; keeping them for later");
                 self.report_backlog();
-                return super::health::note_failure(&self.shared);
+                return self.ctx.store.note_failure();
             }
             self.alerts.pop_front();
         }
@@ -257,7 +256,7 @@ impl Worker {
             if let Err(e) = jobs::bounded(store.insert_slow_events(&batch)).await {
                 tracing::warn!(error = %e, kept = self.events.len(), "cannot store slow events; keeping them for later");
                 self.report_backlog();
-                return super::health::note_failure(&self.shared);
+                return self.ctx.store.note_failure();
             }
             self.events.drain(..n);
         }

@@ -66,7 +66,9 @@
 
 mod clock;
 mod counters;
+pub mod flush;
 mod histogram;
+mod measure;
 mod registry;
 mod series;
 mod slot;
@@ -81,6 +83,7 @@ use std::str::FromStr;
 
 pub use clock::StatsClock;
 pub use histogram::{Histogram, BUCKETS, EXPORT_BOUNDS_US, MAX_TRACKED_US};
+pub use measure::Measure;
 pub use registry::{ExportGroup, ExportRow, QueryStats, Registry, DEFAULT_MAX_FINGERPRINTS};
 pub use snapshot::{AggregateSnapshot, QueryDetail, QuerySnapshot, WindowStats};
 

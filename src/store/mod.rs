@@ -3,17 +3,21 @@
 //!
 //! What lives here: slow statements, alerts, per-minute statistics, captured plans and
 //! plan changes ([`events`], [`plans`]); a job queue the sidecars share ([`jobs`]);
-//! migrations ([`migrate`]) and retention ([`retention`]). Every write is tagged with the
+//! migrations ([`migrate`]) and retention ([`retention`]); the store's lifecycle
+//! (connect with backoff, migrate, health) in [`Link`], and the generic job runner in
+//! [`runner`]. Every write is tagged with the
 //! sidecar's name. The store is a side channel: callers treat its errors as something to
 //! log and retry, never as a reason to fail a client's query.
 
 pub mod events;
 pub mod history;
 pub mod jobs;
+mod link;
 pub mod migrate;
 pub mod plans;
 pub mod retention;
 pub mod rows;
+pub mod runner;
 
 mod error;
 
@@ -28,6 +32,7 @@ use tokio_postgres::NoTls;
 pub use error::StoreError;
 pub use history::PlanRef;
 pub use jobs::{Job, JobStatus};
+pub use link::Link;
 pub use migrate::{migrate, MIGRATIONS};
 pub use retention::RetentionReport;
 pub use rows::{

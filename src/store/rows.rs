@@ -6,7 +6,7 @@
 //! by `migrations/`, so a mismatch is a bug the integration tests catch, not a runtime
 //! condition.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -273,23 +273,7 @@ pub(crate) fn unexpected(what: &'static str, value: &str) -> StoreError {
     }
 }
 
-/// A wall-clock time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn rfc3339_ms(t: SystemTime) -> String {
-    let ms = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
-    };
-    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (year, month, day) = crate::timefmt::civil_from_days(days);
-    let secs = ms_of_day / 1000;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        ms_of_day % 1000
-    )
-}
+pub use crate::timefmt::rfc3339_ms;
 
 pub(crate) fn time<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339_ms(*t))
@@ -304,7 +288,7 @@ pub(crate) fn opt_time<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S:
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 

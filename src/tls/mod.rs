@@ -16,7 +16,7 @@ pub use accept::acceptor;
 pub use connect::{end_point_hash, ServerTls};
 pub use stream::{is_socket_dir, unix_socket_path, ClientStream, MaybeTls, OverTcp, ServerStream};
 
-use crate::config::{ClientTlsMode, Config};
+use crate::config::{ClientTlsMode, Config, ConfigError};
 
 /// Failures building TLS from the configuration; each names the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,23 @@ impl TlsError {
             | TlsError::Rustls(key, _) => key,
         }
     }
+}
+
+impl From<TlsError> for ConfigError {
+    fn from(e: TlsError) -> ConfigError {
+        ConfigError::Invalid {
+            key: e.key().to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Loads every file the TLS options name, reporting the first problem as a config error
+/// naming the key (for a configuration that is checked but not run).
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    Tls::from_config(config)
+        .map(drop)
+        .map_err(ConfigError::from)
 }
 
 /// Everything TLS, ready to use.
@@ -110,4 +127,45 @@ fn read_pem<T: rustls::pki_types::pem::PemObject>(
         .map_err(mapped)?
         .collect::<Result<Vec<T>, _>>()
         .map_err(mapped)
+}
+
+#[cfg(test)]
+mod check_tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// What validating a configuration file and then its TLS files says.
+    fn error(text: &str) -> String {
+        let config = Config::from_toml(text, Path::new("proxy.toml")).unwrap();
+        config.validate().unwrap();
+        check(&config).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn missing_files_name_the_key() {
+        let e = error("client_tls = \"require\"\n");
+        assert_eq!(
+            e,
+            "config key client_tls_cert_file: must be set when client_tls = \"require\""
+        );
+        let e = error(
+            "client_tls = \"allow\"\nclient_tls_cert_file = \"/nonexistent/cert.pem\"\n\
+             client_tls_key_file = \"/nonexistent/key.pem\"\n",
+        );
+        assert!(
+            e.starts_with("config key client_tls_cert_file: cannot read /nonexistent/cert.pem"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+        let e = error("server_tls = \"verify-full\"\n");
+        assert!(
+            e.starts_with("config key server_tls_ca_file: must be set"),
+            "{e}"
+        );
+        // Modes that verify nothing need no file.
+        let ok = Config::from_toml("server_tls = \"require\"\n", Path::new("proxy.toml")).unwrap();
+        ok.validate().unwrap();
+        check(&ok).unwrap();
+    }
 }

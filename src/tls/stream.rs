@@ -47,10 +47,7 @@ pub fn unix_socket_path(dir: &str, port: u16) -> std::path::PathBuf {
     std::path::Path::new(dir).join(format!(".s.PGSQL.{port}"))
 }
 
-/// True when `host` names a socket directory rather than a TCP host (libpq's rule).
-pub fn is_socket_dir(host: &str) -> bool {
-    host.starts_with('/')
-}
+pub use crate::config::is_socket_dir;
 
 impl ServerStream {
     /// Connects to a TCP host, or to the socket in a socket directory.
@@ -85,12 +82,12 @@ impl<T: OverTcp> MaybeTls<T> {
     }
 
     /// The raw socket underneath, for socket-level checks (peeking for a close).
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
+    pub fn socket_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
         match self {
-            MaybeTls::Plain(s) => s.as_raw_fd(),
-            MaybeTls::Tls(t) => t.inner.tcp().as_raw_fd(),
-            MaybeTls::Unix(s) => s.as_raw_fd(),
+            MaybeTls::Plain(s) => s.as_fd(),
+            MaybeTls::Tls(t) => t.inner.tcp().as_fd(),
+            MaybeTls::Unix(s) => s.as_fd(),
         }
     }
 

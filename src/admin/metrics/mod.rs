@@ -27,17 +27,17 @@ use prometheus::{Encoder, Registry, TextEncoder};
 
 use super::error::ApiError;
 use super::Ctx;
-use crate::app::Shared;
+use crate::state::Running;
 
 pub use pools::PIN_REASONS;
 pub use queries::BOUNDS as QUERY_DURATION_BUCKETS;
 
 /// The registry every scrape gathers.
-pub fn registry(shared: &Arc<Shared>) -> prometheus::Result<Registry> {
+pub fn registry(state: &Arc<Running>) -> prometheus::Result<Registry> {
     let registry = Registry::new();
-    registry.register(Box::new(queries::QueryCollector::new(shared.clone())?))?;
-    registry.register(Box::new(pools::PoolCollector::new(shared.clone())?))?;
-    registry.register(Box::new(slow::SlowCollector::new(shared.clone())?))?;
+    registry.register(Box::new(queries::QueryCollector::new(state.clone())?))?;
+    registry.register(Box::new(pools::PoolCollector::new(state.clone())?))?;
+    registry.register(Box::new(slow::SlowCollector::new(state.clone())?))?;
     #[cfg(target_os = "linux")]
     registry.register(Box::new(process::ProcessMetrics::new()))?;
     Ok(registry)

@@ -2,10 +2,7 @@
 //! `/metrics`: the [`MAX_POOL_SERIES`] busiest pools (by checkouts) get series of their
 //! own, the rest are summed under `database="(other)", user="(other)"`.
 
-use std::sync::atomic::Ordering;
-
-use crate::admin::pools::server_counts;
-use crate::pool::{Pool, WAIT_BUCKETS};
+use crate::pool::{Status, WAIT_BUCKETS};
 
 /// Pools shown one by one; beyond this they are summed into one `(other)` row.
 pub const MAX_POOL_SERIES: usize = 100;
@@ -31,23 +28,22 @@ pub struct PoolRow {
 }
 
 impl PoolRow {
-    fn of(pool: &Pool) -> PoolRow {
-        let c = &pool.counters;
-        let (wait_cumulative, wait_count) = c.wait_histogram();
+    fn of(pool: &Status) -> PoolRow {
+        let s = &pool.servers;
         PoolRow {
             database: pool.key.database.clone(),
             user: pool.key.user.clone(),
-            servers: server_counts(pool),
-            size: pool.params().settings.size,
-            paused: usize::from(pool.is_paused()),
-            checkouts: c.checkouts.load(Ordering::Relaxed),
-            wait_cumulative,
-            wait_count,
-            wait_sum: c.wait_us_total.load(Ordering::Relaxed) as f64 / 1e6,
-            timeouts: c.checkout_timeouts.load(Ordering::Relaxed),
-            connect_errors: c.connect_errors.load(Ordering::Relaxed),
-            tls_logins: c.tls_logins.load(Ordering::Relaxed),
-            channel_bound: c.channel_bound_logins.load(Ordering::Relaxed),
+            servers: [s.active, s.idle, s.testing, s.login],
+            size: pool.size,
+            paused: usize::from(pool.paused),
+            checkouts: pool.checkouts,
+            wait_cumulative: pool.wait_cumulative,
+            wait_count: pool.wait_count,
+            wait_sum: pool.wait_us_total as f64 / 1e6,
+            timeouts: pool.checkout_timeouts,
+            connect_errors: pool.connect_errors,
+            tls_logins: pool.tls_logins,
+            channel_bound: pool.channel_bound,
         }
     }
 
@@ -72,8 +68,8 @@ impl PoolRow {
 
 /// Rows for `pools`: the busiest [`MAX_POOL_SERIES`] as they are, then (when there are
 /// more) one `(other)` row summing the rest.
-pub fn rows(pools: &[std::sync::Arc<Pool>]) -> Vec<PoolRow> {
-    let mut rows: Vec<PoolRow> = pools.iter().map(|p| PoolRow::of(p)).collect();
+pub fn rows(pools: &[Status]) -> Vec<PoolRow> {
+    let mut rows: Vec<PoolRow> = pools.iter().map(PoolRow::of).collect();
     if rows.len() <= MAX_POOL_SERIES {
         return rows;
     }
@@ -115,12 +111,14 @@ impl PoolRow {
 mod tests {
     use std::sync::Arc;
 
+    use std::sync::atomic::Ordering;
+
     use super::*;
     use crate::config::{Config, ServerTlsMode, Upstream};
-    use crate::pool::{PoolKey, PoolParams};
+    use crate::pool::{ClientCounts, Pool, PoolKey, PoolParams};
     use crate::tls::ServerTls;
 
-    fn pool(database: &str, checkouts: u64) -> Arc<Pool> {
+    fn pool(database: &str, checkouts: u64) -> Status {
         let config = Config::default();
         let upstream = Upstream::parse(&config.upstream).unwrap();
         let tls = Arc::new(ServerTls::new(ServerTlsMode::Disable, None).unwrap());
@@ -129,10 +127,14 @@ mod tests {
             database: database.into(),
             user: "u".into(),
         };
-        let pool = Pool::new(key, PoolParams::new(&config, settings, tls));
+        let pool = Pool::new(
+            key,
+            PoolParams::new(&config, settings, tls),
+            Default::default(),
+        );
         pool.counters.checkouts.store(checkouts, Ordering::Relaxed);
         pool.counters.connect_errors.store(1, Ordering::Relaxed);
-        pool
+        Status::of(&pool, ClientCounts::default())
     }
 
     #[test]

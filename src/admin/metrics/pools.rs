@@ -10,7 +10,7 @@
 //! `pgsidecar_client_buffer_bytes`, `pgsidecar_client_buffer_refusals_total` and
 //! `pgsidecar_build_info{version}`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -19,9 +19,8 @@ use prometheus::proto::{MetricFamily, MetricType};
 
 use super::family::{Family, Spec};
 use super::pool_rows::{MAX_POOL_SERIES, OTHER};
-use crate::admin::pools::client_counts;
-use crate::app::Shared;
-use crate::pool::WAIT_BUCKETS;
+use crate::pool::{ClientCounts, PoolKey, WAIT_BUCKETS};
+use crate::state::Running;
 
 pub use crate::query::PIN_REASONS;
 
@@ -166,14 +165,14 @@ pub const SPECS: [&Spec; 17] = [
 ];
 
 pub struct PoolCollector {
-    shared: Arc<Shared>,
+    state: Arc<Running>,
     descs: Vec<Desc>,
 }
 
 impl PoolCollector {
-    pub fn new(shared: Arc<Shared>) -> prometheus::Result<PoolCollector> {
+    pub fn new(state: Arc<Running>) -> prometheus::Result<PoolCollector> {
         Ok(PoolCollector {
-            shared,
+            state,
             descs: SPECS.iter().map(|s| s.desc()).collect::<Result<_, _>>()?,
         })
     }
@@ -188,7 +187,8 @@ impl PoolCollector {
         let mut errors = Family::new(&CONNECT_ERRORS);
         let mut tls = Family::new(&TLS_LOGINS);
         let mut bound = Family::new(&CHANNEL_BOUND);
-        let rows = super::pool_rows::rows(&self.shared.all_pools());
+        let (statuses, client_counts) = self.state.status();
+        let rows = super::pool_rows::rows(&statuses);
         for row in &rows {
             let labels = [row.database.as_str(), row.user.as_str()];
             let [db, user] = labels;
@@ -210,7 +210,7 @@ impl PoolCollector {
         }
         let shown: BTreeSet<(String, String)> =
             (rows.into_iter()).map(|r| (r.database, r.user)).collect();
-        let clients = self.clients(&shown);
+        let clients = self.clients(&shown, &client_counts);
         vec![
             conns, clients, size, paused, checkouts, wait, timeouts, errors, tls, bound,
         ]
@@ -218,8 +218,17 @@ impl PoolCollector {
 
     /// Clients per (database, user) of every pool shown and every client's own pair;
     /// past [`pool_rows::MAX_POOL_SERIES`] pairs, the rest are summed as `(other)`.
-    fn clients(&self, shown: &BTreeSet<(String, String)>) -> Family {
-        let counts = client_counts(&self.shared);
+    fn clients(
+        &self,
+        shown: &BTreeSet<(String, String)>,
+        counts: &HashMap<PoolKey, ClientCounts>,
+    ) -> Family {
+        let counts: HashMap<(String, String), [u64; 3]> = (counts.iter())
+            .map(|(k, c)| {
+                let pair = (k.database.clone(), k.user.clone());
+                (pair, [c.active, c.waiting, c.idle])
+            })
+            .collect();
         let keys: BTreeSet<(String, String)> = (shown.iter().cloned())
             .chain(counts.keys().cloned())
             .collect();
@@ -253,19 +262,16 @@ impl Collector for PoolCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let mut families = self.pools();
         let mut now = Family::new(&CLIENTS_NOW);
-        now.gauge(&[], self.shared.clients.load(Ordering::Relaxed) as f64);
+        now.gauge(&[], self.state.clients.load(Ordering::Relaxed) as f64);
         let mut total = Family::new(&CLIENTS_TOTAL);
-        total.counter(
-            &[],
-            self.shared.clients_total.load(Ordering::Relaxed) as f64,
-        );
+        total.counter(&[], self.state.clients_total.load(Ordering::Relaxed) as f64);
         let mut max = Family::new(&CLIENTS_MAX);
-        max.gauge(&[], self.shared.config().max_client_conn as f64);
+        max.gauge(&[], self.state.config().max_client_conn as f64);
         let mut pinned = Family::new(&PINNED);
-        for (reason, n) in PIN_REASONS.iter().zip(&self.shared.pinned_clients) {
+        for (reason, n) in PIN_REASONS.iter().zip(&self.state.pinned_clients) {
             pinned.counter(&[reason], n.load(Ordering::Relaxed) as f64);
         }
-        let budget = &self.shared.buffer_budget;
+        let budget = &self.state.buffer_budget;
         let mut buffered = Family::new(&BUFFERED);
         buffered.gauge(&[], budget.used() as f64);
         let mut refused = Family::new(&REFUSED);

@@ -15,7 +15,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::family::{Family, Spec};
-use crate::app::Shared;
+use crate::state::Running;
 use crate::stats::{CommandKind, ExportGroup, ExportRow};
 
 /// Longest normalized text carried in `pgsidecar_query_info` (characters).
@@ -115,14 +115,14 @@ impl Series {
 }
 
 pub struct QueryCollector {
-    shared: Arc<Shared>,
+    state: Arc<Running>,
     descs: Vec<Desc>,
 }
 
 impl QueryCollector {
-    pub fn new(shared: Arc<Shared>) -> prometheus::Result<QueryCollector> {
+    pub fn new(state: Arc<Running>) -> prometheus::Result<QueryCollector> {
         Ok(QueryCollector {
-            shared,
+            state,
             descs: SPECS.iter().map(|s| s.desc()).collect::<Result<_, _>>()?,
         })
     }
@@ -134,13 +134,13 @@ impl Collector for QueryCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let Some(measure) = &self.shared.measure else {
+        let Some(measure) = &self.state.measure else {
             return Vec::new();
         };
         let registry = &measure.registry;
-        let now = measure.clock.now();
+        let now = self.state.stats_now();
         let (rows, groups) = registry.export(now, &BOUNDS_US);
-        let top = self.shared.config().metrics_top_queries;
+        let top = self.state.config().metrics_top_queries;
         let (duration, info) = durations(&rows, &groups, top);
         let mut tracked = Family::new(&TRACKED);
         tracked.gauge(&[], registry.tracked() as f64);

@@ -15,8 +15,8 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::family::{Family, Spec};
-use crate::app::Shared;
 use crate::slow::{SlowCounters, JOB_KINDS};
+use crate::state::Running;
 
 const fn counter(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Spec {
     Spec {
@@ -130,17 +130,17 @@ const STORE_ENABLED: Spec = Spec {
 };
 
 pub struct SlowCollector {
-    shared: Arc<Shared>,
+    state: Arc<Running>,
     descs: Vec<Desc>,
 }
 
 impl SlowCollector {
-    pub fn new(shared: Arc<Shared>) -> prometheus::Result<SlowCollector> {
+    pub fn new(state: Arc<Running>) -> prometheus::Result<SlowCollector> {
         let specs = [&SLOW, &STORE_UP, &JOBS, &STORE_ENABLED, &STORE_BACKLOG]
             .into_iter()
             .chain(PLAIN.iter().map(|p| &p.0));
         Ok(SlowCollector {
-            shared,
+            state,
             descs: specs.map(|s| s.desc()).collect::<Result<_, _>>()?,
         })
     }
@@ -152,7 +152,7 @@ impl Collector for SlowCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let c = &self.shared.slow.counters;
+        let c = &self.state.slow.counters;
         let mut slow = Family::new(&SLOW);
         slow.counter(&["warning"], c.warning.load(Ordering::Relaxed) as f64);
         slow.counter(&["critical"], c.critical.load(Ordering::Relaxed) as f64);
@@ -163,11 +163,11 @@ impl Collector for SlowCollector {
             families.push(family);
         }
         let mut up = Family::new(&STORE_UP);
-        let usable = crate::slow::usable_store(&self.shared).is_some();
+        let usable = self.state.slow_ctx.store.usable().is_some();
         up.gauge(&[], if usable { 1.0 } else { 0.0 });
         families.push(up);
         let mut enabled = Family::new(&STORE_ENABLED);
-        let on = self.shared.config().store;
+        let on = self.state.config().store;
         enabled.gauge(&[], if on { 1.0 } else { 0.0 });
         families.push(enabled);
         let mut jobs = Family::new(&JOBS);

@@ -21,8 +21,8 @@ use super::statements::simple::SimpleQuery;
 use super::statements::Portal;
 use crate::protocol::read_cstr;
 use crate::protocol::tags::Backend;
-use crate::query::{Analyzer, FastMap, QueryInfo};
-use crate::stats::{CommandKind, Outcome, QueryMeta, QueryStats, Registry, StatKey, StatsClock};
+use crate::query::{FastMap, QueryInfo};
+use crate::stats::{CommandKind, Outcome, QueryMeta, QueryStats, StatKey};
 use queue::{InFlight, Queue, Source};
 
 pub use slow::SlowHook;
@@ -30,14 +30,7 @@ pub use slow::SlowHook;
 /// Entries kept in the per-session shortcut from fingerprint to statistics entry.
 const LOCAL_ENTRIES: usize = 256;
 
-/// The shared pieces measurement needs.
-#[derive(Clone)]
-pub struct Measure {
-    pub analyzer: Arc<Analyzer>,
-    pub registry: Arc<Registry>,
-    /// The registry's `now` (seconds; minutes are wall-clock minutes).
-    pub clock: StatsClock,
-}
+pub use crate::stats::Measure;
 
 pub struct Tracker {
     measure: Measure,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::stats::Window;
+use crate::{query::Analyzer, stats::Registry};
 
 /// A tracker fed as the pipeline feeds it: frames resolved in a statement registry.
 struct Fed {

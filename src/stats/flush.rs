@@ -1,23 +1,24 @@
-//! The statistics history and retention schedules: every completed minute of every
-//! active fingerprint goes to the store once, as one `flush` job per minute; once a day a
-//! `retention` job (the day's dedupe key lets one sidecar of a fleet queue it).
+//! The statistics history: every completed minute of every active fingerprint goes to
+//! the store once, as one `flush` job per minute (any sidecar of the fleet may write
+//! it), labelled with its own start, never the partial current minute.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Shared;
+use super::Measure;
 use crate::store::{self, Store};
 
-/// Checks every `stats_flush_interval` (a minute) for completed minutes not yet
-/// flushed. A minute is written once, labelled with its own start, never the partial
-/// current one.
-pub async fn run_schedules(shared: Arc<Shared>, store: Store, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(shared.config().stats_flush_interval);
+/// Minutes at most flushed at once after a pause (the minute tier keeps only that many).
+const CATCH_UP: u64 = 4;
+
+/// Checks every `every` (`stats_flush_interval`, a minute) for completed minutes not
+/// yet flushed, until `stop`.
+pub async fn run(measure: Measure, store: Store, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut flushed: Option<u64> = None;
     loop {
@@ -25,32 +26,23 @@ pub async fn run_schedules(shared: Arc<Shared>, store: Store, stop: Cancellation
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        flush_completed_minutes(&shared, &store, &mut flushed).await;
-        let day = store::rfc3339_ms(std::time::SystemTime::now());
-        let key = format!("retention:{}", &day[..10]);
-        if let Err(e) = store.enqueue("retention", json!({}), Some(&key)).await {
-            tracing::debug!(error = %e, "cannot queue the retention job");
-        }
+        flush_completed_minutes(&measure, &store, &mut flushed).await;
     }
 }
 
-/// Queues a flush for each completed minute after `flushed` (at most the last few: the
-/// minute tier keeps only that many).
-async fn flush_completed_minutes(shared: &Shared, store: &Store, flushed: &mut Option<u64>) {
-    let Some(measure) = shared.measure.as_ref() else {
-        return;
-    };
+/// Queues a flush for each completed minute after `flushed`.
+async fn flush_completed_minutes(measure: &Measure, store: &Store, flushed: &mut Option<u64>) {
     let now = measure.clock.now();
     let Some(last_complete) = (now / 60).checked_sub(1) else {
         return;
     };
     let first = flushed
         .map_or(last_complete, |f| f + 1)
-        .max(last_complete.saturating_sub(4));
+        .max(last_complete.saturating_sub(CATCH_UP));
     for minute in first..=last_complete {
         // Statistics minutes are wall-clock minutes (`StatsClock`): the label is exact.
         let at_ms = measure.clock.minute_start_unix_ms(minute);
-        let rows = minute_rows(shared, minute, now, at_ms);
+        let rows = minute_rows(measure, minute, now, at_ms);
         if !rows.is_empty() {
             if let Err(e) = store.enqueue("flush", json!({ "rows": rows }), None).await {
                 tracing::warn!(error = %e, "cannot queue the statistics flush");
@@ -58,6 +50,16 @@ async fn flush_completed_minutes(shared: &Shared, store: &Store, flushed: &mut O
         }
         *flushed = Some(minute);
     }
+}
+
+/// Runs a `flush` job: writes its rows to `stats_snapshots`.
+pub async fn write(store: &Store, payload: &Value) -> Result<(), String> {
+    let rows: Vec<FlushRow> =
+        serde_json::from_value(payload["rows"].clone()).map_err(|e| format!("bad payload: {e}"))?;
+    let rows: Vec<store::Snapshot> = rows.into_iter().map(FlushRow::into_snapshot).collect();
+    (store.insert_snapshots(&rows).await)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// One entry's minute, as carried in a `flush` job's payload.
@@ -100,10 +102,7 @@ impl FlushRow {
     }
 }
 
-fn minute_rows(shared: &Shared, minute: u64, now: u64, at_ms: i64) -> Vec<FlushRow> {
-    let Some(measure) = shared.measure.as_ref() else {
-        return Vec::new();
-    };
+fn minute_rows(measure: &Measure, minute: u64, now: u64, at_ms: i64) -> Vec<FlushRow> {
     let ms = |us: u64| us as f64 / 1000.0;
     (measure.registry.minute(minute, now).into_iter())
         .map(|s| FlushRow {

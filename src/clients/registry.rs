@@ -2,6 +2,7 @@
 //! CancelRequest carrying a client's key is forwarded to whichever server is running that
 //! client's query, with that server's key. The admin console lists clients from here.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,6 +12,7 @@ use dashmap::DashMap;
 use rand::Rng;
 
 use crate::pool::server::{send_cancel, CancelKey};
+use crate::pool::{ClientCounts, PoolKey};
 
 /// What a client is doing, as PgBouncer's `cl_active` / `cl_waiting` / idle count it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +142,26 @@ impl ClientRegistry {
 
     pub fn len(&self) -> usize {
         self.clients.len()
+    }
+
+    /// Logged-in clients per (database, user) and state, counted in one pass: the
+    /// client side of every pool's [`crate::pool::Status`].
+    pub fn counts_by_pool(&self) -> HashMap<PoolKey, ClientCounts> {
+        let mut counts: HashMap<PoolKey, ClientCounts> = HashMap::new();
+        for entry in self.clients.iter() {
+            let id = &entry.identity;
+            let key = PoolKey {
+                database: id.database.clone(),
+                user: id.user.clone(),
+            };
+            let slot = counts.entry(key).or_default();
+            match entry.state() {
+                ClientState::Active => slot.active += 1,
+                ClientState::Waiting => slot.waiting += 1,
+                ClientState::Idle => slot.idle += 1,
+            }
+        }
+        counts
     }
 
     pub fn is_empty(&self) -> bool {

@@ -59,6 +59,8 @@ pub struct Shared {
     pub measure: Option<Measure>,
     /// When the proxy started (uptime, and time zero for statistics).
     pub started: tokio::time::Instant,
+    /// Index advice and workload insights (`None` when `[advisor] enabled = false`).
+    pub advisor: Option<Arc<crate::advisor::Advisor>>,
     /// Slow statements: thresholds, counters, recent events, alerts and plans.
     pub slow: Arc<Slow>,
     /// The durable store, once connected and migrated (never, when off or unreachable).
@@ -285,6 +287,7 @@ impl App {
         });
         let (slow, slow_rx) = Slow::new(&config);
         let shared = Arc::new(Shared {
+            advisor: crate::advisor::Advisor::new(&config.advisor),
             slow,
             store: OnceLock::new(),
             capturer: Capturer::default(),
@@ -324,6 +327,7 @@ impl App {
             tracker.spawn(crate::admin::serve(admin, shared.clone()));
         }
         crate::slow::start(&shared, slow_rx, &tracker);
+        crate::advisor::start(&shared, &tracker);
         let reaper_shared = shared.clone();
         tracker.spawn(run_reaper(
             move || {

@@ -11,6 +11,7 @@
 //! the options; [`tls`] the rustls acceptor (clients) and connector (servers).
 
 pub mod admin;
+pub mod advisor;
 pub mod app;
 pub mod auth;
 pub mod config;

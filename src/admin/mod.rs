@@ -37,13 +37,13 @@
 //!   that serve clients. The server stops accepting when `shared.shutdown` fires.
 
 mod auth;
-mod cursor;
-mod error;
+pub(crate) mod cursor;
+pub(crate) mod error;
 mod history;
 mod latency;
 mod metrics;
 mod pages;
-mod params;
+pub(crate) mod params;
 mod plans;
 mod pools;
 mod probes;
@@ -120,6 +120,7 @@ fn router_with(shared: Arc<Shared>, history: Arc<History>) -> prometheus::Result
         .route("/ui", get(ui::to_index))
         .route("/ui/", get(ui::index))
         .route("/ui/{file}", get(ui::asset))
+        .merge(crate::advisor::api::routes(ctx.shared.advisor.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

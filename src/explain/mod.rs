@@ -19,7 +19,7 @@
 
 mod capture;
 mod classify;
-mod params;
+pub(crate) mod params;
 mod plan_hash;
 mod redact;
 mod volatility;

@@ -160,12 +160,9 @@ impl Serve {
             let key = &greeted.pool.key;
             let app = greeted.params.get("application_name").unwrap_or("");
             let hook = SlowHook::new(shared.slow.clone(), &key.database, app);
-            relay.tracker = Some(Tracker::new(
-                measure.clone(),
-                &key.database,
-                &key.user,
-                Some(hook),
-            ));
+            let mut tracker = Tracker::new(measure.clone(), &key.database, &key.user, Some(hook));
+            tracker.advisor = shared.advisor.as_ref().map(|a| a.observer(&key.database));
+            relay.tracker = Some(tracker);
         }
         if let Some(server) = greeted.server {
             relay.attach_server(server);

@@ -38,6 +38,7 @@ pub fn registry(shared: &Arc<Shared>) -> prometheus::Result<Registry> {
     registry.register(Box::new(queries::QueryCollector::new(shared.clone())?))?;
     registry.register(Box::new(pools::PoolCollector::new(shared.clone())?))?;
     registry.register(Box::new(slow::SlowCollector::new(shared.clone())?))?;
+    crate::advisor::metrics::register(&registry, shared.advisor.as_ref())?;
     #[cfg(target_os = "linux")]
     registry.register(Box::new(process::ProcessMetrics::new()))?;
     Ok(registry)

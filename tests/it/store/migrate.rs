@@ -114,7 +114,7 @@ async fn the_history_key_migration_keeps_one_copy_of_duplicates() {
         client.execute(dup, &[&calls]).await.unwrap();
     }
     let applied = db.store("a").await.migrate().await.unwrap();
-    assert_eq!(applied, vec!["0003_observability".to_string()]);
+    assert_eq!(applied[0], "0003_observability", "{applied:?}");
     let kept = client
         .query("SELECT calls FROM pgsidecar.stats_snapshots", &[])
         .await

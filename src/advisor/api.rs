@@ -36,16 +36,25 @@ pub fn routes<S: Clone + Send + Sync + 'static>(advisor: Option<Arc<Advisor>>) -
     });
     let (a, b, c, d) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx);
     Router::new()
-        .route("/api/advice", get(move |q: RawParams| async move { advice(&a, q) }))
-        .route("/api/advice/run", post(move || async move { run(&b).await }))
+        .route(
+            "/api/advice",
+            get(move |q: RawParams| async move { advice(&a, q) }),
+        )
+        .route(
+            "/api/advice/run",
+            post(move || async move { run(&b).await }),
+        )
         .route("/api/advice/script", get(move || async move { text(&c) }))
-        .route("/api/insights", get(move |q: RawParams| async move { insights(&d, q) }))
+        .route(
+            "/api/insights",
+            get(move |q: RawParams| async move { insights(&d, q) }),
+        )
 }
 
 fn advisor(ctx: &ApiCtx) -> Result<&Arc<Advisor>, ApiError> {
-    ctx.advisor
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("the advisor is off ([advisor] enabled = false, or stats = false)"))
+    ctx.advisor.as_ref().ok_or_else(|| {
+        ApiError::not_found("the advisor is off ([advisor] enabled = false, or stats = false)")
+    })
 }
 
 async fn run(ctx: &ApiCtx) -> Result<Json<Value>, ApiError> {
@@ -74,7 +83,11 @@ fn text(ctx: &ApiCtx) -> Result<Response, ApiError> {
     let report = advisor(ctx)?
         .report()
         .ok_or_else(|| ApiError::not_found("no advisor pass yet: POST /api/advice/run"))?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], script(&report)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        script(&report),
+    )
+        .into_response())
 }
 
 fn advice(ctx: &ApiCtx, raw: RawParams) -> Result<Json<Value>, ApiError> {
@@ -84,14 +97,25 @@ fn advice(ctx: &ApiCtx, raw: RawParams) -> Result<Json<Value>, ApiError> {
     let limit = p.limit()?;
     let cursor = p.take("cursor")?;
     p.finish(&["kind", "database", "limit", "cursor"])?;
-    if kind.as_deref().is_some_and(|k| k != "create" && k != "drop") {
-        return Err(ApiError::bad_request("invalid kind: expected create or drop"));
+    if kind
+        .as_deref()
+        .is_some_and(|k| k != "create" && k != "drop")
+    {
+        return Err(ApiError::bad_request(
+            "invalid kind: expected create or drop",
+        ));
     }
     let advisor = advisor(ctx)?;
     let Some(report) = advisor.report() else {
-        return Ok(Json(json!({"data": [], "next_cursor": null, "has_more": false, "pass": null})));
+        return Ok(Json(
+            json!({"data": [], "next_cursor": null, "has_more": false, "pass": null}),
+        ));
     };
-    let scope = format!("advice?kind={}&database={}", kind.as_deref().unwrap_or(""), database.as_deref().unwrap_or(""));
+    let scope = format!(
+        "advice?kind={}&database={}",
+        kind.as_deref().unwrap_or(""),
+        database.as_deref().unwrap_or("")
+    );
     let mut items: Vec<(String, Value)> = Vec::new();
     if kind.as_deref() != Some("drop") {
         for s in &report.suggestions {
@@ -116,7 +140,12 @@ fn advice(ctx: &ApiCtx, raw: RawParams) -> Result<Json<Value>, ApiError> {
         }
         None => 0,
     };
-    let page: Vec<Value> = items.iter().skip(start).take(limit).map(|(_, v)| v.clone()).collect();
+    let page: Vec<Value> = items
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|(_, v)| v.clone())
+        .collect();
     let has_more = start + page.len() < items.len();
     let next = has_more.then(|| {
         let last = start + page.len() - 1;
@@ -131,7 +160,9 @@ fn advice(ctx: &ApiCtx, raw: RawParams) -> Result<Json<Value>, ApiError> {
             },
         })
     });
-    Ok(Json(json!({"data": page, "next_cursor": next, "has_more": has_more, "pass": pass(&report)})))
+    Ok(Json(
+        json!({"data": page, "next_cursor": next, "has_more": has_more, "pass": pass(&report)}),
+    ))
 }
 
 fn tagged<T: serde::Serialize>(kind: &str, item: &T) -> Value {
@@ -166,7 +197,11 @@ fn insights(ctx: &ApiCtx, raw: RawParams) -> Result<Json<Value>, ApiError> {
         .filter(|p| database.as_ref().is_none_or(|d| d == &p.database))
         .collect();
     patterns.sort_by(|a, b| position(a).listing_cmp(&position(b)));
-    patterns.retain(|p| after.as_ref().is_none_or(|a| a.listing_cmp(&position(p)).is_lt()));
+    patterns.retain(|p| {
+        after
+            .as_ref()
+            .is_none_or(|a| a.listing_cmp(&position(p)).is_lt())
+    });
     let has_more = patterns.len() > limit;
     patterns.truncate(limit);
     let next = match (has_more, patterns.last()) {
@@ -179,13 +214,17 @@ fn insights(ctx: &ApiCtx, raw: RawParams) -> Result<Json<Value>, ApiError> {
     };
     let data: Vec<Value> = patterns.iter().map(|p| pattern_json(advisor, p)).collect();
     let findings = advisor.report().map(|r| r.findings).unwrap_or_default();
-    Ok(Json(json!({"data": data, "next_cursor": next, "has_more": has_more, "findings": findings})))
+    Ok(Json(
+        json!({"data": data, "next_cursor": next, "has_more": has_more, "findings": findings}),
+    ))
 }
 
 fn pattern_json(advisor: &Advisor, p: &super::patterns::Pattern) -> Value {
     let mut v = tagged("n_plus_one", p);
     let query = advisor.query_text(&p.database, p.fingerprint);
-    let source = (p.source != 0).then(|| advisor.query_text(&p.database, p.source)).flatten();
+    let source = (p.source != 0)
+        .then(|| advisor.query_text(&p.database, p.source))
+        .flatten();
     if let Value::Object(m) = &mut v {
         m.insert("query".into(), json!(query));
         m.insert("source_query".into(), json!(source));

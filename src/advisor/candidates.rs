@@ -189,7 +189,9 @@ pub fn for_statement(
                 Use::Const(v) => {
                     let same_everywhere = samples.iter().all(|s| {
                         s.get(i).is_some_and(|l| {
-                            l.uses.iter().any(|o| o.column == u.column && o.what == u.what)
+                            l.uses
+                                .iter()
+                                .any(|o| o.column == u.column && o.what == u.what)
                         })
                     });
                     let fixed = extended || samples.len() >= 2;
@@ -220,7 +222,12 @@ fn btree_candidates(
     max: usize,
     out: &mut BTreeSet<IndexDef>,
 ) {
-    for c in u.eq.iter().chain(&u.range).chain(u.sort.first()).chain(u.group.first()) {
+    for c in
+        u.eq.iter()
+            .chain(&u.range)
+            .chain(u.sort.first())
+            .chain(u.group.first())
+    {
         out.insert(IndexDef::btree(table, vec![c.clone()]));
     }
     let mut eq: Vec<String> = u.eq.iter().take(max).cloned().collect();
@@ -252,7 +259,12 @@ fn btree_candidates(
         .cloned()
         .or_else(|| eq.first().map(|c| vec![c.clone()]));
     if let (false, Some(keys)) = (star, widest) {
-        let include: Vec<String> = u.output.iter().filter(|c| !keys.contains(c)).cloned().collect();
+        let include: Vec<String> = u
+            .output
+            .iter()
+            .filter(|c| !keys.contains(c))
+            .cloned()
+            .collect();
         if !include.is_empty() && include.len() <= 4 {
             let mut def = IndexDef::btree(table, keys);
             def.include = include;
@@ -301,6 +313,9 @@ fn gin_candidates(table: &str, u: &TableUses, catalog: &Catalog, out: &mut BTree
 /// An existing index already starts with these keys (same method and predicate).
 fn covered(c: &IndexDef, catalog: &Catalog) -> bool {
     catalog.indexes.iter().any(|(table, method, keys, pred)| {
-        table == &c.table && c.include.is_empty() && c.opclass.is_none() && c.is_prefix_of(*method, keys, pred.as_deref())
+        table == &c.table
+            && c.include.is_empty()
+            && c.opclass.is_none()
+            && c.is_prefix_of(*method, keys, pred.as_deref())
     })
 }

@@ -15,7 +15,10 @@ pub async fn run(
     stmt: &str,
     out: &mut BytesMut,
 ) -> Option<Result<(), (&'static str, String)>> {
-    let words: Vec<String> = stmt.split_whitespace().map(str::to_ascii_lowercase).collect();
+    let words: Vec<String> = stmt
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect();
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let command = match words.as_slice() {
         ["show", "advice"] => 0,
@@ -25,7 +28,10 @@ pub async fn run(
         _ => return None,
     };
     let Some(advisor) = advisor else {
-        return Some(Err(("55000", "the advisor is off ([advisor] enabled = false, or stats = false)".into())));
+        return Some(Err((
+            "55000",
+            "the advisor is off ([advisor] enabled = false, or stats = false)".into(),
+        )));
     };
     if command == 3 {
         if let Err(e) = advisor.run_pass().await {
@@ -62,8 +68,18 @@ fn advice(r: &Report) -> ResultSet {
         ("reason", Kind::Text),
     ]);
     for s in &r.suggestions {
-        let before = s.serves.iter().filter_map(|v| v.measured_before).map(|m| m.p95_ms).fold(None, max);
-        let after = s.serves.iter().filter_map(|v| v.measured_after).map(|m| m.p95_ms).fold(None, max);
+        let before = s
+            .serves
+            .iter()
+            .filter_map(|v| v.measured_before)
+            .map(|m| m.p95_ms)
+            .fold(None, max);
+        let after = s
+            .serves
+            .iter()
+            .filter_map(|v| v.measured_after)
+            .map(|m| m.p95_ms)
+            .fold(None, max);
         let serves: Vec<String> = s.serves.iter().map(|v| hex_str(v.fingerprint)).collect();
         let reason = match &s.label {
             Some(l) => format!("{} ({l})", s.reason),
@@ -140,7 +156,9 @@ fn insights(advisor: &Advisor) -> ResultSet {
         ("query", Kind::Text),
     ]);
     for p in advisor.patterns() {
-        let query = advisor.query_text(&p.database, p.fingerprint).unwrap_or_default();
+        let query = advisor
+            .query_text(&p.database, p.fingerprint)
+            .unwrap_or_default();
         rs.push(vec![
             p.database.as_str().into(),
             hex_str(p.fingerprint).into(),

@@ -45,7 +45,8 @@ const INDEXES: &str = "SELECT s.schemaname::text, s.relname::text, s.indexrelnam
     LEFT JOIN pg_catalog.pg_statio_user_indexes io ON io.indexrelid = s.indexrelid
     ORDER BY 1, 2, 3";
 
-const TABLES: &str = "SELECT t.schemaname::text, t.relname::text, t.seq_scan, COALESCE(t.idx_scan, 0),
+const TABLES: &str =
+    "SELECT t.schemaname::text, t.relname::text, t.seq_scan, COALESCE(t.idx_scan, 0),
         t.n_live_tup, t.n_dead_tup, t.n_mod_since_analyze,
         (t.last_analyze IS NULL AND t.last_autoanalyze IS NULL),
         COALESCE(io.heap_blks_hit, 0), COALESCE(io.heap_blks_read, 0)
@@ -143,9 +144,13 @@ fn duplicates(a: &IndexRow, b: &IndexRow) -> bool {
         return false;
     }
     let same = a.method == b.method && a.predicate == b.predicate;
-    let prefix = a.keys.len() <= b.keys.len() && b.keys.starts_with(&a.keys) && !a.keys.contains(&0);
+    let prefix =
+        a.keys.len() <= b.keys.len() && b.keys.starts_with(&a.keys) && !a.keys.contains(&0);
     let exact = a.keys == b.keys;
-    same && prefix && (!exact || (a.index > b.index && !b.protected) || b.protected)
+    // Of two exact copies, the later name is the duplicate (unless the other one is
+    // protected, which then always wins).
+    let other_kept = !exact || a.index > b.index || b.protected;
+    same && prefix && other_kept
 }
 
 pub async fn findings(
@@ -172,25 +177,53 @@ pub async fn findings(
         let never_analyzed: bool = r.get(7);
         let (hit, read): (i64, i64) = (r.get(8), r.get(9));
         if live >= config.seq_scan_min_rows && seq > idx {
-            finding("seq_scans", name.clone(), format!("{live} rows, {seq} sequential scans against {idx} index scans"));
+            finding(
+                "seq_scans",
+                name.clone(),
+                format!("{live} rows, {seq} sequential scans against {idx} index scans"),
+            );
         }
         if let Some(rate) = rate(hit, read) {
             if rate < target {
-                finding("hit_rate", name.clone(), format!("table hit rate {:.1}% (target {:.0}%)", rate * 100.0, target * 100.0));
+                finding(
+                    "hit_rate",
+                    name.clone(),
+                    format!(
+                        "table hit rate {:.1}% (target {:.0}%)",
+                        rate * 100.0,
+                        target * 100.0
+                    ),
+                );
             }
         }
         if dead > 50 && dead as f64 > 0.2 * live as f64 {
-            finding("vacuum", name.clone(), format!("{dead} dead rows against {live} live: VACUUM {name};"));
+            finding(
+                "vacuum",
+                name.clone(),
+                format!("{dead} dead rows against {live} live: VACUUM {name};"),
+            );
         }
         if live > 0 && (never_analyzed || modified as f64 > 0.1 * live as f64 + 50.0) {
-            finding("analyze", name.clone(), format!("{modified} rows changed since the last ANALYZE: ANALYZE {name};"));
+            finding(
+                "analyze",
+                name.clone(),
+                format!("{modified} rows changed since the last ANALYZE: ANALYZE {name};"),
+            );
         }
     }
     for i in indexes {
         if let Some(rate) = rate(i.blks_hit, i.blks_read) {
             if rate < target {
                 let name = qualified(&i.schema, &i.index);
-                finding("hit_rate", name, format!("index hit rate {:.1}% (target {:.0}%)", rate * 100.0, target * 100.0));
+                finding(
+                    "hit_rate",
+                    name,
+                    format!(
+                        "index hit rate {:.1}% (target {:.0}%)",
+                        rate * 100.0,
+                        target * 100.0
+                    ),
+                );
             }
         }
     }

@@ -38,7 +38,10 @@ fn request(input: &CaptureInput) -> ExplainRequest {
 }
 
 /// The planner's estimate for one sample.
-pub async fn plan(client: &Client, input: &CaptureInput) -> Result<PlanCost, tokio_postgres::Error> {
+pub async fn plan(
+    client: &Client,
+    input: &CaptureInput,
+) -> Result<PlanCost, tokio_postgres::Error> {
     let req = request(input);
     let stmt = client.prepare_typed(&req.sql, &param_types(&req)).await?;
     let params = raw_params(&req);
@@ -165,7 +168,11 @@ pub struct Weights<'a> {
 /// Greedy by `calls × cost saved − writes × write_cost`: an index counts for a
 /// statement only when that statement costs at least `min_cost` and the index cuts its
 /// current cost by at least `min_saving` (Dexter's gates by default).
-pub fn select(candidates: &[IndexDef], costs: &[HashMap<usize, f64>], w: &Weights<'_>) -> Vec<Pick> {
+pub fn select(
+    candidates: &[IndexDef],
+    costs: &[HashMap<usize, f64>],
+    w: &Weights<'_>,
+) -> Vec<Pick> {
     let mut current: Vec<f64> = w.base.to_vec();
     let mut picks: Vec<Pick> = Vec::new();
     let mut taken = vec![false; candidates.len()];
@@ -189,7 +196,8 @@ pub fn select(candidates: &[IndexDef], costs: &[HashMap<usize, f64>], w: &Weight
             let benefit = gain - writes as f64 * w.write_cost;
             let better = best.as_ref().is_none_or(|b| {
                 benefit > b.benefit
-                    || (benefit == b.benefit && candidates[k].keys.len() < candidates[b.candidate].keys.len())
+                    || (benefit == b.benefit
+                        && candidates[k].keys.len() < candidates[b.candidate].keys.len())
             });
             if !served.is_empty() && benefit > 0.0 && better {
                 served.sort_by_key(|x| x.0);

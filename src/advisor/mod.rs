@@ -67,12 +67,15 @@ pub struct Target {
     pub password: Option<String>,
 }
 
+/// Where a database's side connection goes (`None` once the proxy is gone).
+pub type TargetFn = Box<dyn Fn(&str) -> Option<Target> + Send + Sync>;
+
 /// The advisor's narrow view of the rest of the proxy.
 pub struct Env {
     pub registry: Arc<Registry>,
     pub clock: StatsClock,
     /// The side-connection target for a database as clients name it.
-    pub target: Box<dyn Fn(&str) -> Option<Target> + Send + Sync>,
+    pub target: TargetFn,
     /// The store, once connected.
     pub store: Box<dyn Fn() -> Option<Store> + Send + Sync>,
     pub explain_store_params: bool,
@@ -176,7 +179,7 @@ pub fn start(shared: &Arc<crate::app::Shared>, tracker: &tokio_util::task::TaskT
     let for_store = Arc::downgrade(shared);
     let env = Env {
         registry: measure.registry.clone(),
-        clock: measure.clock.clone(),
+        clock: measure.clock,
         target: Box::new(move |database| {
             let shared = for_target.upgrade()?;
             let upstream = shared.upstream();

@@ -192,8 +192,10 @@ mod tests {
 
     #[test]
     fn finds_sqlcommenter_trace_ids() {
-        let a = "SELECT 1 /*traceparent='00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'*/";
-        let b = "SELECT 1 /*traceparent='00-1af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'*/";
+        let a =
+            "SELECT 1 /*traceparent='00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'*/";
+        let b =
+            "SELECT 1 /*traceparent='00-1af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'*/";
         assert!(trace_id(a).is_some());
         assert_ne!(trace_id(a), trace_id(b));
         assert_eq!(trace_id("SELECT 1"), None);

@@ -43,7 +43,10 @@ pub async fn run(advisor: &Advisor, env: &Env) -> Report {
     };
     let mut by_db: BTreeMap<String, Vec<Kept>> = BTreeMap::new();
     for kept in state.samples.all() {
-        by_db.entry(kept.entry.key().database.clone()).or_default().push(kept);
+        by_db
+            .entry(kept.entry.key().database.clone())
+            .or_default()
+            .push(kept);
     }
     for (database, kept) in by_db {
         if Instant::now() >= deadline {
@@ -61,7 +64,10 @@ pub async fn run(advisor: &Advisor, env: &Env) -> Report {
             error: None,
         };
         if let Err(e) = database_pass(advisor, env, kept, deadline, &mut run, &mut report).await {
-            state.counters.pass_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state
+                .counters
+                .pass_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             run.error = Some(e.to_string());
         }
         report.databases.push(run);
@@ -78,7 +84,8 @@ fn finish(state: &State, report: &mut Report) {
     c.passes.fetch_add(1, Relaxed);
     c.last_pass_ms.store(report.duration_ms, Relaxed);
     let heuristic = report.suggestions.iter().filter(|s| !s.validated).count();
-    c.suggestions.store(report.suggestions.len() as i64, Relaxed);
+    c.suggestions
+        .store(report.suggestions.len() as i64, Relaxed);
     c.heuristic_suggestions.store(heuristic as i64, Relaxed);
     c.drop_candidates.store(report.drops.len() as i64, Relaxed);
     measure(state, report);
@@ -117,8 +124,16 @@ async fn database_pass(
     let rows = health::indexes(&client).await.map_err(q)?;
     let (scans, observed) = observe(state, env, &database, &rows).await;
     run.observed_secs = observed;
-    report.drops.extend(health::drops(&database, &rows, &scans, observed, &state.config));
-    let findings = health::findings(&client, &database, &rows, &state.config).await.map_err(q)?;
+    report.drops.extend(health::drops(
+        &database,
+        &rows,
+        &scans,
+        observed,
+        &state.config,
+    ));
+    let findings = health::findings(&client, &database, &rows, &state.config)
+        .await
+        .map_err(q)?;
     report.findings.extend(findings);
     follow(state, env, &database, &existing, report).await;
     Ok(())
@@ -175,7 +190,13 @@ async fn advise(
             candidates::for_statement(&s.levels, extended, &catalog, state.config.max_columns)
         })
         .collect();
-    let all: Vec<IndexDef> = per_shape.iter().flatten().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let all: Vec<IndexDef> = per_shape
+        .iter()
+        .flatten()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     run.candidates = all.len();
     let mut out = if hypopg {
         validated(state, env, client, &shapes, &all, deadline).await?
@@ -193,7 +214,10 @@ async fn advise(
 async fn parse_shapes(kept: Vec<Kept>, env: &Env) -> Vec<Shape> {
     let now = env.clock.now();
     let writes_ok = |k: &Kept| {
-        matches!(k.entry.meta().command, CommandKind::Select | CommandKind::Update | CommandKind::Delete)
+        matches!(
+            k.entry.meta().command,
+            CommandKind::Select | CommandKind::Update | CommandKind::Delete
+        )
     };
     let kept: Vec<Kept> = kept.into_iter().filter(writes_ok).collect();
     let texts: Vec<Vec<String>> = kept
@@ -215,7 +239,11 @@ async fn parse_shapes(kept: Vec<Kept>, env: &Env) -> Vec<Shape> {
     kept.into_iter()
         .zip(parsed)
         .map(|(kept, levels)| {
-            let tables = levels.iter().flatten().flat_map(|l| l.scope.iter().map(|(_, t)| t.clone())).collect();
+            let tables = levels
+                .iter()
+                .flatten()
+                .flat_map(|l| l.scope.iter().map(|(_, t)| t.clone()))
+                .collect();
             let calls = kept.entry.window_stats(Window::All, now).calls;
             Shape {
                 kept,
@@ -233,7 +261,10 @@ async fn parse_shapes(kept: Vec<Kept>, env: &Env) -> Vec<Shape> {
 fn writes_by_table(env: &Env, database: &str) -> HashMap<String, u64> {
     let mut out: HashMap<String, u64> = HashMap::new();
     for row in env.registry.snapshot(Window::All, env.clock.now()) {
-        let write = matches!(row.meta.command, CommandKind::Insert | CommandKind::Update | CommandKind::Delete);
+        let write = matches!(
+            row.meta.command,
+            CommandKind::Insert | CommandKind::Update | CommandKind::Delete
+        );
         if write && row.key.database == database {
             for t in &row.meta.tables {
                 *out.entry(t.clone()).or_default() += row.stats.calls;
@@ -258,11 +289,21 @@ async fn validated(
             tables: &s.tables,
         })
         .collect();
-    let btree: Vec<IndexDef> = all.iter().filter(|c| c.method == Method::Btree).cloned().collect();
+    let btree: Vec<IndexDef> = all
+        .iter()
+        .filter(|c| c.method == Method::Btree)
+        .cloned()
+        .collect();
     let (costs, sizes) = hypo::cost_candidates(client, &btree, &costing, deadline).await?;
     let calls: Vec<u64> = shapes.iter().map(|s| s.calls).collect();
     let base: Vec<f64> = shapes.iter().map(|s| s.base).collect();
-    let writes = writes_by_table(env, &shapes.first().map(|s| s.kept.entry.key().database.clone()).unwrap_or_default());
+    let writes = writes_by_table(
+        env,
+        &shapes
+            .first()
+            .map(|s| s.kept.entry.key().database.clone())
+            .unwrap_or_default(),
+    );
     let c = &state.config;
     let weights = Weights {
         calls: &calls,
@@ -332,17 +373,27 @@ fn suggestion(
 
 /// Without HypoPG: per statement that scans a table sequentially, its widest btree
 /// candidate on that table.
-fn heuristic_btree(database: &str, shapes: &[Shape], per_shape: &[BTreeSet<IndexDef>], _c: &Catalog) -> Vec<Suggestion> {
+fn heuristic_btree(
+    database: &str,
+    shapes: &[Shape],
+    per_shape: &[BTreeSet<IndexDef>],
+    _c: &Catalog,
+) -> Vec<Suggestion> {
     let mut chosen: BTreeMap<IndexDef, Vec<(usize, f64, Option<f64>)>> = BTreeMap::new();
     for (i, (s, cands)) in shapes.iter().zip(per_shape).enumerate() {
         for table in &s.seq_scanned {
             let best = cands
                 .iter()
-                .filter(|c| c.method == Method::Btree && c.predicate.is_none() && c.include.is_empty())
+                .filter(|c| {
+                    c.method == Method::Btree && c.predicate.is_none() && c.include.is_empty()
+                })
                 .filter(|c| c.table.rsplit('.').next() == Some(table.as_str()))
                 .max_by_key(|c| c.keys.len());
             if let Some(best) = best {
-                chosen.entry(best.clone()).or_default().push((i, s.base, None));
+                chosen
+                    .entry(best.clone())
+                    .or_default()
+                    .push((i, s.base, None));
             }
         }
     }
@@ -350,14 +401,22 @@ fn heuristic_btree(database: &str, shapes: &[Shape], per_shape: &[BTreeSet<Index
     chosen
         .into_iter()
         .map(|(def, served)| {
-            let reason = format!("{} statement(s) scan {} sequentially and filter or sort on these columns", served.len(), def.table);
+            let reason = format!(
+                "{} statement(s) scan {} sequentially and filter or sort on these columns",
+                served.len(),
+                def.table
+            );
             suggestion(def, shapes, &served, reason, Some(label.clone()))
         })
         .collect()
 }
 
 /// GIN candidates for statements that scan their table sequentially.
-fn heuristic_gin(_database: &str, shapes: &[Shape], per_shape: &[BTreeSet<IndexDef>]) -> Vec<Suggestion> {
+fn heuristic_gin(
+    _database: &str,
+    shapes: &[Shape],
+    per_shape: &[BTreeSet<IndexDef>],
+) -> Vec<Suggestion> {
     let mut chosen: BTreeMap<IndexDef, Vec<(usize, f64, Option<f64>)>> = BTreeMap::new();
     for (i, (s, cands)) in shapes.iter().zip(per_shape).enumerate() {
         for c in cands.iter().filter(|c| c.method == Method::Gin) {
@@ -377,7 +436,11 @@ fn heuristic_gin(_database: &str, shapes: &[Shape], per_shape: &[BTreeSet<IndexD
                 _ if def.keys[0].starts_with('(') => "full-text search (@@)",
                 _ => "containment (@>, <@, &&, ?)",
             };
-            let reason = format!("{} statement(s) filter {} by {what} with a sequential scan", served.len(), def.table);
+            let reason = format!(
+                "{} statement(s) filter {} by {what} with a sequential scan",
+                served.len(),
+                def.table
+            );
             suggestion(def, shapes, &served, reason, Some(label.clone()))
         })
         .collect()
@@ -385,20 +448,32 @@ fn heuristic_gin(_database: &str, shapes: &[Shape], per_shape: &[BTreeSet<IndexD
 
 /// The closed loop: remember new suggestions, mark those whose index now exists (and
 /// start counting "after"), carry applied ones into the report, store their outcome.
-async fn follow(state: &State, env: &Env, database: &str, existing: &[Existing], report: &mut Report) {
+async fn follow(
+    state: &State,
+    env: &Env,
+    database: &str,
+    existing: &[Existing],
+    report: &mut Report,
+) {
     let now = unix_ms();
     let mut outcomes = Vec::new();
     {
         let mut followed = lock(&state.followed);
         for s in report.suggestions.iter().filter(|s| s.database == database) {
-            if !followed.iter().any(|f| f.database == s.database && f.index == s.index) {
+            if !followed
+                .iter()
+                .any(|f| f.database == s.database && f.index == s.index)
+            {
                 for v in &s.serves {
                     state.watch.watch(database, v.fingerprint);
                 }
                 followed.push(s.clone());
             }
         }
-        for f in followed.iter_mut().filter(|f| f.database == database && f.applied_at_ms.is_none()) {
+        for f in followed
+            .iter_mut()
+            .filter(|f| f.database == database && f.applied_at_ms.is_none())
+        {
             if let Some(name) = applied_as(&f.index, existing) {
                 f.applied_at_ms = Some(now);
                 f.applied_as = Some(name);
@@ -407,8 +482,13 @@ async fn follow(state: &State, env: &Env, database: &str, existing: &[Existing],
                 }
             }
         }
-        for f in followed.iter().filter(|f| f.database == database && f.applied_at_ms.is_some()) {
-            report.suggestions.retain(|s| !(s.database == f.database && s.index == f.index));
+        for f in followed
+            .iter()
+            .filter(|f| f.database == database && f.applied_at_ms.is_some())
+        {
+            report
+                .suggestions
+                .retain(|s| !(s.database == f.database && s.index == f.index));
             report.suggestions.push(f.clone());
             outcomes.push(f.clone());
         }
@@ -445,7 +525,10 @@ fn applied_as(def: &IndexDef, existing: &[Existing]) -> Option<String> {
         .iter()
         .find(|(table, ix, method, keys, pred)| {
             *ix == name
-                || (table == &def.table && *method == def.method && *keys == def.keys && pred.is_some() == def.predicate.is_some())
+                || (table == &def.table
+                    && *method == def.method
+                    && *keys == def.keys
+                    && pred.is_some() == def.predicate.is_some())
         })
         .map(|e| e.1.clone())
 }
@@ -464,7 +547,11 @@ pub fn measure(state: &State, report: &mut Report) {
 
 impl Advisor {
     /// A side connection to `database` (pooled per target; at most two at a time).
-    async fn connect(&self, env: &Env, database: &str) -> Result<deadpool_postgres::Object, AdvisorError> {
+    async fn connect(
+        &self,
+        env: &Env,
+        database: &str,
+    ) -> Result<deadpool_postgres::Object, AdvisorError> {
         let target: Target = (env.target)(database).ok_or(AdvisorError::Disabled)?;
         let pool = self
             .pools

@@ -107,18 +107,29 @@ pub fn script(r: &Report) -> String {
         "-- pgsidecar index advice: pass at {} took {} ms{}\n",
         crate::timefmt::rfc3339_ms(r.at_ms),
         r.duration_ms,
-        if r.timed_out { " (timed out: partial)" } else { "" }
+        if r.timed_out {
+            " (timed out: partial)"
+        } else {
+            ""
+        }
     );
     out.push_str("-- Nothing here has been run: review, then apply by hand.\n");
     for d in &r.databases {
         out.push_str(&format!(
             "-- database {}: HypoPG {}, {} statements sampled, {} costed, {} candidates{}\n",
             d.database,
-            if d.hypopg { "available" } else { "NOT available" },
+            if d.hypopg {
+                "available"
+            } else {
+                "NOT available"
+            },
             d.statements_sampled,
             d.statements_costed,
             d.candidates,
-            d.fallback.as_ref().map(|f| format!("; {f}")).unwrap_or_default()
+            d.fallback
+                .as_ref()
+                .map(|f| format!("; {f}"))
+                .unwrap_or_default()
         ));
         if let Some(e) = &d.error {
             out.push_str(&format!("--   error: {e}\n"));
@@ -151,12 +162,19 @@ pub fn script(r: &Report) -> String {
             d.reason,
             d.table,
             d.evidence,
-            if d.confirmed { "" } else { " (not yet confirmed)" },
+            if d.confirmed {
+                ""
+            } else {
+                " (not yet confirmed)"
+            },
             d.sql
         ));
     }
     for f in &r.findings {
-        out.push_str(&format!("\n-- [{}] {} {}: {}", f.database, f.kind, f.object, f.detail));
+        out.push_str(&format!(
+            "\n-- [{}] {} {}: {}",
+            f.database, f.kind, f.object, f.detail
+        ));
     }
     if !r.findings.is_empty() {
         out.push('\n');

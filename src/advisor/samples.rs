@@ -76,7 +76,7 @@ impl Samples {
     #[inline]
     pub fn wants(&self, entry: &QueryStats, calls: u32) -> bool {
         let have = self.full[slot(entry.key().fingerprint)].load(Ordering::Relaxed);
-        (have as usize) < self.per || calls % self.resample_every == 0
+        (have as usize) < self.per || calls.is_multiple_of(self.resample_every)
     }
 
     #[cold]

@@ -29,7 +29,16 @@ pub async fn snapshot(store: &Store, database: &str, rows: &[IndexRow]) -> Resul
         client
             .execute(
                 insert,
-                &[&store.sidecar(), &database, &qualified(r), &r.table, &r.scans, &r.size, &r.blks_hit, &r.blks_read],
+                &[
+                    &store.sidecar(),
+                    &database,
+                    &qualified(r),
+                    &r.table,
+                    &r.scans,
+                    &r.size,
+                    &r.blks_hit,
+                    &r.blks_read,
+                ],
             )
             .await
             .map_err(StoreError::query("index snapshot"))?;

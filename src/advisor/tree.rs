@@ -137,7 +137,10 @@ fn select(s: &SelectStmt, out: &mut Vec<Level>) {
 fn outputs(node: Option<&Node>, level: &mut Level) {
     match node.and_then(|n| n.node.as_ref()) {
         Some(NodeEnum::ColumnRef(c)) => {
-            if c.fields.iter().any(|f| matches!(f.node, Some(NodeEnum::AStar(_)))) {
+            if c.fields
+                .iter()
+                .any(|f| matches!(f.node, Some(NodeEnum::AStar(_))))
+            {
                 level.star = true;
             } else if let Some((q, col)) = column(node) {
                 level.uses.push(use_of(q, col, Use::Output));

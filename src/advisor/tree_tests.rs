@@ -20,7 +20,10 @@ fn equality_range_sort_and_output() {
          ORDER BY created_at DESC LIMIT 20",
     );
     assert_eq!(l.len(), 1);
-    assert_eq!(l[0].scope, vec![("c".to_string(), "conversations".to_string())]);
+    assert_eq!(
+        l[0].scope,
+        vec![("c".to_string(), "conversations".to_string())]
+    );
     let u = uses(&l[0]);
     assert!(u.contains(&(Some("c"), "status", &Use::Eq)), "{u:?}");
     assert!(u.contains(&(None, "quality_score", &Use::Range)), "{u:?}");
@@ -36,8 +39,14 @@ fn constants_in_and_joins() {
          WHERE c.status = 'pending_review' AND c.tier IN ('a', 'b')",
     );
     let u = uses(&l[0]);
-    assert!(u.contains(&(Some("c"), "status", &Use::Const("'pending_review'".into()))), "{u:?}");
-    assert!(u.contains(&(Some("k"), "conversation_id", &Use::Eq)), "{u:?}");
+    assert!(
+        u.contains(&(Some("c"), "status", &Use::Const("'pending_review'".into()))),
+        "{u:?}"
+    );
+    assert!(
+        u.contains(&(Some("k"), "conversation_id", &Use::Eq)),
+        "{u:?}"
+    );
     assert!(u.contains(&(Some("c"), "tier", &Use::Eq)), "{u:?}");
     assert!(l[0].star);
 }

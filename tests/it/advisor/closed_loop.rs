@@ -33,7 +33,10 @@ async fn applying_a_suggestion_lowers_the_measured_p95() {
         .clone();
     run(30).await;
     // As an operator would: the suggested statement, as printed.
-    direct.batch_execute(s["sql"].as_str().unwrap()).await.unwrap();
+    direct
+        .batch_execute(s["sql"].as_str().unwrap())
+        .await
+        .unwrap();
     let (_, items) = advice(&http).await;
     run(30).await;
     let (status, page) = http.json("/api/advice?kind=create").await;
@@ -50,7 +53,10 @@ async fn applying_a_suggestion_lowers_the_measured_p95() {
     let after = &served["measured_after"];
     assert!(before["calls"].as_u64().unwrap() >= 30, "{served:#}");
     assert_eq!(after["calls"].as_u64().unwrap(), 30, "{served:#}");
-    let (b, a) = (before["p95_ms"].as_f64().unwrap(), after["p95_ms"].as_f64().unwrap());
+    let (b, a) = (
+        before["p95_ms"].as_f64().unwrap(),
+        after["p95_ms"].as_f64().unwrap(),
+    );
     assert!(a < b / 2.0, "p95 {b} ms before, {a} ms after: {served:#}");
     proxy.stop().await;
 }

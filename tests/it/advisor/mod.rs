@@ -122,6 +122,10 @@ pub async fn advice(http: &Http) -> (Value, Vec<Value>) {
 pub fn keys(item: &Value) -> Vec<String> {
     item["index"]["keys"]
         .as_array()
-        .map(|k| k.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|k| {
+            k.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }

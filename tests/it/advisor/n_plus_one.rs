@@ -30,11 +30,18 @@ async fn a_psycopg_loop_is_flagged_and_a_batched_query_is_not() {
     let proxy = proxy().await;
     let url = proxy.url("postgres", &db.name);
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3").args(["-c", SCRIPT, &url]).output().expect("python3 runs")
+        Command::new("python3")
+            .args(["-c", SCRIPT, &url])
+            .output()
+            .expect("python3 runs")
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let http = Http::new(&proxy);
     let (status, insights) = http.json("/api/insights").await;
@@ -44,8 +51,20 @@ async fn a_psycopg_loop_is_flagged_and_a_batched_query_is_not() {
     let p = &data[0];
     assert_eq!(p["kind"], "n_plus_one");
     assert_eq!(p["database"], db.name.as_str());
-    assert!(p["query"].as_str().unwrap().contains("conversation_id = $1"), "{p}");
-    assert!(p["source_query"].as_str().unwrap().contains("FROM conversations"), "{p}");
+    assert!(
+        p["query"]
+            .as_str()
+            .unwrap()
+            .contains("conversation_id = $1"),
+        "{p}"
+    );
+    assert!(
+        p["source_query"]
+            .as_str()
+            .unwrap()
+            .contains("FROM conversations"),
+        "{p}"
+    );
     assert_eq!(p["occurrences"], 1);
     assert_eq!(p["executions"], 12);
     assert_eq!(p["in_transaction"], true);
@@ -58,8 +77,13 @@ async fn a_psycopg_loop_is_flagged_and_a_batched_query_is_not() {
         .iter()
         .find(|s| s.metric == "pgsidecar_n_plus_one_total")
         .expect("family present");
-    assert!(matches!(total.value, prometheus_parse::Value::Counter(v) if v == 1.0), "{total:?}");
-    http.rejects("/api/insights?cursor=junk", "invalid cursor").await;
-    http.rejects("/api/insights?colour=red", "unknown parameter").await;
+    assert!(
+        matches!(total.value, prometheus_parse::Value::Counter(v) if v == 1.0),
+        "{total:?}"
+    );
+    http.rejects("/api/insights?cursor=junk", "invalid cursor")
+        .await;
+    http.rejects("/api/insights?colour=red", "unknown parameter")
+        .await;
     proxy.stop().await;
 }

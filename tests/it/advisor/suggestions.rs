@@ -8,8 +8,8 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::{advice, conversations, keys, proxy, through};
-use crate::common::http::Http;
 use crate::common::connect;
+use crate::common::http::Http;
 use crate::store::TestDb;
 
 const EQUALITY: &str = "SELECT id, title FROM conversations WHERE session_key = $1";
@@ -29,9 +29,10 @@ fn suggestion_for<'a>(items: &'a [Value], needle: &str) -> Vec<&'a Value> {
         .iter()
         .filter(|i| i["kind"] == "create")
         .filter(|i| {
-            i["serves"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|v| v["query"].as_str().is_some_and(|q| q.contains(needle))))
+            i["serves"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|v| v["query"].as_str().is_some_and(|q| q.contains(needle)))
+            })
         })
         .collect()
 }
@@ -58,8 +59,14 @@ async fn planted_missing_indexes_are_suggested_and_bad_ones_reported() {
         let since = std::time::SystemTime::now() - std::time::Duration::from_secs(3600 + i as u64);
         client.query(RANGE_SORT, &[&since]).await.unwrap();
         client.query(PARTIAL, &[]).await.unwrap();
-        client.query(JSONB, &[&format!("{{\"source\": \"src-{i}\"}}")]).await.unwrap();
-        client.query(ARRAY, &[&vec![format!("cat-{i}")]]).await.unwrap();
+        client
+            .query(JSONB, &[&format!("{{\"source\": \"src-{i}\"}}")])
+            .await
+            .unwrap();
+        client
+            .query(ARRAY, &[&vec![format!("cat-{i}")]])
+            .await
+            .unwrap();
         client.query(TEXT_SEARCH, &[&"topic"]).await.unwrap();
         client.query(TRIGRAM, &[&format!("%{i}ab%")]).await.unwrap();
     }
@@ -67,10 +74,17 @@ async fn planted_missing_indexes_are_suggested_and_bad_ones_reported() {
     let (pass, items) = advice(&http).await;
     let run = &pass["databases"][0];
     assert_eq!(run["hypopg"], true, "{pass}");
-    let summary: Vec<String> = items.iter().map(|i| format!("{} {}", i["kind"], i["sql"])).collect();
+    let summary: Vec<String> = items
+        .iter()
+        .map(|i| format!("{} {}", i["kind"], i["sql"]))
+        .collect();
 
     let eq = suggestion_for(&items, "session_key");
-    assert!(eq.iter().any(|s| keys(s)[0] == "session_key" && s["validated"] == true), "{summary:#?}");
+    assert!(
+        eq.iter()
+            .any(|s| keys(s)[0] == "session_key" && s["validated"] == true),
+        "{summary:#?}"
+    );
     let multi = suggestion_for(&items, "persona");
     assert!(
         multi.iter().any(|s| {
@@ -80,7 +94,10 @@ async fn planted_missing_indexes_are_suggested_and_bad_ones_reported() {
         "{summary:#?}"
     );
     let range = suggestion_for(&items, "updated_at");
-    assert!(range.iter().any(|s| keys(s)[0] == "updated_at"), "{summary:#?}");
+    assert!(
+        range.iter().any(|s| keys(s)[0] == "updated_at"),
+        "{summary:#?}"
+    );
     // The normalized text shows the constant as $1; the index keeps it.
     let partial = suggestion_for(&items, "ORDER BY created_at DESC");
     assert!(
@@ -90,38 +107,85 @@ async fn planted_missing_indexes_are_suggested_and_bad_ones_reported() {
         }),
         "{summary:#?}"
     );
-    for (needle, opclass) in [("metadata", Some("jsonb_path_ops")), ("category", None), ("ILIKE", Some("gin_trgm_ops"))] {
+    for (needle, opclass) in [
+        ("metadata", Some("jsonb_path_ops")),
+        ("category", None),
+        ("ILIKE", Some("gin_trgm_ops")),
+    ] {
         let gin = suggestion_for(&items, needle);
         let found = gin.iter().find(|s| s["index"]["method"] == "gin");
         let found = found.unwrap_or_else(|| panic!("{needle}: {summary:#?}"));
         assert_eq!(found["index"]["opclass"].as_str(), opclass, "{found}");
         assert_eq!(found["validated"], false);
-        assert!(found["label"].as_str().unwrap().starts_with("heuristic, not validated"), "{found}");
+        assert!(
+            found["label"]
+                .as_str()
+                .unwrap()
+                .starts_with("heuristic, not validated"),
+            "{found}"
+        );
     }
     let fts = suggestion_for(&items, "to_tsvector");
-    assert!(fts.iter().any(|s| keys(s)[0].starts_with("(to_tsvector")), "{summary:#?}");
+    assert!(
+        fts.iter().any(|s| keys(s)[0].starts_with("(to_tsvector")),
+        "{summary:#?}"
+    );
     for s in items.iter().filter(|i| i["kind"] == "create") {
-        assert!(s["sql"].as_str().unwrap().starts_with("CREATE INDEX CONCURRENTLY "), "{s}");
+        assert!(
+            s["sql"]
+                .as_str()
+                .unwrap()
+                .starts_with("CREATE INDEX CONCURRENTLY "),
+            "{s}"
+        );
     }
 
     let drops: Vec<(String, String)> = items
         .iter()
         .filter(|i| i["kind"] == "drop")
-        .map(|i| (i["index"].as_str().unwrap().to_string(), i["reason"].as_str().unwrap().to_string()))
+        .map(|i| {
+            (
+                i["index"].as_str().unwrap().to_string(),
+                i["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(drops.contains(&("dup_tier".into(), "duplicate".into())), "{drops:?}");
-    assert!(drops.contains(&("never_used".into(), "unused".into())), "{drops:?}");
-    for protected in ["conversations_pkey", "conversations_slug_key", "chunks_conversation", "chunks_pkey"] {
-        assert!(!drops.iter().any(|(i, _)| i == protected), "{protected}: {drops:?}");
+    assert!(
+        drops.contains(&("dup_tier".into(), "duplicate".into())),
+        "{drops:?}"
+    );
+    assert!(
+        drops.contains(&("never_used".into(), "unused".into())),
+        "{drops:?}"
+    );
+    for protected in [
+        "conversations_pkey",
+        "conversations_slug_key",
+        "chunks_conversation",
+        "chunks_pkey",
+    ] {
+        assert!(
+            !drops.iter().any(|(i, _)| i == protected),
+            "{protected}: {drops:?}"
+        );
     }
     let unused = items.iter().find(|i| i["index"] == "never_used").unwrap();
-    assert_eq!(unused["confirmed"], false, "observed for seconds, not 30 days");
-    assert!(unused["sql"].as_str().unwrap().starts_with("DROP INDEX CONCURRENTLY"));
+    assert_eq!(
+        unused["confirmed"], false,
+        "observed for seconds, not 30 days"
+    );
+    assert!(unused["sql"]
+        .as_str()
+        .unwrap()
+        .starts_with("DROP INDEX CONCURRENTLY"));
 
     console_and_cli(&proxy, &db).await;
     // Nothing was created or dropped by the proxy.
     let n: i64 = direct
-        .query_one("SELECT count(*) FROM pg_indexes WHERE tablename = 'conversations'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'conversations'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -139,8 +203,16 @@ async fn console_and_cli(proxy: &crate::common::Proxy, db: &TestDb) {
             _ => None,
         })
         .collect();
-    assert!(statements.iter().any(|s| s.contains("session_key")), "{statements:?}");
-    assert!(statements.iter().any(|s| s.starts_with("DROP INDEX CONCURRENTLY dup_tier;")), "{statements:?}");
+    assert!(
+        statements.iter().any(|s| s.contains("session_key")),
+        "{statements:?}"
+    );
+    assert!(
+        statements
+            .iter()
+            .any(|s| s.starts_with("DROP INDEX CONCURRENTLY dup_tier;")),
+        "{statements:?}"
+    );
     let rows = console.simple_query("SHOW INDEXES").await.unwrap();
     let found = rows.iter().any(|m| {
         matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get("object") == Some("never_used"))
@@ -154,11 +226,24 @@ async fn console_and_cli(proxy: &crate::common::Proxy, db: &TestDb) {
         .output()
         .expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains(&format!("-- database {}: HypoPG available", db.name)), "{text}");
-    assert!(text.contains("CREATE INDEX CONCURRENTLY idx_conversations_session_key"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("-- database {}: HypoPG available", db.name)),
+        "{text}"
+    );
+    assert!(
+        text.contains("CREATE INDEX CONCURRENTLY idx_conversations_session_key"),
+        "{text}"
+    );
     assert!(text.contains("--   serves "), "{text}");
-    assert!(text.contains("DROP INDEX CONCURRENTLY never_used;"), "{text}");
+    assert!(
+        text.contains("DROP INDEX CONCURRENTLY never_used;"),
+        "{text}"
+    );
     assert!(text.contains("heuristic, not validated"), "{text}");
 }
 

@@ -19,6 +19,7 @@ mod catalog;
 pub mod cli;
 pub mod config;
 pub mod console;
+mod follow;
 mod health;
 mod hypo;
 pub mod metrics;
@@ -27,6 +28,7 @@ mod pass;
 mod patterns;
 pub mod report;
 mod samples;
+mod select;
 mod state;
 mod store;
 mod tree;
@@ -147,7 +149,7 @@ impl Advisor {
     pub fn report(&self) -> Option<Report> {
         let report = state::lock(&self.state.report).clone()?;
         let mut report = (*report).clone();
-        pass::measure(&self.state, &mut report);
+        follow::measure(&self.state, &mut report);
         Some(report)
     }
 

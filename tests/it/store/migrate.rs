@@ -40,8 +40,10 @@ async fn applies_everything_once_then_nothing() {
         .map(|r| r.get(0))
         .collect();
     let expected = [
+        "advice_outcomes",
         "alerts",
         "explain_claims",
+        "index_snapshots",
         "jobs",
         "plan_changes",
         "plans",

@@ -1319,6 +1319,8 @@ def prepare(s) -> None:
 def main(argv: list[str]) -> int:
     if "--instructions" in argv:
         return __import__("instructions").main(argv)  # bench/instructions.py
+    if "--advisor" in argv:  # bench/advisor.py: the index advisor's before/after
+        return __import__("advisor").main([a for a in argv if a != "--advisor"])
     s = parse_args(argv)
     s.command = shlex.join(["bench/run", *argv])
     signal.signal(signal.SIGTERM, on_stop_signal)

@@ -22,7 +22,6 @@ RI = "$__rate_interval"
 # Panels whose metrics do not exist yet: they fill in when the feature lands. The
 # tests read this marker (and the list of pending metric names in their own code).
 PENDING_CACHE = "Pending: fills in when the result cache (issue #11) lands."
-PENDING_ADVISOR = "Pending: fills in when the index advisor (issue #12) lands."
 
 
 class Layout:
@@ -231,10 +230,10 @@ def cache_row(L):
 
 
 def advisor_row(L):
-    ps = [L.row("Advisor (pending: issue #12)")]
+    ps = [L.row("Advisor")]
     ps.append(ts(L, "N+1 patterns detected per second",
                  [(f"sum by (instance) (rate(pgsidecar_n_plus_one_total{{{I}}}[{RI}]))", "{{instance}}")], "ops",
-                 w=24, desc=PENDING_ADVISOR + " Batch the repeated statement with = ANY($1) or a join."))
+                 w=24, desc="One statement run n_plus_one_threshold times or more with different parameters right after another (GET /api/insights lists them). Batch the repeated statement with = ANY($1) or a join."))
     return ps
 
 

@@ -50,6 +50,8 @@ test_deps() {
   # The web console test (tests/e2e/console_check.py) drives Debian's chromium.
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  # The index advisor's tests (tests/it/advisor) cost candidates with HypoPG.
+  [ -f "$(pg_config --sharedir 2>/dev/null)/extension/hypopg.control" ] || missing+=(postgresql-15-hypopg)
   apt_install "${missing[@]}"
   # psycopg 3 and asyncpg from PyPI (newer than Debian's). Debian marks its Python as
   # externally managed; these are test-only packages, so install them system-wide anyway.

@@ -267,6 +267,7 @@ impl Shared {
             clock: crate::stats::StatsClock::new(),
         });
         let (slow, slow_rx) = Slow::new(&config);
+        let advisor = crate::advisor::Advisor::new(&config.advisor);
         let live = Arc::new(Live::new(config)?);
         let (shutdown, force_close) = (CancellationToken::new(), CancellationToken::new());
         // The slow worker keeps recording while clients drain; it ends when they are closed.
@@ -280,7 +281,7 @@ impl Shared {
             slow_background,
         );
         let shared = Shared {
-            state: Arc::new(Running::new(live, measure, analyzer, Arc::new(slow_ctx))),
+            state: Arc::new(Running::new(live, measure, analyzer, advisor, Arc::new(slow_ctx))),
             pool_background: Background::new(workers.clone(), shutdown.clone()),
             tls: ArcSwap::from_pointee(tls),
             shutdown,
@@ -310,6 +311,7 @@ impl App {
         let tracker = TaskTracker::new();
         spawn_tasks(&shared, &tracker, listeners);
         crate::slow::start(&shared.slow_ctx, slow_rx, shared.shutdown.clone());
+        crate::advisor::start(shared.state(), &workers, shared.shutdown.clone());
         tracing::info!(listen = %local_addr, admin = ?admin_addr, upstream = %shared.upstream().address(), "pgsidecar listening");
         Ok(App {
             shared,

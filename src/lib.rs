@@ -42,6 +42,7 @@
 //! | [`logfmt`] | log line formats |
 
 pub mod admin;
+pub mod advisor;
 pub mod app;
 pub mod auth;
 pub mod background;

@@ -67,6 +67,14 @@ enum Command {
     /// Exit 0 when this configuration's admin server answers `GET /healthz` with 200
     /// within 2 s, else 1 (the container image's HEALTHCHECK: it has no shell or curl).
     Healthcheck,
+    /// Print index advice from the running proxy (its admin_listen): CREATE INDEX
+    /// CONCURRENTLY suggestions with reasons and evidence, then DROP INDEX CONCURRENTLY
+    /// candidates. Runs a pass first unless --no-run. Nothing is created or dropped.
+    Advise {
+        /// Print the last pass instead of running a new one.
+        #[arg(long)]
+        no_run: bool,
+    },
 }
 
 impl Opts {
@@ -112,6 +120,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(Command::Healthcheck) = cli.command {
         return healthcheck(&config.admin_listen);
+    }
+    if let Some(Command::Advise { no_run }) = cli.command {
+        return advise(&config, !no_run);
     }
     init_tracing(config.log_format);
     if let Some(Command::Migrate) = cli.command {
@@ -160,6 +171,20 @@ fn migrate(config: &Config) -> std::process::ExitCode {
         }
         Err(e) => {
             eprintln!("pgsidecar: migrate: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pgsidecar advise`: the advice as SQL on stdout, errors on stderr (exit 1).
+fn advise(config: &Config, run: bool) -> std::process::ExitCode {
+    match pgsidecar::advisor::cli::advise(config, run) {
+        Ok(text) => {
+            print!("{text}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pgsidecar: advise: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -38,6 +38,8 @@ pub struct Running {
     pub measure: Option<Measure>,
     /// Statement analysis, shared by all sessions whether or not `stats` is on.
     pub analyzer: Arc<Analyzer>,
+    /// Index advice and workload insights (`None` when `[advisor] enabled = false`).
+    pub advisor: Option<Arc<crate::advisor::Advisor>>,
     /// When the proxy started (uptime).
     pub started: tokio::time::Instant,
     /// The statistics clock: the one "now" of every statistics reading (the registry's
@@ -54,6 +56,7 @@ impl Running {
         live: Arc<Live>,
         measure: Option<Measure>,
         analyzer: Arc<Analyzer>,
+        advisor: Option<Arc<crate::advisor::Advisor>>,
         slow_ctx: Arc<crate::slow::Ctx>,
     ) -> Running {
         Running {
@@ -69,6 +72,7 @@ impl Running {
             clock: measure.as_ref().map_or_else(StatsClock::new, |m| m.clock),
             measure,
             analyzer,
+            advisor,
             started: tokio::time::Instant::now(),
             slow: slow_ctx.slow.clone(),
             slow_ctx,

@@ -37,13 +37,13 @@
 //!   that serve clients. The server stops accepting when a drain starts.
 
 mod auth;
-mod cursor;
-mod error;
+pub(crate) mod cursor;
+pub(crate) mod error;
 mod history;
 mod latency;
 mod metrics;
 mod pages;
-mod params;
+pub(crate) mod params;
 mod plans;
 mod pools;
 mod probes;
@@ -121,6 +121,7 @@ fn router_with(state: Arc<Running>, history: Arc<History>) -> prometheus::Result
         .route("/ui", get(ui::to_index))
         .route("/ui/", get(ui::index))
         .route("/ui/{file}", get(ui::asset))
+        .merge(crate::advisor::api::routes(ctx.state.advisor.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

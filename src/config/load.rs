@@ -92,6 +92,7 @@ impl Config {
             }
         }
         check_pool_sizes("", self.pool_size, self.min_pool_size)?;
+        (self.advisor.validate()).map_err(|(k, r)| invalid(&format!("advisor.{k}"), r))?;
         for (name, db) in &self.databases {
             let size = db.pool_size.unwrap_or(self.pool_size);
             let min = db.min_pool_size.unwrap_or(self.min_pool_size);

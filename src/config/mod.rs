@@ -102,6 +102,8 @@ pub struct Config {
     /// again on whichever server the client lands on; each server keeps at most this
     /// many (least recently used closed first). 0 passes them through unchanged.
     pub max_prepared_statements: usize,
+    /// Index advisor and workload insights (`[advisor]`, see [`crate::advisor::config`]).
+    pub advisor: crate::advisor::AdvisorConfig,
     /// Measure every statement (fingerprints, latency percentiles). Off: pure pooling.
     pub stats: bool,
     /// Query shapes tracked per (database, user); the least valuable are evicted.
@@ -271,6 +273,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             worker_threads: 1,
             max_prepared_statements: 500,
+            advisor: crate::advisor::AdvisorConfig::default(),
             stats: true,
             max_fingerprints: 5000,
             metrics_top_queries: 50,

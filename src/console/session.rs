@@ -148,7 +148,16 @@ impl Console {
         for stmt in statements {
             let ran = match parse(stmt) {
                 Ok(command) => self.execute(command, out).await,
-                Err(message) => Err(Failure::new("42601", message)),
+                Err(message) => {
+                    match crate::advisor::console::run(self.state.advisor.as_deref(), stmt, out)
+                        .await
+                    {
+                        Some(ran) => ran
+                            .map(|()| false)
+                            .map_err(|(code, m)| Failure::new(code, m)),
+                        None => Err(Failure::new("42601", message)),
+                    }
+                }
             };
             match ran {
                 Ok(false) => {}

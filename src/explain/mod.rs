@@ -18,7 +18,7 @@
 //! holds several statements is refused by the server rather than run.
 
 mod capture;
-mod params;
+pub(crate) mod params;
 mod plan_hash;
 mod redact;
 

@@ -143,7 +143,9 @@ impl Serve {
         let tracker = shared.measure.as_ref().map(|measure| {
             let app = greeted.params.get("application_name").unwrap_or("");
             let hook = SlowHook::new(shared.slow.clone(), &key.database, app);
-            Tracker::new(measure.clone(), &key.database, &key.user, Some(hook))
+            let mut tracker = Tracker::new(measure.clone(), &key.database, &key.user, Some(hook));
+            tracker.advisor = shared.advisor.as_ref().map(|a| a.observer(&key.database));
+            tracker
         });
         let setup = Setup {
             max_message_size: config.max_message_size,

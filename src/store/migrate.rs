@@ -28,6 +28,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0003_observability",
         sql: include_str!("../../migrations/0003_observability.sql"),
     },
+    Migration {
+        version: "0004_advisor",
+        sql: include_str!("../../migrations/0004_advisor.sql"),
+    },
 ];
 
 /// Key of the session advisory lock held while migrating: fixed so every sidecar and

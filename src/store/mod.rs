@@ -139,7 +139,7 @@ impl Store {
         &self.sidecar
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|source| StoreError::Connect {
             target: self.target.to_string(),
             source,

@@ -6,6 +6,7 @@ mod common;
 
 mod admin_console;
 mod admin_http;
+mod advisor;
 mod bad_input;
 mod bounds;
 mod cancel;

@@ -38,6 +38,7 @@ pub fn registry(state: &Arc<Running>) -> prometheus::Result<Registry> {
     registry.register(Box::new(queries::QueryCollector::new(state.clone())?))?;
     registry.register(Box::new(pools::PoolCollector::new(state.clone())?))?;
     registry.register(Box::new(slow::SlowCollector::new(state.clone())?))?;
+    crate::advisor::metrics::register(&registry, state.advisor.as_ref())?;
     #[cfg(target_os = "linux")]
     registry.register(Box::new(process::ProcessMetrics::new()))?;
     Ok(registry)

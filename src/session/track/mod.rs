@@ -47,6 +47,8 @@ pub struct Tracker {
     /// When the server last completed a statement (start of the next one's own time).
     last_completion: Option<Instant>,
     slow: Option<SlowHook>,
+    /// Index advisor and N+1 detection: told about every completed statement.
+    pub advisor: Option<crate::advisor::Observer>,
 }
 
 impl Tracker {
@@ -61,6 +63,7 @@ impl Tracker {
             requests_done: 0,
             last_completion: None,
             slow,
+            advisor: None,
         }
     }
 
@@ -186,6 +189,9 @@ impl Tracker {
                 outcome,
                 secs,
             );
+            if let Some(observer) = &mut self.advisor {
+                observer.completed(slow::seen(entry, &done.source, &self.inflight, micros, now));
+            }
             if let Some(hook) = &self.slow {
                 if micros >= hook.floor_us {
                     hook.slow_execution(

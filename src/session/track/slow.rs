@@ -77,3 +77,26 @@ fn capture_input(source: &Source, q: &Queue) -> Option<CaptureInput> {
         }
     }
 }
+
+/// The advisor's view of a completed statement (its text and values are still in the
+/// arena).
+pub(super) fn seen<'a>(
+    entry: &'a Arc<QueryStats>,
+    source: &'a Source,
+    q: &'a Queue,
+    micros: u64,
+    at: tokio::time::Instant,
+) -> crate::advisor::Seen<'a> {
+    let (sql, bound) = match source {
+        Source::None => ("", None),
+        Source::Text(range) => (std::str::from_utf8(q.bytes(range)).unwrap_or(""), None),
+        Source::Bound { stmt, bind } => (stmt.sql(), Some((&*stmt.param_types, q.bytes(bind)))),
+    };
+    crate::advisor::Seen {
+        entry,
+        sql,
+        bound,
+        micros,
+        at,
+    }
+}

@@ -120,7 +120,8 @@ def cache_support(s, work: Path) -> str | None:
     checked = bench.run([str(bench.BINARY), "check-config", "--config", str(config)], check=False)
     if checked.returncode != 0:
         why = (checked.stderr.strip() or checked.stdout.strip()).splitlines()
-        return "pgsidecar rejects the [cache] section: " + (why[-1] if why else f"exit {checked.returncode}")
+        why = why[-1].split(", expected one of")[0] if why else f"exit {checked.returncode}"
+        return f"pgsidecar rejects the [cache] section ({why})"
     installed = bench.run([str(bench.BINARY), "cache", "install", "--config", str(config)], check=False)
     if installed.returncode != 0:
         return "`pgsidecar cache install` failed: " + installed.stderr.strip()[-300:]
@@ -319,7 +320,8 @@ def main(argv: list[str]) -> int:
     try:
         cache_skip = prepare(s, work)
         machine = bench.machine_description(s)
-        machine["pgsidecar binary"] = str(bench.BINARY)
+        if s.binary:
+            machine["pgsidecar"] = machine["pgsidecar"].replace("release build", f"`{s.binary}`")
         mix = run_mix(s, work, cache_skip)
         latency = {} if s.no_latency else run_latency(s, work, cache_skip)
         machine["load average at end"] = bench.load_average()

@@ -63,6 +63,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="most time between the end of one probe and the next [20]")
     p.add_argument("--min-reads", type=int, default=100,
                    help="fewer reads through a sidecar than this is a harness failure [100]")
+    p.add_argument("--prepare-threshold", default="5", metavar="N|none",
+                   help="psycopg prepares a statement after N executions; none: never "
+                        "(PgBouncer < 1.21 in transaction mode has no prepared statements) [5]")
     p.add_argument("--no-setup", action="store_true",
                    help="use the table as it is (id int primary key, version bigint)")
     p.add_argument("--inject-stale", type=float, default=0.0, metavar="P",
@@ -71,6 +74,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.table):
         p.error("--table: a plain lower-case identifier")
+    if args.prepare_threshold != "none" and not args.prepare_threshold.isdigit():
+        p.error("--prepare-threshold: a number or none")
+    args.prepare_threshold = None if args.prepare_threshold == "none" else int(args.prepare_threshold)
     return args
 
 
@@ -118,8 +124,11 @@ class Ledger:
         self.stop.set()
 
 
-def connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True, connect_timeout=10)
+def connect(url: str, args=None) -> psycopg.Connection:
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    if args is not None:
+        conn.prepare_threshold = args.prepare_threshold
+    return conn
 
 
 def setup(args) -> None:
@@ -170,7 +179,7 @@ def checked_read(ledger: Ledger, args, conn, sidecar: int, row: int, kind: str) 
 def writer(ledger: Ledger, args, url: str, sidecar: int | None) -> None:
     where = "direct writer" if sidecar is None else f"writer on sidecar {sidecar}"
     try:
-        with connect(url) as conn:
+        with connect(url, args) as conn:
             while not ledger.stop.is_set():
                 row = random.randint(1, args.rows)
                 ledger.acknowledge(sidecar, row, bump(conn, args.table, row))
@@ -181,7 +190,7 @@ def writer(ledger: Ledger, args, url: str, sidecar: int | None) -> None:
 
 def reader(ledger: Ledger, args, url: str, sidecar: int, kind: str) -> None:
     try:
-        with connect(url) as conn:
+        with connect(url, args) as conn:
             while not ledger.stop.is_set():
                 checked_read(ledger, args, conn, sidecar, random.randint(1, args.rows), kind)
     except Exception as e:  # noqa: BLE001
@@ -210,7 +219,7 @@ class Probe:
 
 def prober(ledger: Ledger, args, probe: Probe) -> None:
     try:
-        with connect(args.direct) as conn:
+        with connect(args.direct, args) as conn:
             seq = 0
             while not ledger.stop.is_set():
                 seq += 1
@@ -230,7 +239,7 @@ def prober(ledger: Ledger, args, probe: Probe) -> None:
 def poller(ledger: Ledger, args, url: str, sidecar: int, probe: Probe) -> None:
     seen = 0
     try:
-        with connect(url) as conn:
+        with connect(url, args) as conn:
             while not ledger.stop.is_set():
                 with probe.cond:
                     probe.cond.wait_for(lambda: ledger.stop.is_set() or (
@@ -331,6 +340,9 @@ def main(argv: list[str]) -> int:
     except psycopg.Error as e:
         print(f"cache_checker: setup through --direct failed: {e}", file=sys.stderr)
         return 2
+    # Threads wait for the GIL up to the switch interval (5 ms by default), which would
+    # swamp the visibility latencies being measured.
+    sys.setswitchinterval(0.0002)
     result = run(args)
     print(json.dumps(result, indent=2))
     if result["violations"]:

@@ -64,6 +64,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=300_000, help="conversations rows [300000]")
     p.add_argument("--cache-config", type=Path,
                    help=f"TOML appended to pgsidecar's config for the cache variant [{DEFAULT_CACHE_TOML!r}]")
+    p.add_argument("--cache-label", default="pgsidecar + cache",
+                   help="the cache variant's name in the report, e.g. for a rules config "
+                        "matching nothing (the no-regression check) [pgsidecar + cache]")
     p.add_argument("--no-latency", action="store_true", help="skip the one-client latencies")
     p.add_argument("--binary", type=Path, help="pgsidecar binary [target/release/pgsidecar, built]")
     p.add_argument("--no-build", action="store_true", help="use the existing binary as is")

@@ -20,6 +20,7 @@ VARIANT_TEXT = {
 
 def report(s, machine: dict[str, str], mix, latency, cache_skip: str | None,
            started: datetime.datetime) -> str:
+    LABELS["cache"] = s.cache_label
     parts = [f"# pgsidecar cache benchmark, {started:%Y-%m-%d %H:%M}",
              f"Command: `{s.command}`",
              "Machine:\n\n" + "\n".join(f"- {k}: {v}" for k, v in machine.items()),

@@ -35,7 +35,10 @@ async fn checker(direct: &str, sidecars: &[String], extra: &[&str]) -> (i32, Val
 
 async fn two_sidecars() -> (Proxy, Proxy, Vec<String>) {
     let (a, b) = (Proxy::with(|_| {}).await, Proxy::with(|_| {}).await);
-    let urls = vec![a.url("postgres", &database()), b.url("postgres", &database())];
+    let urls = vec![
+        a.url("postgres", &database()),
+        b.url("postgres", &database()),
+    ];
     (a, b, urls)
 }
 
@@ -63,9 +66,15 @@ async fn checker_passes_on_two_plain_sidecars() {
         assert!(sidecar["writes"].as_u64().unwrap_or(0) > 0, "{summary:#}");
         let seen = sidecar["visibility_ms"]["count"].as_u64().unwrap_or(0);
         assert!(seen > 0, "no direct write was watched: {summary:#}");
-        assert!(sidecar["visibility_ms"]["p99"].as_f64().is_some(), "{summary:#}");
+        assert!(
+            sidecar["visibility_ms"]["p99"].as_f64().is_some(),
+            "{summary:#}"
+        );
     }
-    assert!(summary["direct_writes"].as_u64().unwrap_or(0) > 0, "{summary:#}");
+    assert!(
+        summary["direct_writes"].as_u64().unwrap_or(0) > 0,
+        "{summary:#}"
+    );
     drop_table(&database_url(), &table).await;
     a.stop().await;
     b.stop().await;
@@ -77,10 +86,20 @@ async fn checker_passes_on_two_plain_sidecars() {
 async fn checker_fails_on_stale_reads() {
     let (a, b, urls) = two_sidecars().await;
     let table = unique("cache_checker_stale");
-    let args = ["--duration", "3", "--table", &table, "--inject-stale", "0.05"];
+    let args = [
+        "--duration",
+        "3",
+        "--table",
+        &table,
+        "--inject-stale",
+        "0.05",
+    ];
     let (code, summary, stderr) = checker(&database_url(), &urls, &args).await;
     assert_eq!(code, 1, "stale reads went unnoticed: {summary:#}\n{stderr}");
-    assert_eq!(summary["first_violations"][0]["kind"], "stale_read", "{summary:#}");
+    assert_eq!(
+        summary["first_violations"][0]["kind"], "stale_read",
+        "{summary:#}"
+    );
     assert!(stderr.contains("cache_checker: FAILED"), "{stderr}");
     drop_table(&database_url(), &table).await;
     a.stop().await;
@@ -112,9 +131,15 @@ async fn checker_fails_when_direct_writes_stay_invisible() {
     urls[1] = b.url("postgres", &other_db);
     let args = ["--duration", "3", "--table", &table, "--bound-ms", "200"];
     let (code, summary, stderr) = checker(&database_url(), &urls, &args).await;
-    assert_eq!(code, 1, "invisible writes went unnoticed: {summary:#}\n{stderr}");
+    assert_eq!(
+        code, 1,
+        "invisible writes went unnoticed: {summary:#}\n{stderr}"
+    );
     assert_eq!(summary["sidecars"][0]["violations"], 0, "{summary:#}");
-    assert_eq!(summary["first_violations"][0]["kind"], "not_visible", "{summary:#}");
+    assert_eq!(
+        summary["first_violations"][0]["kind"], "not_visible",
+        "{summary:#}"
+    );
     assert_eq!(summary["first_violations"][0]["sidecar"], 1, "{summary:#}");
     drop_table(&database_url(), &table).await;
     a.stop().await;

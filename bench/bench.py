@@ -1321,6 +1321,8 @@ def main(argv: list[str]) -> int:
         return __import__("instructions").main(argv)  # bench/instructions.py
     if "--advisor" in argv:  # bench/advisor.py: the index advisor's before/after
         return __import__("advisor").main([a for a in argv if a != "--advisor"])
+    if "--cache" in argv:  # the result cache on a dashboard workload: bench/cache.py
+        return __import__("cache").main(argv)
     s = parse_args(argv)
     s.command = shlex.join(["bench/run", *argv])
     signal.signal(signal.SIGTERM, on_stop_signal)

@@ -65,6 +65,8 @@ pub struct Shared {
     pub store: OnceLock<Store>,
     /// Side connections for EXPLAIN captures.
     pub capturer: Capturer,
+    /// The SELECT result cache (inert when `[cache] mode = "off"`).
+    pub cache: Arc<crate::cache::Cache>,
     /// HTTP client for alert webhooks.
     pub http: reqwest::Client,
     /// This sidecar's name in the store (host/pid/port), to tell a fleet apart.
@@ -145,6 +147,7 @@ impl Shared {
         }
         self.tls.store(Arc::new(tls));
         self.slow.reload(&config);
+        self.cache.reload(&config.cache);
         self.upstream.store(Arc::new(upstream));
         self.config.store(Arc::new(config));
         tracing::info!("configuration reloaded");
@@ -288,6 +291,7 @@ impl App {
             slow,
             store: OnceLock::new(),
             capturer: Capturer::default(),
+            cache: Arc::new(crate::cache::Cache::new(&config.cache)),
             http: reqwest::Client::new(),
             sidecar_id: crate::slow::sidecar_id(local_addr.port()),
             measure,
@@ -324,6 +328,7 @@ impl App {
             tracker.spawn(crate::admin::serve(admin, shared.clone()));
         }
         crate::slow::start(&shared, slow_rx, &tracker);
+        crate::cache::start(&shared, &tracker);
         let reaper_shared = shared.clone();
         tracker.spawn(run_reaper(
             move || {

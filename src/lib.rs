@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod console;
 pub mod explain;

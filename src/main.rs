@@ -67,6 +67,9 @@ enum Command {
     /// Exit 0 when this configuration's admin server answers `GET /healthz` with 200
     /// within 2 s, else 1 (the container image's HEALTHCHECK: it has no shell or curl).
     Healthcheck,
+    /// The result cache's invalidation triggers: `cache install` or `cache uninstall`.
+    #[command(subcommand)]
+    Cache(pgsidecar::cache::cli::CacheCli),
 }
 
 impl Opts {
@@ -110,6 +113,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(Command::Healthcheck) = cli.command {
         return healthcheck(&config.admin_listen);
+    }
+    if let Some(Command::Cache(action)) = &cli.command {
+        return pgsidecar::cache::cli::run(&config, action);
     }
     init_tracing(config.log_format);
     if let Some(Command::Migrate) = cli.command {

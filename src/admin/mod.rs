@@ -41,7 +41,7 @@ mod cursor;
 mod error;
 mod history;
 mod latency;
-mod metrics;
+pub(crate) mod metrics;
 mod pages;
 mod params;
 mod plans;
@@ -58,7 +58,7 @@ mod ui;
 use std::future::IntoFuture;
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
@@ -117,6 +117,8 @@ fn router_with(shared: Arc<Shared>, history: Arc<History>) -> prometheus::Result
             get(latency::histogram),
         )
         .route("/api/show/{list}", get(show::show))
+        .route("/api/cache", get(|s: State<Arc<Ctx>>| crate::cache::api::show(s.shared.clone())))
+        .route("/api/cache/invalidate", post(|s: State<Arc<Ctx>>, body| crate::cache::api::invalidate(s.shared.clone(), body)))
         .route("/ui", get(ui::to_index))
         .route("/ui/", get(ui::index))
         .route("/ui/{file}", get(ui::asset))

@@ -17,7 +17,7 @@ mod pools;
 mod session;
 mod slow;
 mod stats;
-mod wire;
+pub(crate) mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -10,7 +10,7 @@
 //! counters end in `_total`, and distributions are histograms with fixed buckets so
 //! that a fleet of sidecars aggregates. Gathering runs on a blocking thread.
 
-mod family;
+pub(crate) mod family;
 mod pool_rows;
 mod pools;
 #[cfg(target_os = "linux")]
@@ -38,6 +38,7 @@ pub fn registry(shared: &Arc<Shared>) -> prometheus::Result<Registry> {
     registry.register(Box::new(queries::QueryCollector::new(shared.clone())?))?;
     registry.register(Box::new(pools::PoolCollector::new(shared.clone())?))?;
     registry.register(Box::new(slow::SlowCollector::new(shared.clone())?))?;
+    registry.register(Box::new(crate::cache::metrics::CacheCollector::new(shared.cache.clone())?))?;
     #[cfg(target_os = "linux")]
     registry.register(Box::new(process::ProcessMetrics::new()))?;
     Ok(registry)

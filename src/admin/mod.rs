@@ -117,8 +117,14 @@ fn router_with(shared: Arc<Shared>, history: Arc<History>) -> prometheus::Result
             get(latency::histogram),
         )
         .route("/api/show/{list}", get(show::show))
-        .route("/api/cache", get(|s: State<Arc<Ctx>>| crate::cache::api::show(s.shared.clone())))
-        .route("/api/cache/invalidate", post(|s: State<Arc<Ctx>>, body| crate::cache::api::invalidate(s.shared.clone(), body)))
+        .route(
+            "/api/cache",
+            get(|s: State<Arc<Ctx>>| crate::cache::api::show(s.shared.clone())),
+        )
+        .route(
+            "/api/cache/invalidate",
+            post(|s: State<Arc<Ctx>>, body| crate::cache::api::invalidate(s.shared.clone(), body)),
+        )
         .route("/ui", get(ui::to_index))
         .route("/ui/", get(ui::index))
         .route("/ui/{file}", get(ui::asset))

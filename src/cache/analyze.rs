@@ -87,14 +87,19 @@ SELECT (SELECT count(*) FROM f LEFT JOIN pg_catalog.pg_proc p ON p.oid = f.fn \
   AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid))";
 
 /// Analyzes `subject` on `client` inside a transaction that is always rolled back.
-pub async fn analyze(client: &mut Client, subject: &Subject) -> Result<Verdict, tokio_postgres::Error> {
+pub async fn analyze(
+    client: &mut Client,
+    subject: &Subject,
+) -> Result<Verdict, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     tx.batch_execute("SET LOCAL statement_timeout = '5s'; SET LOCAL lock_timeout = '1s'")
         .await?;
-    tx.query("SELECT pg_catalog.set_config('role', $1, true), \
+    tx.query(
+        "SELECT pg_catalog.set_config('role', $1, true), \
               pg_catalog.set_config('search_path', $2, true)",
-        &[&subject.role, &subject.search_path])
-        .await?;
+        &[&subject.role, &subject.search_path],
+    )
+    .await?;
     let tree = match probe_tree(&tx, subject).await {
         Ok(tree) => tree,
         // The session would get an error too (no such table, permission): not cached.
@@ -158,7 +163,12 @@ async fn prove(
         if walk.refs.unknown.is_some() {
             return Ok(Err(Refusal::Unverifiable));
         }
-        let next: Vec<u32> = walk.refs.relations.difference(&walk.seen).copied().collect();
+        let next: Vec<u32> = walk
+            .refs
+            .relations
+            .difference(&walk.seen)
+            .copied()
+            .collect();
         if next.is_empty() {
             return verdict(client, walk).await;
         }
@@ -185,13 +195,17 @@ impl Walk {
         let (rls, schema, name): (bool, String, String) = (row.get(3), row.get(4), row.get(5));
         let (covered, view): (bool, Option<String>) = (row.get(6), row.get(7));
         let (children, parents): (Vec<u32>, Vec<u32>) = (row.get(8), row.get(9));
-        if schema == "pg_catalog" || schema == "information_schema" || schema.starts_with("pg_toast") {
+        if schema == "pg_catalog"
+            || schema == "information_schema"
+            || schema.starts_with("pg_toast")
+        {
             return Err(Refusal::SystemCatalog);
         }
         match (persistence.as_str(), kind.as_str()) {
             ("t", _) => return Err(Refusal::Temporary),
             (_, "v") => {
-                self.refs.scan(view.as_deref().unwrap_or("{UNREADABLE_VIEW}"));
+                self.refs
+                    .scan(view.as_deref().unwrap_or("{UNREADABLE_VIEW}"));
                 return Ok(());
             }
             ("u", _) => return Err(Refusal::Unlogged),

@@ -86,13 +86,25 @@ pub struct InvalidateBody {
 }
 
 /// `POST /api/cache/invalidate`.
-pub async fn invalidate(shared: Arc<Shared>, body: Result<Json<InvalidateBody>, axum::extract::rejection::JsonRejection>) -> Response {
-    let error = |status: StatusCode, message: String| (status, Json(json!({ "error": message }))).into_response();
+pub async fn invalidate(
+    shared: Arc<Shared>,
+    body: Result<Json<InvalidateBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let error = |status: StatusCode, message: String| {
+        (status, Json(json!({ "error": message }))).into_response()
+    };
     if shared.config().admin_token.is_none() {
-        return error(StatusCode::FORBIDDEN, "invalidating the cache needs admin_token to be set".into());
+        return error(
+            StatusCode::FORBIDDEN,
+            "invalidating the cache needs admin_token to be set".into(),
+        );
     }
     let Ok(Json(body)) = body else {
-        return error(StatusCode::BAD_REQUEST, "body must be JSON: {\"all\": true} | {\"table\", \"database\"?} | {\"fingerprint\"}".into());
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body must be JSON: {\"all\": true} | {\"table\", \"database\"?} | {\"fingerprint\"}"
+                .into(),
+        );
     };
     let done = match (body.all, &body.table, &body.fingerprint) {
         (true, None, None) => {
@@ -117,12 +129,18 @@ pub fn clear_fingerprint(cache: &Cache, fingerprint: &str) -> Result<String, Str
         .ok_or_else(|| format!("not a fingerprint (16 hex digits): {fingerprint}"))?;
     let n = cache.clear_fingerprint(fp);
     cache.stats.invalidated(Source::Admin);
-    Ok(format!("invalidated {n} entries of fingerprint {fingerprint}"))
+    Ok(format!(
+        "invalidated {n} entries of fingerprint {fingerprint}"
+    ))
 }
 
 /// Resolves `table` in `database` and invalidates it (its entries, and through the
 /// entries' dependencies its inheritance ancestry).
-pub async fn clear_table(shared: &Shared, database: Option<&str>, table: &str) -> Result<String, String> {
+pub async fn clear_table(
+    shared: &Shared,
+    database: Option<&str>,
+    table: &str,
+) -> Result<String, String> {
     let database = database.map_or_else(|| shared.upstream().dbname.clone(), str::to_owned);
     let pg = super::conn::pg_config(shared, &database);
     let (client, connection) = pg
@@ -138,12 +156,18 @@ pub async fn clear_table(shared: &Shared, database: Option<&str>, table: &str) -
     let _ = driver.await;
     let oid: Option<u32> = row?.and_then(|r| r.get(0));
     let oid = oid.ok_or_else(|| format!("no such table in {database}: {table}"))?;
-    shared.cache.invalidate_tables(&database, &[oid], Source::Admin);
+    shared
+        .cache
+        .invalidate_tables(&database, &[oid], Source::Admin);
     Ok(format!("invalidated {table} in {database}"))
 }
 
 /// `CACHE INSTALL [db]` / `CACHE UNINSTALL [db]` from the console.
-pub async fn install(shared: &Shared, database: Option<&str>, install_it: bool) -> Result<String, String> {
+pub async fn install(
+    shared: &Shared,
+    database: Option<&str>,
+    install_it: bool,
+) -> Result<String, String> {
     let database = database.map_or_else(|| shared.upstream().dbname.clone(), str::to_owned);
     let pg = super::conn::pg_config(shared, &database);
     super::install::run(&pg, install_it)

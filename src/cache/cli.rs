@@ -45,7 +45,10 @@ pub fn run(config: &Config, action: &CacheCli) -> ExitCode {
         upstream.password.as_deref(),
         config.server_connect_timeout,
     );
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pgsidecar: cannot start a runtime: {e}");

@@ -38,7 +38,10 @@ pub fn parse(words: &[String]) -> Option<CacheCommand> {
 }
 
 /// Runs one command; the error is `(SQLSTATE, message)`.
-pub async fn run(shared: &Shared, command: CacheCommand) -> Result<ResultSet, (&'static str, String)> {
+pub async fn run(
+    shared: &Shared,
+    command: CacheCommand,
+) -> Result<ResultSet, (&'static str, String)> {
     let message = match command {
         CacheCommand::Show => return Ok(show(shared)),
         CacheCommand::Clear { table: None, .. } => {
@@ -74,15 +77,42 @@ fn show(shared: &Shared) -> ResultSet {
     ]);
     let (entries, bytes) = cache.size();
     let total = |name: String, hits: u64, misses: u64, bytes: u64| {
-        vec![Cell::from(name), hits.into(), misses.into(), bytes.into(), Cell::Null]
+        vec![
+            Cell::from(name),
+            hits.into(),
+            misses.into(),
+            bytes.into(),
+            Cell::Null,
+        ]
     };
-    let misses: u64 = cache.stats.misses.iter().map(|m| m.load(Ordering::Relaxed)).sum();
+    let misses: u64 = cache
+        .stats
+        .misses
+        .iter()
+        .map(|m| m.load(Ordering::Relaxed))
+        .sum();
     let hits = cache.stats.hits.load(Ordering::Relaxed);
-    rows.push(total(format!("(all: {entries} entries)"), hits, misses, bytes));
-    let mut shapes: Vec<_> = cache.stats.shapes.iter().map(|s| {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        (*s.key(), load(&s.hits), load(&s.misses), load(&s.bytes), load(&s.saved_us))
-    }).collect();
+    rows.push(total(
+        format!("(all: {entries} entries)"),
+        hits,
+        misses,
+        bytes,
+    ));
+    let mut shapes: Vec<_> = cache
+        .stats
+        .shapes
+        .iter()
+        .map(|s| {
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            (
+                *s.key(),
+                load(&s.hits),
+                load(&s.misses),
+                load(&s.bytes),
+                load(&s.saved_us),
+            )
+        })
+        .collect();
     shapes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     for (fp, hits, misses, bytes, saved) in shapes.into_iter().take(100) {
         let mut row = total(format!("{fp:016x}"), hits, misses, bytes);
@@ -104,7 +134,10 @@ mod tests {
     fn commands_parse() {
         assert_eq!(
             parse(&words("clear")),
-            Some(CacheCommand::Clear { table: None, database: None })
+            Some(CacheCommand::Clear {
+                table: None,
+                database: None
+            })
         );
         assert_eq!(
             parse(&words("CLEAR public.t app")),
@@ -114,7 +147,10 @@ mod tests {
             })
         );
         assert_eq!(parse(&words("install")), Some(CacheCommand::Install(None)));
-        assert_eq!(parse(&words("Uninstall db")), Some(CacheCommand::Uninstall(Some("db".into()))));
+        assert_eq!(
+            parse(&words("Uninstall db")),
+            Some(CacheCommand::Uninstall(Some("db".into())))
+        );
         assert_eq!(parse(&words("drop")), None);
         assert_eq!(parse(&words("install a b")), None);
     }

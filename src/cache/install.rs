@@ -19,7 +19,9 @@ const COVERED: &str = "SELECT count(*) FROM pg_catalog.pg_trigger \
 pub async fn install(client: &mut tokio_postgres::Client) -> Result<i64, super::CacheError> {
     let sql = |what| move |source| super::CacheError::Sql { what, source };
     let tx = client.transaction().await.map_err(sql("BEGIN"))?;
-    tx.batch_execute(INSTALL_SQL).await.map_err(sql("install"))?;
+    tx.batch_execute(INSTALL_SQL)
+        .await
+        .map_err(sql("install"))?;
     let covered: i64 = tx
         .query_one(COVERED, &[])
         .await
@@ -41,15 +43,18 @@ pub async fn uninstall(client: &mut tokio_postgres::Client) -> Result<(), super:
 
 /// Connects with `pg` and installs (`true`) or uninstalls; the message says what
 /// happened, for the CLI and the console.
-pub async fn run(pg: &tokio_postgres::Config, install_it: bool) -> Result<String, super::CacheError> {
+pub async fn run(
+    pg: &tokio_postgres::Config,
+    install_it: bool,
+) -> Result<String, super::CacheError> {
     let target = super::conn::describe(pg);
-    let (mut client, connection) = pg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|source| super::CacheError::Connect {
-            target: target.clone(),
-            source,
-        })?;
+    let (mut client, connection) =
+        pg.connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|source| super::CacheError::Connect {
+                target: target.clone(),
+                source,
+            })?;
     let driver = tokio::spawn(connection);
     let done = match install_it {
         true => install(&mut client)

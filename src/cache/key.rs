@@ -76,8 +76,14 @@ pub fn encode(parts: &KeyParts<'_>) -> Box<[u8]> {
     out.extend_from_slice(&parts.settings);
     put_list(&mut out, parts.relations.iter().map(|o| o.to_be_bytes()));
     put_list(&mut out, parts.param_types.iter().map(|o| o.to_be_bytes()));
-    put_list(&mut out, parts.param_formats.iter().map(|f| f.to_be_bytes()));
-    put_list(&mut out, parts.result_formats.iter().map(|f| f.to_be_bytes()));
+    put_list(
+        &mut out,
+        parts.param_formats.iter().map(|f| f.to_be_bytes()),
+    );
+    put_list(
+        &mut out,
+        parts.result_formats.iter().map(|f| f.to_be_bytes()),
+    );
     out.extend_from_slice(&(parts.params.len() as u32).to_be_bytes());
     for param in parts.params {
         match param {
@@ -125,19 +131,58 @@ mod tests {
     fn every_part_changes_the_key() {
         let k = encode(&base());
         let variants: Vec<KeyParts> = vec![
-            KeyParts { database: "db2", ..base() },
-            KeyParts { session_user: "other", ..base() },
-            KeyParts { current_role: "admin", ..base() },
-            KeyParts { search_path: "public", ..base() },
-            KeyParts { settings: settings_hash([("TimeZone", "Europe/Paris")]), ..base() },
-            KeyParts { relations: &[16385], ..base() },
-            KeyParts { text: "SELECT * FROM t WHERE id = $1 ", ..base() },
-            KeyParts { param_types: &[20], ..base() },
-            KeyParts { param_formats: &[1], ..base() },
-            KeyParts { params: &[Some(b"2")], ..base() },
-            KeyParts { params: &[None], ..base() },
-            KeyParts { params: &[Some(b"")], ..base() },
-            KeyParts { result_formats: &[1], ..base() },
+            KeyParts {
+                database: "db2",
+                ..base()
+            },
+            KeyParts {
+                session_user: "other",
+                ..base()
+            },
+            KeyParts {
+                current_role: "admin",
+                ..base()
+            },
+            KeyParts {
+                search_path: "public",
+                ..base()
+            },
+            KeyParts {
+                settings: settings_hash([("TimeZone", "Europe/Paris")]),
+                ..base()
+            },
+            KeyParts {
+                relations: &[16385],
+                ..base()
+            },
+            KeyParts {
+                text: "SELECT * FROM t WHERE id = $1 ",
+                ..base()
+            },
+            KeyParts {
+                param_types: &[20],
+                ..base()
+            },
+            KeyParts {
+                param_formats: &[1],
+                ..base()
+            },
+            KeyParts {
+                params: &[Some(b"2")],
+                ..base()
+            },
+            KeyParts {
+                params: &[None],
+                ..base()
+            },
+            KeyParts {
+                params: &[Some(b"")],
+                ..base()
+            },
+            KeyParts {
+                result_formats: &[1],
+                ..base()
+            },
         ];
         for v in &variants {
             assert_ne!(encode(v), k, "{v:?}");
@@ -147,8 +192,16 @@ mod tests {
 
     #[test]
     fn parts_cannot_run_into_each_other() {
-        let a = KeyParts { database: "ab", session_user: "c", ..base() };
-        let b = KeyParts { database: "a", session_user: "bc", ..base() };
+        let a = KeyParts {
+            database: "ab",
+            session_user: "c",
+            ..base()
+        };
+        let b = KeyParts {
+            database: "a",
+            session_user: "bc",
+            ..base()
+        };
         assert_ne!(encode(&a), encode(&b));
     }
 
@@ -157,7 +210,10 @@ mod tests {
         let a = settings_hash([("DateStyle", "ISO, MDY"), ("TimeZone", "UTC")]);
         let b = settings_hash([("timezone", "UTC"), ("datestyle", "ISO, MDY")]);
         assert_eq!(a, b);
-        assert_ne!(a, settings_hash([("timezone", "UTC"), ("datestyle", "ISO, DMY")]));
+        assert_ne!(
+            a,
+            settings_hash([("timezone", "UTC"), ("datestyle", "ISO, DMY")])
+        );
         assert_eq!(
             settings_hash([("application_name", "x")]),
             settings_hash([])

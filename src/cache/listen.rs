@@ -73,7 +73,9 @@ impl Listeners {
     /// Sets a database's state without a listener: for unit tests of the lookup path.
     #[doc(hidden)]
     pub fn force(&self, database: &str, listening: bool) {
-        self.state(database).listening.store(listening, Ordering::Release);
+        self.state(database)
+            .listening
+            .store(listening, Ordering::Release);
     }
 
     fn state(&self, database: &str) -> Arc<State> {
@@ -149,12 +151,12 @@ impl Listener {
     /// One connection's life: LISTEN, heartbeats, notifications; returns when it drops.
     async fn session(&self, pg: &tokio_postgres::Config) -> Result<(), super::CacheError> {
         let (client, mut connection) =
-            pg.connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|source| super::CacheError::Connect {
+            pg.connect(tokio_postgres::NoTls).await.map_err(|source| {
+                super::CacheError::Connect {
                     target: super::conn::describe(pg),
                     source,
-                })?;
+                }
+            })?;
         let (tx, mut rx) = mpsc::channel::<String>(BUFFER);
         let overflow = Arc::new(AtomicBool::new(false));
         let flag = overflow.clone();
@@ -212,7 +214,10 @@ impl Listener {
         let mut parts = payload.split(',');
         let kind = parts.next().unwrap_or("");
         let (table, sent) = match kind {
-            "w" => (parts.next().and_then(|t| t.parse::<u32>().ok()), parts.next()),
+            "w" => (
+                parts.next().and_then(|t| t.parse::<u32>().ok()),
+                parts.next(),
+            ),
             _ => (None, parts.next()),
         };
         let lag = sent.and_then(|s| s.parse::<u64>().ok()).map(lag_since);
@@ -221,13 +226,16 @@ impl Listener {
         }
         let late = lag.is_none_or(|lag| lag > bound);
         match (kind, table) {
-            ("w", Some(oid)) => self
-                .cache
-                .invalidate_tables(&self.database, &[oid], Source::Notify),
+            ("w", Some(oid)) => {
+                self.cache
+                    .invalidate_tables(&self.database, &[oid], Source::Notify)
+            }
             ("h", _) => {}
             ("d", _) => self.cache.invalidate_database(&self.database, Source::Ddl),
             // Not ours, or malformed: assume anything changed.
-            _ => self.cache.invalidate_database(&self.database, Source::Notify),
+            _ => self
+                .cache
+                .invalidate_database(&self.database, Source::Notify),
         }
         if late {
             self.fail_closed("a notification arrived later than notify_lag_bound");

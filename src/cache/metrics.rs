@@ -32,15 +32,55 @@ const fn spec(
     }
 }
 
-const HITS: Spec = spec("pgsidecar_cache_hits_total", "Requests answered from the cache, without a server", MetricType::COUNTER, &[]);
+const HITS: Spec = spec(
+    "pgsidecar_cache_hits_total",
+    "Requests answered from the cache, without a server",
+    MetricType::COUNTER,
+    &[],
+);
 const MISSES: Spec = spec("pgsidecar_cache_misses_total", "Cache lookups that went to the server, by why (not_cached_yet for an eligible statement without a usable entry)", MetricType::COUNTER, &["reason"]);
-const BYPASS: Spec = spec("pgsidecar_cache_bypass_total", "Requests that skipped the cache, by why", MetricType::COUNTER, &["reason"]);
-const EVICTIONS: Spec = spec("pgsidecar_cache_evictions_total", "Entries that left the cache, by cause", MetricType::COUNTER, &["cause"]);
-const INVALIDATIONS: Spec = spec("pgsidecar_cache_invalidations_total", "Invalidations applied, by source", MetricType::COUNTER, &["source"]);
-const BYTES: Spec = spec("pgsidecar_cache_bytes", "Bytes held by cache entries (keys and stored messages)", MetricType::GAUGE, &[]);
-const ENTRIES: Spec = spec("pgsidecar_cache_entries", "Entries in the cache", MetricType::GAUGE, &[]);
-const LAG: Spec = spec("pgsidecar_cache_invalidation_lag_seconds", "From a write's trigger (or a heartbeat) to this sidecar receiving its notification", MetricType::HISTOGRAM, &[]);
-const RATIO: Spec = spec("pgsidecar_cache_hit_ratio", "Hits over lookups of the top fingerprints by lookups (0000000000000000: the rest)", MetricType::GAUGE, &["fingerprint"]);
+const BYPASS: Spec = spec(
+    "pgsidecar_cache_bypass_total",
+    "Requests that skipped the cache, by why",
+    MetricType::COUNTER,
+    &["reason"],
+);
+const EVICTIONS: Spec = spec(
+    "pgsidecar_cache_evictions_total",
+    "Entries that left the cache, by cause",
+    MetricType::COUNTER,
+    &["cause"],
+);
+const INVALIDATIONS: Spec = spec(
+    "pgsidecar_cache_invalidations_total",
+    "Invalidations applied, by source",
+    MetricType::COUNTER,
+    &["source"],
+);
+const BYTES: Spec = spec(
+    "pgsidecar_cache_bytes",
+    "Bytes held by cache entries (keys and stored messages)",
+    MetricType::GAUGE,
+    &[],
+);
+const ENTRIES: Spec = spec(
+    "pgsidecar_cache_entries",
+    "Entries in the cache",
+    MetricType::GAUGE,
+    &[],
+);
+const LAG: Spec = spec(
+    "pgsidecar_cache_invalidation_lag_seconds",
+    "From a write's trigger (or a heartbeat) to this sidecar receiving its notification",
+    MetricType::HISTOGRAM,
+    &[],
+);
+const RATIO: Spec = spec(
+    "pgsidecar_cache_hit_ratio",
+    "Hits over lookups of the top fingerprints by lookups (0000000000000000: the rest)",
+    MetricType::GAUGE,
+    &["fingerprint"],
+);
 
 /// Reads the cache at scrape time.
 pub struct CacheCollector {
@@ -68,7 +108,12 @@ impl CacheCollector {
     }
 }
 
-fn labelled<T: Copy>(spec: &Spec, all: &[T], label: fn(T) -> &'static str, counts: &[AtomicU64]) -> Family {
+fn labelled<T: Copy>(
+    spec: &Spec,
+    all: &[T],
+    label: fn(T) -> &'static str,
+    counts: &[AtomicU64],
+) -> Family {
     let mut family = Family::new(spec);
     for (value, n) in all.iter().zip(counts) {
         family.counter(&[label(*value)], n.load(Ordering::Relaxed) as f64);
@@ -95,7 +140,12 @@ impl Collector for CacheCollector {
             labelled(&MISSES, Refusal::ALL, Refusal::as_str, &s.misses),
             labelled(&BYPASS, Bypass::ALL, Bypass::as_str, &s.bypass),
             labelled(&EVICTIONS, Eviction::ALL, Eviction::as_str, &s.evictions),
-            labelled(&INVALIDATIONS, Source::ALL, Source::as_str, &s.invalidations),
+            labelled(
+                &INVALIDATIONS,
+                Source::ALL,
+                Source::as_str,
+                &s.invalidations,
+            ),
             bytes_family,
             entries_family,
             self.lag(),

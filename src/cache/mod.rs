@@ -194,7 +194,13 @@ impl Cache {
         self.find(key, req, &analysis.tables, life)
     }
 
-    fn find(&self, key: Box<[u8]>, req: &Request<'_>, tables: &Arc<[u32]>, life: policy::Lifetime) -> Outcome {
+    fn find(
+        &self,
+        key: Box<[u8]>,
+        req: &Request<'_>,
+        tables: &Arc<[u32]>,
+        life: policy::Lifetime,
+    ) -> Outcome {
         let current = |e: &Entry| e.stamp == self.gens.stamp(req.database, &e.tables);
         match self.store.get(&key, Instant::now()) {
             Found::Fresh(e) | Found::Stale(e) if current(&e) => {
@@ -212,7 +218,9 @@ impl Cache {
         }
         self.stats.miss(Refusal::NotCachedYet, req.fingerprint);
         match self.flights.join(&key) {
-            Role::Leader(flight) => Outcome::Miss(self.ticket(key, req, tables, life, Some(flight))),
+            Role::Leader(flight) => {
+                Outcome::Miss(self.ticket(key, req, tables, life, Some(flight)))
+            }
             Role::Follower(flight) => Outcome::Follow(flight, self.config.load().coalesce_wait),
         }
     }
@@ -259,18 +267,21 @@ impl Cache {
         });
         if let Some(bytes) = &stored {
             self.stats.stored(ticket.fingerprint, bytes.len());
-            self.store.insert(ticket.key.clone(), Entry {
-                response: bytes.clone(),
-                tables: ticket.tables.clone(),
-                database: ticket.database.clone(),
-                stamp: ticket.stamp,
-                fingerprint: ticket.fingerprint,
-                stored_at: Instant::now(),
-                ttl: ticket.life.ttl,
-                stale_while_revalidate: ticket.life.stale_while_revalidate,
-                upstream,
-                refreshing: Default::default(),
-            });
+            self.store.insert(
+                ticket.key.clone(),
+                Entry {
+                    response: bytes.clone(),
+                    tables: ticket.tables.clone(),
+                    database: ticket.database.clone(),
+                    stamp: ticket.stamp,
+                    fingerprint: ticket.fingerprint,
+                    stored_at: Instant::now(),
+                    ttl: ticket.life.ttl,
+                    stale_while_revalidate: ticket.life.stale_while_revalidate,
+                    upstream,
+                    refreshing: Default::default(),
+                },
+            );
         }
         if let Some(flight) = ticket.flight.take() {
             self.flights.land(&ticket.key, &flight, stored);

@@ -34,12 +34,10 @@ pub fn lifetime(config: &CacheConfig, stmt: &Statement<'_>) -> Option<Lifetime> 
             ttl: rule.ttl.unwrap_or(config.default_ttl),
             stale_while_revalidate: rule.stale_while_revalidate.unwrap_or_default(),
         },
-        (CacheMode::Auto, None) | (CacheMode::Rules, None) if stmt.hint != Hint::None => {
-            Lifetime {
-                ttl: config.default_ttl,
-                stale_while_revalidate: Duration::ZERO,
-            }
-        }
+        (CacheMode::Auto, None) | (CacheMode::Rules, None) if stmt.hint != Hint::None => Lifetime {
+            ttl: config.default_ttl,
+            stale_while_revalidate: Duration::ZERO,
+        },
         (CacheMode::Auto, None) => Lifetime {
             ttl: config.default_ttl,
             stale_while_revalidate: Duration::ZERO,
@@ -83,7 +81,10 @@ fn same_table(rule: &str, qualified: &str) -> bool {
 fn skip_comments(mut text: &str) -> &str {
     loop {
         text = text.trim_start();
-        match text.strip_prefix("/*").and_then(|b| b.find("*/").map(|e| &b[e + 2..])) {
+        match text
+            .strip_prefix("/*")
+            .and_then(|b| b.find("*/").map(|e| &b[e + 2..]))
+        {
             Some(rest) => text = rest,
             None => return text,
         }
@@ -135,9 +136,15 @@ mod tests {
         let other = ["public.other".to_string()];
         let l = lifetime(&c, &stmt("SELECT * FROM templates", &t, Hint::None)).unwrap();
         assert_eq!(l.ttl, secs(300));
-        let l = lifetime(&c, &stmt("/* x */ SELECT COUNT(*) FROM other", &other, Hint::None));
+        let l = lifetime(
+            &c,
+            &stmt("/* x */ SELECT COUNT(*) FROM other", &other, Hint::None),
+        );
         assert_eq!(l.unwrap().stale_while_revalidate, secs(10));
-        assert_eq!(lifetime(&c, &stmt("SELECT 1 FROM other", &other, Hint::None)), None);
+        assert_eq!(
+            lifetime(&c, &stmt("SELECT 1 FROM other", &other, Hint::None)),
+            None
+        );
         let hinted = stmt("SELECT 1 FROM other", &other, Hint::Cache(Some(secs(5))));
         assert_eq!(lifetime(&c, &hinted).unwrap().ttl, secs(5));
         let nocache = stmt("SELECT * FROM templates", &t, Hint::NoCache);
@@ -150,9 +157,15 @@ mod tests {
         let t = ["s.t".to_string()];
         let long = stmt("SELECT 1", &t, Hint::Cache(Some(secs(3600))));
         assert_eq!(lifetime(&c, &long).unwrap().ttl, c.default_ttl);
-        assert_eq!(lifetime(&c, &stmt("SELECT 1", &t, Hint::None)).unwrap().ttl, c.default_ttl);
+        assert_eq!(
+            lifetime(&c, &stmt("SELECT 1", &t, Hint::None)).unwrap().ttl,
+            c.default_ttl
+        );
         let off = config(CacheMode::Off, vec![]);
-        assert_eq!(lifetime(&off, &stmt("SELECT 1", &t, Hint::Cache(None))), None);
+        assert_eq!(
+            lifetime(&off, &stmt("SELECT 1", &t, Hint::Cache(None))),
+            None
+        );
         assert!(same_table("s.t", "s.t") && !same_table("x.t", "s.t"));
     }
 }

@@ -51,7 +51,9 @@ pub fn hint(sql: &str) -> Hint {
 }
 
 fn ttl_arg(args: &str) -> Option<Duration> {
-    let value = args.split_whitespace().find_map(|a| a.strip_prefix("ttl="))?;
+    let value = args
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("ttl="))?;
     humantime_serde::re::humantime::parse_duration(value)
         .ok()
         .filter(|d| !d.is_zero())
@@ -75,8 +77,7 @@ fn check_now(sql: &str) -> Result<(), Refusal> {
             false => Refusal::MultipleStatements,
         });
     };
-    let Some(NodeEnum::SelectStmt(select)) = raw.stmt.as_ref().and_then(|n| n.node.as_ref())
-    else {
+    let Some(NodeEnum::SelectStmt(select)) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
         return Err(Refusal::NotSelect);
     };
     if select.into_clause.is_some() {
@@ -155,7 +156,10 @@ mod tests {
                 Refusal::UnseededTablesample,
             ),
             ("SELECT CURRENT_USER", Refusal::VolatileFunction),
-            ("SELECT * FROM t WHERE d < current_date", Refusal::VolatileFunction),
+            (
+                "SELECT * FROM t WHERE d < current_date",
+                Refusal::VolatileFunction,
+            ),
             ("SELECT 1; SELECT 2", Refusal::MultipleStatements),
             ("UPDATE t SET a = 1", Refusal::NotSelect),
             ("SET x = 1", Refusal::NotSelect),

@@ -71,7 +71,10 @@ fn a_filled_miss_hits_until_its_table_moves() {
     let t = miss(c.lookup(&r));
     c.fill(t, Some(rows()), Duration::ZERO);
     c.invalidate_database("db", Source::Ddl);
-    assert!(matches!(c.lookup(&r), Outcome::Skip), "DDL drops the verdicts too");
+    assert!(
+        matches!(c.lookup(&r), Outcome::Skip),
+        "DDL drops the verdicts too"
+    );
     assert_eq!(c.stats.hits.load(std::sync::atomic::Ordering::Relaxed), 3);
 }
 
@@ -97,7 +100,10 @@ fn identical_misses_coalesce_and_large_or_failed_ones_are_not_stored() {
         panic!("second identical miss follows")
     };
     c.fill(t, Some(Bytes::from(vec![0u8; 65])), Duration::ZERO);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     assert_eq!(rt.block_on(flight.wait(Duration::from_secs(1))), None);
     let t = miss(c.lookup(&r));
     drop(t);
@@ -133,7 +139,10 @@ fn refusals_bypasses_and_rules_go_to_the_server() {
 fn keys_separate_roles() {
     let c = cache(CacheMode::Auto);
     let a = req("SELECT * FROM t");
-    let b = Request { current_role: "admin", ..a };
+    let b = Request {
+        current_role: "admin",
+        ..a
+    };
     eligible(&c, &a, &[10]);
     eligible(&c, &b, &[10]);
     let t = miss(c.lookup(&a));

@@ -130,7 +130,11 @@ impl Verdicts {
     }
 
     /// Starts the analysis worker on the app's tracker.
-    pub fn start(shared: Arc<Shared>, cache: Arc<super::Cache>, tracker: &tokio_util::task::TaskTracker) {
+    pub fn start(
+        shared: Arc<Shared>,
+        cache: Arc<super::Cache>,
+        tracker: &tokio_util::task::TaskTracker,
+    ) {
         let (tx, rx) = mpsc::channel(QUEUE);
         if cache.verdicts.queue.set(tx).is_err() {
             return;
@@ -155,7 +159,9 @@ async fn run(
             () = stop.cancelled() => None,
         };
         let Some(job) = job else { return };
-        let Ok(permit) = limit.clone().acquire_owned().await else { return };
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
         let (shared, cache, pools) = (shared.clone(), cache.clone(), pools.clone());
         tracker.spawn(async move {
             let ready = verdict(&shared, &pools, &job.subject).await;

@@ -189,7 +189,9 @@ impl Console {
             Command::Show(Show::Alerts) => slow::show_alerts(shared).await?,
             Command::Show(Show::Jobs) => slow::show_jobs(shared).await?,
             Command::Show(Show::Version) => info::show_version(),
-            Command::Cache(c) => crate::cache::console::run(shared, c).await.map_err(|(code, m)| Failure::new(code, m))?,
+            Command::Cache(c) => crate::cache::console::run(shared, c)
+                .await
+                .map_err(|(code, m)| Failure::new(code, m))?,
             Command::Show(Show::Help) => {
                 info::help(out);
                 return Ok(false);

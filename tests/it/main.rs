@@ -6,6 +6,7 @@ mod admin_console;
 mod admin_http;
 mod bad_input;
 mod bounds;
+mod cache;
 mod cancel;
 mod cleanup;
 mod config_cli;

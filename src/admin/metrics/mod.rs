@@ -38,7 +38,9 @@ pub fn registry(shared: &Arc<Shared>) -> prometheus::Result<Registry> {
     registry.register(Box::new(queries::QueryCollector::new(shared.clone())?))?;
     registry.register(Box::new(pools::PoolCollector::new(shared.clone())?))?;
     registry.register(Box::new(slow::SlowCollector::new(shared.clone())?))?;
-    registry.register(Box::new(crate::cache::metrics::CacheCollector::new(shared.cache.clone())?))?;
+    registry.register(Box::new(crate::cache::metrics::CacheCollector::new(
+        shared.cache.clone(),
+    )?))?;
     #[cfg(target_os = "linux")]
     registry.register(Box::new(process::ProcessMetrics::new()))?;
     Ok(registry)

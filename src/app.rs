@@ -57,6 +57,8 @@ pub struct Shared {
     pub force_close: CancellationToken,
     /// Statement measurement (query analysis and statistics), when `stats` is on.
     pub measure: Option<Measure>,
+    /// Statement analysis, shared by all sessions whether or not `stats` is on.
+    pub analyzer: Arc<Analyzer>,
     /// When the proxy started (uptime, and time zero for statistics).
     pub started: tokio::time::Instant,
     /// Slow statements: thresholds, counters, recent events, alerts and plans.
@@ -281,8 +283,11 @@ impl App {
         let admin = bind_admin(&config.admin_listen).await;
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         let started = tokio::time::Instant::now();
+        // Analysis is always on (pooling rules and the cache need it); `stats` turns on
+        // only the recording.
+        let analyzer = Arc::new(Analyzer::new(ANALYZER_CACHE));
         let measure = config.stats.then(|| Measure {
-            analyzer: Arc::new(Analyzer::new(ANALYZER_CACHE)),
+            analyzer: analyzer.clone(),
             registry: Arc::new(StatsRegistry::new(config.max_fingerprints)),
             clock: crate::stats::StatsClock::new(),
         });
@@ -295,6 +300,7 @@ impl App {
             http: reqwest::Client::new(),
             sidecar_id: crate::slow::sidecar_id(local_addr.port()),
             measure,
+            analyzer,
             started,
             config: ArcSwap::from_pointee(config),
             upstream: ArcSwap::from_pointee(upstream),

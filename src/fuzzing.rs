@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use crate::query::lexer::{Lexer, TokenKind};
 use crate::query::Analyzer;
+use crate::protocol::tags::Backend;
+use crate::session::statements::Statements;
 use crate::session::track::{self, Measure, Tracker};
 use crate::stats::{Registry, Window};
 
@@ -52,6 +54,8 @@ pub fn sqlstate_of(error_body: &[u8]) -> [u8; 5] {
 /// A statement tracker with its own registry, fed the frames the relay hands it.
 pub struct TrackerHarness {
     tracker: Tracker,
+    statements: Statements,
+    analyzer: Arc<Analyzer>,
     registry: Arc<Registry>,
 }
 
@@ -62,30 +66,34 @@ impl TrackerHarness {
     pub fn new(analyzer: Arc<Analyzer>) -> TrackerHarness {
         let registry = Arc::new(Registry::new(1000));
         let measure = Measure {
-            analyzer,
+            analyzer: analyzer.clone(),
             registry: registry.clone(),
             clock: crate::stats::StatsClock::new(),
         };
         TrackerHarness {
             tracker: Tracker::new(measure, "db", "user", None),
+            statements: Statements::new(None),
+            analyzer,
             registry,
         }
     }
 
     /// A whole client frame (tag and body), as the relay passes it on.
     pub fn client_frame(&mut self, tag: u8, body: &[u8]) {
-        self.tracker.client_frame(tag, body);
+        let (t, s, a) = (&mut self.tracker, &mut self.statements, &self.analyzer);
+        crate::session::pipeline::track::observe_frame(t, s, a, tag, body);
     }
 
     /// The first bytes of a Bind too big to wait for.
     pub fn streamed_bind(&mut self, body_start: &[u8]) {
-        self.tracker.bind(body_start, false);
+        let header = [b'B', 0, 0, 0, 0];
+        self.statements.rewrite_bind_start(&header, body_start);
     }
 
     /// A whole server frame; the relay passes only these tags on.
     pub fn server_frame(&mut self, tag: u8, body: &[u8]) {
         if matches!(tag, b'C' | b'E' | b's' | b'Z') {
-            self.tracker.server_frame(tag, body);
+            self.tracker.server_frame(Backend::of(tag), body);
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod frame;
 pub mod messages;
 pub mod startup;
+pub mod tags;
 
 pub use frame::{Direction, FrameScanner, Scan};
 

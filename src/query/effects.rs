@@ -54,11 +54,50 @@ const LEADING: [&str; 7] = [
 ];
 
 pub fn session_effects(sql: &str) -> SessionEffects {
+    session_effects_after(sql, super::opaque::first_word(sql))
+}
+
+/// Everything a statement's text says about its session, with its first word lexed
+/// once for all three questions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextEffects {
+    pub session: SessionEffects,
+    /// DDL that may change what a function name does (the pool's verdicts are stale).
+    pub changes_functions: bool,
+    /// DO, CALL, EXECUTE or a built-in that runs SQL (`opaque`), and every name called
+    /// (`unknown`): which of them are built-ins is asked of the pool's verdicts at each
+    /// execution, since verdicts change while a text is kept.
+    pub opacity: super::Opacity,
+}
+
+impl TextEffects {
+    /// True when the text does anything to its session worth a look at each execution.
+    pub fn any(&self) -> bool {
+        self.session.settings
+            || self.session.pin.is_some()
+            || self.changes_functions
+            || self.opacity.any()
+    }
+}
+
+/// Session effects, function DDL and opacity of `sql` in one go.
+pub fn text_effects(sql: &str) -> TextEffects {
+    static NOTHING_KNOWN: std::sync::LazyLock<super::KnownFunctions> =
+        std::sync::LazyLock::new(Default::default);
+    let first = super::opaque::first_word(sql);
+    let mut opacity = super::Opacity::default();
+    super::opaque::opacity_after(sql, first, &NOTHING_KNOWN, &mut opacity);
+    TextEffects {
+        session: session_effects_after(sql, first),
+        changes_functions: super::opaque::changes_functions_after(sql, first),
+        opacity,
+    }
+}
+
+/// [`session_effects`] with the first word already lexed.
+fn session_effects_after(sql: &str, first: Option<&str>) -> SessionEffects {
     let bytes = sql.as_bytes();
-    let mut lexer = Lexer::new(sql);
-    let first = lexer.next_token().map(|t| &bytes[t.start..t.end]);
-    let leading =
-        first.is_some_and(|w| LEADING.iter().any(|l| w.eq_ignore_ascii_case(l.as_bytes())));
+    let leading = first.is_some_and(|w| LEADING.iter().any(|l| w.eq_ignore_ascii_case(l)));
     if leading || has_session_call(bytes) || has_second_statement(bytes) {
         precise(sql)
     } else {

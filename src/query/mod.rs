@@ -14,6 +14,7 @@
 mod analyzer;
 mod effects;
 mod fallback;
+mod hash;
 pub(crate) mod lexer;
 mod node_tree;
 mod opaque;
@@ -27,7 +28,8 @@ pub(crate) mod worker;
 use std::fmt::Write as _;
 
 pub use analyzer::{Analyzer, MAX_PARSE_DEPTH};
-pub use effects::{session_effects, PinReason, SessionEffects};
+pub use effects::{session_effects, text_effects, PinReason, SessionEffects, TextEffects};
+pub use hash::{FastHasher, FastMap};
 pub use node_tree::NodeRefs;
 pub use opaque::{changes_functions, note_call, opacity, quiet_body, KnownFunctions, Opacity};
 pub use redact::redact_literals;

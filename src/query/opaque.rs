@@ -122,8 +122,18 @@ impl KnownFunctions {
 
 /// Looks at `sql` for opaque statements, adding to `out`.
 pub fn opacity(sql: &str, known: &KnownFunctions, out: &mut Opacity) {
+    opacity_after(sql, first_word(sql), known, out)
+}
+
+/// [`opacity`] with the first word already lexed.
+pub(super) fn opacity_after(
+    sql: &str,
+    first: Option<&str>,
+    known: &KnownFunctions,
+    out: &mut Opacity,
+) {
     let bytes = sql.as_bytes();
-    let leading = first_word(sql).is_some_and(|w| {
+    let leading = first.is_some_and(|w| {
         ["do", "call", "execute"]
             .iter()
             .any(|k| w.eq_ignore_ascii_case(k))
@@ -240,7 +250,12 @@ pub fn quiet_body(body: &str, known: &KnownFunctions) -> bool {
 /// True for DDL that can change what a function name does (`CREATE OR REPLACE
 /// FUNCTION`, `DROP PROCEDURE`, ...): the pool's verdicts are then forgotten.
 pub fn changes_functions(sql: &str) -> bool {
-    let ddl = first_word(sql).is_some_and(|w| {
+    changes_functions_after(sql, first_word(sql))
+}
+
+/// [`changes_functions`] with the first word already lexed.
+pub(super) fn changes_functions_after(sql: &str, first: Option<&str>) -> bool {
+    let ddl = first.is_some_and(|w| {
         ["create", "alter", "drop"]
             .iter()
             .any(|k| w.eq_ignore_ascii_case(k))
@@ -251,7 +266,9 @@ pub fn changes_functions(sql: &str) -> bool {
     }
 }
 
-fn first_word(sql: &str) -> Option<&str> {
+/// The statement's first token when it is a word: the three questions above each start
+/// from it, so it is lexed once and handed to each.
+pub(super) fn first_word(sql: &str) -> Option<&str> {
     let mut lexer = Lexer::new(sql);
     let t = lexer.next_token()?;
     (t.kind == TokenKind::Word).then(|| &sql[t.start..t.end])

@@ -2,9 +2,11 @@
 //! login, then the request
 //! loop that borrows a server per transaction (or per session) and relays bytes.
 //!
-//! Layout: `login` authenticates and greets; `serve` runs requests; `relay` pumps bytes;
-//! `params` carries the client's settings from server to server; `cancel` routes
-//! CancelRequests; `error` maps failures to what the client is told.
+//! Layout: `login` authenticates and greets; `serve` runs requests; `relay` pumps bytes
+//! and obeys the `pipeline` (one file per step; read its table of contents first);
+//! `statements` is the one registry of the client's statements; `track` measures;
+//! `params` carries the client's settings from server to server; `error` maps failures
+//! to what the client is told.
 
 mod budget;
 mod buffers;
@@ -13,9 +15,10 @@ mod error;
 mod login;
 mod openings;
 mod params;
-mod prepared;
-mod relay;
+pub mod pipeline;
+pub mod relay;
 mod serve;
+pub mod statements;
 pub(crate) mod track;
 
 use std::net::SocketAddr;

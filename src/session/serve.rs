@@ -12,12 +12,11 @@ use std::task::Poll;
 use crate::tls::ClientStream;
 
 use super::budget::Charge;
-use super::clients::ClientHandle;
 use super::error::checkout_error;
 use super::login::{sync_server, Greeted};
-use super::params::{is_transferable, quote_ident, quote_literal, ClientParams};
-use super::prepared::Prepared;
-use super::relay::{Event, PinReport, Relay, RelayError};
+use super::params::{quote_ident, quote_literal};
+use super::pipeline::{PinReport, Pooling};
+use super::relay::{Event, Record, Relay, RelayError, Setup};
 use super::track::{SlowHook, Tracker};
 use super::{report, SessionError};
 use crate::admin::PIN_REASONS;
@@ -35,8 +34,6 @@ pub struct Serve {
     shared: Arc<Shared>,
     relay: Relay,
     pool: Arc<Pool>,
-    params: ClientParams,
-    client: ClientHandle,
     peer: SocketAddr,
     /// Transaction mode with prepared statements: this client's statement names; when
     /// it leaves (drop), its statements are closed on each server at its next checkout.
@@ -139,43 +136,41 @@ impl Serve {
         peer: SocketAddr,
     ) -> Serve {
         let config = shared.config();
-        let mut relay = Relay::new(stream, config.max_message_size);
-        relay.release_when_idle = greeted.pool.mode() == PoolMode::Transaction;
-        relay.watch_effects = relay.release_when_idle;
-        if relay.watch_effects {
-            relay.functions = Some(greeted.pool.functions.clone());
-        }
-        let mut owner = None;
-        if relay.release_when_idle && config.max_prepared_statements > 0 {
-            let joined = StatementOwner::join(&greeted.pool);
-            relay.prepared = Some(Prepared::new(joined.id));
-            owner = Some(joined);
-        }
-        relay.on_pin = Some(pin_reporter(&shared, &greeted.pool.key, peer));
-        relay.charge = Some(Charge::new(
-            shared.buffer_budget.clone(),
-            config.client_buffer_budget,
-        ));
-        if let Some(measure) = &shared.measure {
-            let key = &greeted.pool.key;
+        let pool = greeted.pool;
+        let transaction = pool.mode() == PoolMode::Transaction;
+        let owner = (transaction && config.max_prepared_statements > 0)
+            .then(|| StatementOwner::join(&pool));
+        let key = &pool.key;
+        let tracker = shared.measure.as_ref().map(|measure| {
             let app = greeted.params.get("application_name").unwrap_or("");
             let hook = SlowHook::new(shared.slow.clone(), &key.database, app);
-            relay.tracker = Some(Tracker::new(
-                measure.clone(),
-                &key.database,
-                &key.user,
-                Some(hook),
-            ));
-        }
-        if let Some(server) = greeted.server {
-            relay.attach_server(server);
-        }
+            Tracker::new(measure.clone(), &key.database, &key.user, Some(hook))
+        });
+        let setup = Setup {
+            max_message_size: config.max_message_size,
+            pooling: match transaction {
+                true => Pooling::Transaction,
+                false => Pooling::Session,
+            },
+            known: transaction.then(|| pool.functions.clone()),
+            rename_for: owner.as_ref().map(|o| o.id),
+            analyzer: shared.analyzer.clone(),
+            tracker,
+            on_pin: Some(pin_reporter(&shared, key, peer)),
+            charge: Some(Charge::new(
+                shared.buffer_budget.clone(),
+                config.client_buffer_budget,
+            )),
+            record: Record {
+                handle: Some(greeted.client),
+                params: greeted.params,
+            },
+            server: greeted.server,
+        };
         Serve {
+            relay: Relay::new(stream, setup),
             shared,
-            relay,
-            pool: greeted.pool,
-            params: greeted.params,
-            client: greeted.client,
+            pool,
             peer,
             _owner: owner,
         }
@@ -192,17 +187,17 @@ impl Serve {
             ))
         );
         if server_failed {
-            if let Some(server) = self.relay.server.as_mut() {
+            if let Some(server) = self.relay.wire.server() {
                 server.poisoned = true;
             }
         }
-        self.release();
-        if server_failed && self.relay.server_fatal {
+        self.relay.release_server();
+        if server_failed && self.relay.pipe.server_fatal {
             // The server said why it is closing (57P01 at its shutdown, say): that
             // FATAL, already queued for the client, is the one the client hears.
             tracing::info!(peer = %self.peer, pool = %self.pool.key, "server closed the connection after a FATAL error; relaying it");
             let _ = self.relay.flush_client().await;
-            super::close_client(&mut self.relay.client).await;
+            super::close_client(&mut self.relay.wire.client).await;
             return;
         }
         match result {
@@ -211,7 +206,7 @@ impl Serve {
                 if !e.client_gone() {
                     let _ = self.relay.flush_client().await;
                 }
-                report(&mut self.relay.client, self.peer, e).await;
+                report(&mut self.relay.wire.client, self.peer, e).await;
             }
         }
     }
@@ -221,7 +216,7 @@ impl Serve {
         // Armed when the client leaves with answers still owed: the wait is bounded.
         let mut departure: Option<Pin<Box<tokio::time::Sleep>>> = None;
         loop {
-            if self.relay.server.is_none() {
+            if !self.relay.wire.has_server() {
                 self.relay.shrink();
             }
             let event = poll_fn(|cx| {
@@ -245,7 +240,7 @@ impl Serve {
                 Event::NeedServer => self.attach().await?,
                 Event::ServerIdle => {
                     if !self.check_session().await {
-                        self.release();
+                        self.relay.release_server();
                     }
                 }
                 Event::ClientDone => return Ok(()),
@@ -257,7 +252,9 @@ impl Serve {
     /// error and the client stays connected.
     async fn attach(&mut self) -> Result<(), SessionError> {
         // No shutdown check here: the wait is bounded by checkout_timeout.
-        self.client.set_waiting();
+        if let Some(handle) = &self.relay.record.handle {
+            handle.set_waiting();
+        }
         let mut server = match self.pool.checkout().await {
             Ok(server) => server,
             Err(e) => {
@@ -267,7 +264,7 @@ impl Serve {
             }
         };
         let limit = self.pool.params().connect_timeout;
-        if let Err(e) = sync_server(&mut server, &mut self.params, limit).await {
+        if let Err(e) = sync_server(&mut server, &mut self.relay.record.params, limit).await {
             tracing::info!(peer = %self.peer, pool = %self.pool.key, error = %e, "could not apply client settings");
             let message = match &e {
                 ServerError::Query { raw, .. } => raw.clone(),
@@ -283,7 +280,9 @@ impl Serve {
         )
         .await;
         let departed = server.take_departed(&self.pool.owners);
-        self.client.set_server(Some(server.cancel_key.clone()));
+        if let Some(handle) = &self.relay.record.handle {
+            handle.set_server(Some(server.cancel_key.clone()));
+        }
         self.relay.attach_server(server);
         self.relay.close_statements(&departed);
         Ok(())
@@ -296,11 +295,12 @@ impl Serve {
     /// cannot move pins the client to this server. True when the client was pinned (the
     /// server stays). A failure closes the server.
     async fn check_session(&mut self) -> bool {
-        let opacity = std::mem::take(&mut self.relay.opacity);
-        if !std::mem::take(&mut self.relay.settings_touched) && !opacity.any() {
+        let unchecked = std::mem::take(&mut self.relay.pipe.unchecked);
+        let opacity = unchecked.opacity;
+        if !unchecked.settings && !opacity.any() {
             return false;
         }
-        let Some(server) = self.relay.server.as_mut() else {
+        let Some(server) = self.relay.wire.server() else {
             return false;
         };
         let limit = self.pool.params().connect_timeout;
@@ -344,7 +344,7 @@ impl Serve {
                     }));
             known.learn(name, quiet);
         }
-        self.params.adopt_session(server, &current);
+        self.relay.record.params.adopt_session(server, &current);
         match pin {
             Some(reason) => {
                 let what = "a function, procedure or DO block left session state";
@@ -352,28 +352,6 @@ impl Serve {
                 true
             }
             None => false,
-        }
-    }
-
-    /// Gives the server back (dropping the guard returns or cleans it), after carrying
-    /// any settings the client changed over to its own record. A pinned client's server
-    /// is reset before anyone else gets it.
-    fn release(&mut self) {
-        self.client.set_server(None);
-        let Some(mut server) = self.relay.detach_server() else {
-            return;
-        };
-        // State an opaque statement may have left, never checked (the client left first):
-        // reset before anyone else gets the server.
-        let unchecked = self.relay.opacity.any() || self.relay.settings_touched;
-        server.needs_reset |= self.relay.pinned.is_some() || unchecked;
-        self.relay.opacity = Default::default();
-        self.relay.settings_touched = false;
-        for (name, value) in self.relay.reported.drain(..) {
-            server.note_parameter(&name, &value);
-            if is_transferable(&name.to_ascii_lowercase()) {
-                self.params.set(&name, &value);
-            }
         }
     }
 }

@@ -13,6 +13,7 @@
 //!   position is unknown, so it is closed (as PostgreSQL would end that session);
 //! - a failed or open transaction: rolled back when the server is returned.
 
+use super::super::pipeline::Client;
 use super::Relay;
 
 /// CopyFail with the message the server reports in its log.
@@ -22,91 +23,33 @@ const SYNC: &[u8] = b"S\0\0\0\x04";
 impl Relay {
     /// The client is leaving: stop reading it, and end a COPY IN it left open.
     pub(super) fn depart(&mut self) {
-        self.terminating = true;
-        if self.copy_in {
+        self.pipe.state.client = Client::Leaving;
+        if self.pipe.copy.copy_in {
             self.fail_copy();
         }
-    }
-
-    /// True once the client has left and only the server's answers are awaited.
-    pub fn departing(&self) -> bool {
-        self.terminating
     }
 
     /// Ends the server's COPY FROM STDIN for a client that left. When it cannot tell how
     /// the COPY was started, nothing is sent: the wait runs out and the server is closed.
     pub(super) fn fail_copy(&mut self) {
-        let Some(simple) = self.copy_simple else {
+        let Some(simple) = self.pipe.copy.simple else {
             return;
         };
-        self.copy_in = false;
-        debug_assert_eq!(
-            self.cbuf.len(),
-            self.c_fwd,
-            "nothing unframed after departure"
-        );
-        self.cbuf.extend_from_slice(COPY_FAIL);
-        self.c_fwd += COPY_FAIL.len();
+        self.pipe.copy.copy_in = false;
+        let w = &mut self.wire;
+        debug_assert_eq!(w.cbuf.len(), w.c_fwd, "nothing unframed after departure");
+        w.cbuf.extend_from_slice(COPY_FAIL);
+        w.c_fwd += COPY_FAIL.len();
         if !simple {
-            self.cbuf.extend_from_slice(SYNC);
-            self.c_fwd += SYNC.len();
-            if self.pending == 0 {
-                // A batch the client never synced: this Sync is a request of its own.
-                self.pending += 1;
-                self.requests_framed += 1;
-                self.unsynced = false;
-            }
+            w.cbuf.extend_from_slice(SYNC);
+            w.c_fwd += SYNC.len();
+            // A batch the client never synced: this Sync is a request of its own.
+            self.pipe.state.sync_added();
         }
         tracing::info!(
             simple,
             "client left during COPY FROM STDIN; failing the COPY on its server"
         );
-    }
-
-    /// The client ended a COPY IN (CopyDone or CopyFail), perhaps before the server
-    /// said it started.
-    pub(super) fn note_copy_end(&mut self) {
-        if self.copy_in {
-            self.copy_in = false;
-        } else {
-            self.copy_ends_early += 1;
-        }
-    }
-
-    /// The server's CopyInResponse: true when the COPY is now open (the client has not
-    /// ended it in advance).
-    pub(super) fn note_copy_start(&mut self) -> bool {
-        if self.copy_ends_early > 0 {
-            self.copy_ends_early -= 1;
-            return false;
-        }
-        self.copy_in = true;
-        self.copy_simple = self.copying_request_simple();
-        true
-    }
-
-    /// Records whether the request being framed now is a simple Query.
-    pub(super) fn note_request_kind(&mut self, simple: bool) {
-        let bit = 1u64 << (self.requests_framed % 64);
-        if simple {
-            self.simple_requests |= bit;
-        } else {
-            self.simple_requests &= !bit;
-        }
-    }
-
-    /// Whether the request the server answers now (the oldest unanswered one, or the
-    /// unsynced batch when none is pending) was a simple Query; `None` when more requests
-    /// are in flight than are remembered.
-    pub(super) fn copying_request_simple(&self) -> Option<bool> {
-        if self.pending == 0 {
-            return Some(false);
-        }
-        if self.pending > 64 {
-            return None;
-        }
-        let bit = 1u64 << (self.requests_answered % 64);
-        Some(self.simple_requests & bit != 0)
     }
 }
 

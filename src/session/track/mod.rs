@@ -13,15 +13,17 @@
 mod queue;
 mod slow;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::time::Instant;
 
+use super::statements::simple::SimpleQuery;
+use super::statements::Portal;
 use crate::protocol::read_cstr;
-use crate::query::{Analyzer, QueryInfo};
+use crate::protocol::tags::Backend;
+use crate::query::{Analyzer, FastMap, QueryInfo};
 use crate::stats::{CommandKind, Outcome, QueryMeta, QueryStats, Registry, StatKey, StatsClock};
-use queue::{InFlight, Prepared, Queue, Source};
+use queue::{InFlight, Queue, Source};
 
 pub use slow::SlowHook;
 
@@ -37,28 +39,14 @@ pub struct Measure {
     pub clock: StatsClock,
 }
 
-/// A portal: its statement and the values it was bound with (`complete` is false when
-/// only the start of a streamed Bind was seen).
-struct Portal {
-    stmt: Arc<Prepared>,
-    bind: Vec<u8>,
-    complete: bool,
-}
-
 pub struct Tracker {
     measure: Measure,
     database: String,
     user: String,
-    /// Prepared statement name ("" is the unnamed one) to what it is.
-    statements: HashMap<String, Arc<Prepared>>,
-    portals: HashMap<String, Portal>,
-    /// Shortcuts to statistics entries, by fingerprint and by lexer hash (bounded;
-    /// cleared when full). An evicted entry found here is looked up again.
-    local: HashMap<u64, Arc<QueryStats>>,
-    by_shape: HashMap<u64, Arc<QueryStats>>,
-    /// The last shape seen, checked before `by_shape`: a session mostly repeats itself,
-    /// and this sits in the tracker's own (warm) memory rather than a map's buffer.
-    last_shape: Option<(u64, Arc<QueryStats>)>,
+    /// Shortcuts to statistics entries by fingerprint (bounded; cleared when full), for
+    /// statements whose own entry was evicted. An evicted entry found here is looked up
+    /// again.
+    local: FastMap<u64, Arc<QueryStats>>,
     inflight: Queue,
     /// Requests read from the client so far, and requests the server has finished.
     requests_sent: u64,
@@ -74,11 +62,7 @@ impl Tracker {
             measure,
             database: database.to_string(),
             user: user.to_string(),
-            statements: HashMap::new(),
-            portals: HashMap::new(),
-            local: HashMap::new(),
-            by_shape: HashMap::new(),
-            last_shape: None,
+            local: FastMap::default(),
             inflight: Queue::default(),
             requests_sent: 0,
             requests_done: 0,
@@ -87,133 +71,62 @@ impl Tracker {
         }
     }
 
-    /// A whole client frame (tag and body) on its way to the server.
-    pub fn client_frame(&mut self, tag: u8, body: &[u8]) {
-        match tag {
-            b'Q' => {
-                if let Some(sql) = cstr(body) {
-                    let now = Instant::now();
-                    for stmt in crate::query::split_statements(sql) {
-                        let entry = self.entry_for_statement(&stmt);
-                        let source = self.keep_text(stmt.text);
-                        self.push(Some(entry), now, source);
-                    }
-                }
-                self.requests_sent += 1;
-            }
-            b'P' => self.parse(body),
-            b'B' => self.bind(body, true),
-            b'E' => {
-                let portal = cstr(body).unwrap_or("");
-                let Some(p) = self.portals.get(portal) else {
-                    self.push(None, Instant::now(), Source::None);
-                    return;
-                };
-                let (entry, stmt) = (p.stmt.entry.clone(), p.stmt.clone());
-                let source = match (p.complete, &self.slow) {
-                    (true, Some(_)) => match self.inflight.keep(&p.bind) {
-                        Some(bind) => Source::Bound { stmt, bind },
-                        None => Source::None,
-                    },
-                    _ => Source::None,
-                };
-                self.push(Some(entry), Instant::now(), source);
-            }
-            b'C' => {
-                let mut pos = 1;
-                if let Some(name) = read_cstr(body, &mut pos) {
-                    match body.first() {
-                        Some(b'S') => self.statements.remove(name).map(drop),
-                        _ => self.portals.remove(name).map(drop),
-                    };
-                }
-            }
-            b'S' | b'F' => self.requests_sent += 1,
-            _ => {}
-        }
+    /// Bind values are kept (for EXPLAIN of a slow execution).
+    pub fn keeps_values(&self) -> bool {
+        self.slow.is_some()
     }
 
-    fn parse(&mut self, body: &[u8]) {
-        let mut pos = 0;
-        let name = read_cstr(body, &mut pos).unwrap_or("");
-        let Some(sql) = read_cstr(body, &mut pos) else {
-            return;
-        };
-        if sql.trim().is_empty() {
-            self.statements.remove(name);
-            return;
-        }
-        let types = body.get(pos..).unwrap_or_default();
-        // The unnamed statement is re-parsed with the same text on every query by many
-        // drivers: keep what is there instead of analyzing and allocating again.
-        if let Some(existing) = self.statements.get(name) {
-            let same = &*existing.sql == sql
-                && param_types(types).eq(existing.param_types.iter().copied())
-                && !existing.entry.is_evicted();
-            if same {
-                return;
+    /// A Query (`text` without its NUL): each of its statements, in order. A text
+    /// that is not UTF-8 (`query` is `None`) still counts as a request.
+    pub fn query(&mut self, query: Option<&SimpleQuery>, text: &[u8]) {
+        if let Some(query) = query {
+            let now = Instant::now();
+            for part in query.parts() {
+                let entry = self.stats(&part.shape.stats, &part.shape.info);
+                let range = part.text.start as usize..part.text.end as usize;
+                let source = self.keep_text(text.get(range).unwrap_or_default());
+                self.push(Some(entry), now, source);
             }
         }
-        let param_types: Vec<u32> = param_types(types).collect();
-        let info = self.measure.analyzer.analyze_text(sql);
-        let entry = self.entry_for(&info);
-        let prepared = Prepared {
-            entry,
-            sql: sql.into(),
-            param_types: param_types.into(),
-        };
-        self.statements.insert(name.to_string(), Arc::new(prepared));
+        self.requests_sent += 1;
     }
 
-    /// The start of a Bind (the whole frame when `complete`, else its first bytes when
-    /// it is streamed): the portal and statement names, and the values when complete.
-    pub fn bind(&mut self, body: &[u8], complete: bool) {
-        let mut pos = 0;
-        let (Some(portal), Some(statement)) =
-            (read_cstr(body, &mut pos), read_cstr(body, &mut pos))
-        else {
+    /// An Execute of `portal` (`None`: a portal the registry does not know, as after
+    /// SQL PREPARE or an empty statement: it still takes its place among the responses).
+    pub fn execute(&mut self, portal: Option<&Portal>) {
+        let Some(p) = portal.filter(|p| !p.stmt.blank) else {
+            self.push(None, Instant::now(), Source::None);
             return;
         };
-        let Some(stmt) = self.statements.get(statement).cloned() else {
-            self.portals.remove(portal);
-            return;
+        let entry = self.stats(&p.stmt.stats, &p.stmt.info);
+        let source = match (p.complete, &self.slow) {
+            (true, Some(_)) => match self.inflight.keep(&p.values) {
+                Some(bind) => Source::Bound {
+                    stmt: p.stmt.clone(),
+                    bind,
+                },
+                None => Source::None,
+            },
+            _ => Source::None,
         };
-        // Values beyond what the arena could keep are never explained: don't copy them.
-        let rest = body.get(pos..).unwrap_or_default();
-        let complete = complete && rest.len() <= queue::ARENA_MAX;
-        let values = if complete && self.slow.is_some() {
-            rest
-        } else {
-            &[]
-        };
-        match self.portals.get_mut(portal) {
-            Some(p) => {
-                p.stmt = stmt;
-                p.bind.clear();
-                p.bind.extend_from_slice(values);
-                p.complete = complete;
-            }
-            None => {
-                let p = Portal {
-                    stmt,
-                    bind: values.to_vec(),
-                    complete,
-                };
-                self.portals.insert(portal.to_string(), p);
-            }
-        }
+        self.push(Some(entry), Instant::now(), source);
+    }
+
+    /// A Sync or FunctionCall: a request ends.
+    pub fn request_end(&mut self) {
+        self.requests_sent += 1;
     }
 
     /// A whole server frame on its way to the client.
-    pub fn server_frame(&mut self, tag: u8, body: &[u8]) {
+    pub fn server_frame(&mut self, tag: Backend, body: &[u8]) {
         match tag {
-            b'C' => self.complete(rows_of(body), Outcome::Ok),
-            b's' => self.complete(0, Outcome::Ok),
-            b'E' => {
+            Backend::CommandComplete => self.complete(rows_of(body), Outcome::Ok),
+            Backend::PortalSuspended => self.complete(0, Outcome::Ok),
+            Backend::ErrorResponse => {
                 let sqlstate = sqlstate_of(body);
                 self.complete(0, Outcome::Error { sqlstate });
             }
-            b'Z' => {
+            Backend::ReadyForQuery => {
                 self.requests_done += 1;
                 let done = self.requests_done;
                 // Statements of finished requests that never completed were skipped by
@@ -222,12 +135,6 @@ impl Tracker {
                     self.inflight.pop();
                 }
                 self.inflight.settle();
-                // Portals end with their transaction; drop the named ones once nothing
-                // more is on its way (drivers that name portals would grow the map).
-                let idle = body.first() == Some(&b'I') && done == self.requests_sent;
-                if idle && self.portals.len() > 1 {
-                    self.portals.retain(|name, _| name.is_empty());
-                }
                 // `last_completion` stays at the last statement's completion: close
                 // enough to this ReadyForQuery, and it spares a clock read.
             }
@@ -313,36 +220,24 @@ impl Tracker {
         });
     }
 
-    fn keep_text(&mut self, text: &str) -> Source {
+    fn keep_text(&mut self, text: &[u8]) -> Source {
         if self.slow.is_none() {
             return Source::None;
         }
         self.inflight
-            .keep(text.as_bytes())
+            .keep(text)
             .map_or(Source::None, Source::Text)
     }
 
-    /// The entry for a simple-protocol statement. Repeated shapes are found by the
-    /// lexer's hash in the session's own memory: no shared cache, no registry lookup.
-    fn entry_for_statement(&mut self, stmt: &crate::query::Statement<'_>) -> Arc<QueryStats> {
-        if let Some((hash, entry)) = &self.last_shape {
-            if *hash == stmt.hash && !entry.is_evicted() {
+    /// A statement's statistics entry: the one it found before unless evicted since.
+    fn stats(&mut self, cell: &OnceLock<Arc<QueryStats>>, info: &Arc<QueryInfo>) -> Arc<QueryStats> {
+        if let Some(entry) = cell.get() {
+            if !entry.is_evicted() {
                 return entry.clone();
             }
         }
-        let entry = match self.by_shape.get(&stmt.hash) {
-            Some(entry) if !entry.is_evicted() => entry.clone(),
-            _ => {
-                let info = self.measure.analyzer.analyze(stmt);
-                let entry = self.entry_for(&info);
-                if self.by_shape.len() >= LOCAL_ENTRIES {
-                    self.by_shape.clear();
-                }
-                self.by_shape.insert(stmt.hash, entry.clone());
-                entry
-            }
-        };
-        self.last_shape = Some((stmt.hash, entry.clone()));
+        let entry = self.entry_for(info);
+        let _ = cell.set(entry.clone());
         entry
     }
 
@@ -365,18 +260,6 @@ impl Tracker {
         self.local.insert(info.fingerprint, entry.clone());
         entry
     }
-}
-
-/// The parameter type OIDs at the end of a Parse body.
-fn param_types(rest: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    let n = rest
-        .get(..2)
-        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-    rest.get(2..)
-        .unwrap_or_default()
-        .chunks_exact(4)
-        .take(n as usize)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }
 
 fn meta_of(info: &QueryInfo) -> QueryMeta {

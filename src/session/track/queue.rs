@@ -8,17 +8,11 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use crate::session::statements::Prepared;
 use crate::stats::QueryStats;
 
 /// Bytes of statement text and values kept for the queued statements at most.
 pub const ARENA_MAX: usize = 1 << 20;
-
-/// A named or unnamed prepared statement as the client parsed it.
-pub struct Prepared {
-    pub entry: Arc<QueryStats>,
-    pub sql: Box<str>,
-    pub param_types: Box<[u32]>,
-}
 
 /// Where the statement's text (and values) can be found again if it turns out slow.
 pub enum Source {

@@ -73,7 +73,7 @@ fn capture_input(source: &Source, q: &Queue) -> Option<CaptureInput> {
             Some(CaptureInput::text(text))
         }
         Source::Bound { stmt, bind } => {
-            CaptureInput::bound(&stmt.sql, &stmt.param_types, q.bytes(bind))
+            CaptureInput::bound(stmt.sql(), &stmt.param_types, q.bytes(bind))
         }
     }
 }

@@ -1,14 +1,38 @@
 use super::*;
 use crate::stats::Window;
 
-fn tracker() -> (Tracker, Arc<Registry>) {
+/// A tracker fed as the pipeline feeds it: frames resolved in a statement registry.
+struct Fed {
+    tracker: Tracker,
+    statements: crate::session::statements::Statements,
+    analyzer: Arc<Analyzer>,
+}
+
+impl Fed {
+    fn client_frame(&mut self, tag: u8, body: &[u8]) {
+        let (t, s, a) = (&mut self.tracker, &mut self.statements, &self.analyzer);
+        crate::session::pipeline::track::observe_frame(t, s, a, tag, body);
+    }
+
+    fn server_frame(&mut self, tag: u8, body: &[u8]) {
+        self.tracker.server_frame(Backend::of(tag), body);
+    }
+}
+
+fn tracker() -> (Fed, Arc<Registry>) {
     let registry = Arc::new(Registry::new(5000));
+    let analyzer = Arc::new(Analyzer::new(1000));
     let measure = Measure {
-        analyzer: Arc::new(Analyzer::new(1000)),
+        analyzer: analyzer.clone(),
         registry: registry.clone(),
         clock: crate::stats::StatsClock::new(),
     };
-    (Tracker::new(measure, "db", "user", None), registry)
+    let fed = Fed {
+        tracker: Tracker::new(measure, "db", "user", None),
+        statements: crate::session::statements::Statements::new(None),
+        analyzer,
+    };
+    (fed, registry)
 }
 
 #[test]

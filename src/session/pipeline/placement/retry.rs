@@ -70,11 +70,10 @@ impl Retries {
         }
     }
 
-    /// A server frame of the request being answered went to the client.
-    pub fn progress(&mut self, tag: u8) {
-        if matches!(tag, b'2' | b'D' | b'C' | b'I' | b's' | b'G' | b'H' | b'W') {
-            self.progressed = true;
-        }
+    /// A server frame of the request being answered that shows progress (a Bind, a
+    /// row, a completion) went to the client.
+    pub fn progress(&mut self) {
+        self.progressed = true;
     }
 
     /// Request `batch` was answered (ReadyForQuery).
@@ -226,7 +225,7 @@ mod tests {
         let renamed = retry.renamed("new");
         assert_eq!(&renamed[..16], &frame(b'B', b"\0new\0\0\0\0\0\0\0")[..]);
         assert_eq!(renamed.len(), request.len());
-        r.progress(b'2');
+        r.progress();
         assert!(
             r.take_retry(3, 4, &plan).is_none(),
             "the Bind had succeeded"

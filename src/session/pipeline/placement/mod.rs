@@ -1,5 +1,6 @@
 //! Named prepared statements in transaction mode: a client's statement names are
-//! renamed to names of its own on the server ([`names`]), and a statement is prepared
+//! renamed to names of its own on the server (the registry,
+//! [`crate::session::statements`]), and a statement is prepared
 //! again, right before the Bind or Describe that needs it, on whichever server the
 //! client lands on. A server keeps at most `max_prepared_statements` of them, least
 //! recently used closed first (at checkout, when the server is idle).
@@ -11,7 +12,6 @@
 //! it belongs to: ParseCompletes arrive in the same order, and an ErrorResponse makes
 //! the server skip the rest of its batch, Parses included.
 
-mod names;
 mod retry;
 
 use std::collections::VecDeque;
@@ -21,7 +21,8 @@ use bytes::BytesMut;
 
 use crate::pool::ServerConn;
 use crate::protocol::read_cstr;
-pub use names::{deallocate_target, statement_used, ClientStatements, Deallocate};
+use crate::protocol::tags::Frontend;
+use crate::session::statements::{statement_used, Prepared, Statements};
 pub use retry::Retries;
 
 /// A ParseComplete the server owes.
@@ -34,8 +35,8 @@ struct Expected {
     name: Option<Arc<str>>,
 }
 
-pub struct Prepared {
-    pub client: ClientStatements,
+#[derive(Default)]
+pub struct Placement {
     expected: VecDeque<Expected>,
     /// Copies of requests in flight, for a retry after a stale cached plan.
     pub retries: Retries,
@@ -45,16 +46,7 @@ pub struct Prepared {
     pub resend: Option<BytesMut>,
 }
 
-impl Prepared {
-    pub fn new(client_id: u64) -> Prepared {
-        Prepared {
-            client: ClientStatements::new(client_id),
-            expected: VecDeque::new(),
-            retries: Retries::default(),
-            retrying: None,
-            resend: None,
-        }
-    }
+impl Placement {
 
     /// Readies the whole frames in `buf[start..end]` (not yet sent, starting at a frame
     /// boundary, the first in request `batch`) for `server`: notes every Parse, and puts
@@ -62,6 +54,7 @@ impl Prepared {
     /// uses it. Returns how many bytes were inserted.
     pub fn place(
         &mut self,
+        statements: &Statements,
         buf: &mut BytesMut,
         start: usize,
         end: usize,
@@ -93,7 +86,7 @@ impl Prepared {
                 b'B' | b'D' => {
                     let missing = statement_used(tag, body)
                         .filter(|used| !server.touch_prepared(used))
-                        .and_then(|used| self.client.by_server_name(used))
+                        .and_then(|used| statements.by_server_name(used))
                         .cloned();
                     if let Some(statement) = missing {
                         let tail = buf.split_off(pos);
@@ -105,7 +98,7 @@ impl Prepared {
                         self.expected.push_back(Expected {
                             batch,
                             hidden: true,
-                            name: Some(statement.server_name),
+                            name: Some(statement.server_name.clone()),
                         });
                     }
                 }
@@ -120,12 +113,63 @@ impl Prepared {
         inserted
     }
 
+    /// Readies one whole client frame at `buf[at..]` of request `batch`, its statement
+    /// already resolved: a Parse is noted; before a Bind or Describe of a renamed
+    /// statement `server` lacks, its Parse is put. Returns how many bytes were inserted.
+    pub fn place_frame(
+        &mut self,
+        buf: &mut BytesMut,
+        at: usize,
+        tag: Frontend,
+        stmt: Option<&Arc<Prepared>>,
+        batch: u64,
+        server: &mut ServerConn,
+    ) -> usize {
+        match tag {
+            Frontend::Parse => {
+                let name = stmt
+                    .filter(|s| !s.server_name.is_empty())
+                    .map(|s| s.server_name.clone());
+                if let Some(name) = &name {
+                    server.note_prepared(name.clone());
+                }
+                let hidden = false;
+                self.expected.push_back(Expected {
+                    batch,
+                    hidden,
+                    name,
+                });
+                0
+            }
+            Frontend::Bind | Frontend::Describe => {
+                let Some(stmt) = stmt.filter(|s| !s.parse.is_empty()) else {
+                    return 0;
+                };
+                if server.touch_prepared(&stmt.server_name) {
+                    return 0;
+                }
+                let tail = buf.split_off(at);
+                buf.extend_from_slice(&stmt.parse);
+                buf.unsplit(tail);
+                server.note_prepared(stmt.server_name.clone());
+                self.expected.push_back(Expected {
+                    batch,
+                    hidden: true,
+                    name: Some(stmt.server_name.clone()),
+                });
+                stmt.parse.len()
+            }
+            _ => 0,
+        }
+    }
+
     /// The ErrorResponse `error` for request `batch` (the last one framed is
     /// `last_framed`): when it is a stale cached plan and the request can safely run
     /// again, prepares the retry (the statement under a fresh name, then the request)
     /// and returns true; the caller hides this attempt's answers and sends `resend`.
     pub fn begin_retry(
         &mut self,
+        statements: &mut Statements,
         batch: u64,
         last_framed: u64,
         error: &[u8],
@@ -134,7 +178,7 @@ impl Prepared {
         let Some(retry) = self.retries.take_retry(batch, last_framed, error) else {
             return false;
         };
-        let Some(fresh) = self.client.reprepare(&retry.stale) else {
+        let Some(fresh) = statements.reprepare(&retry.stale) else {
             return false;
         };
         // The failed attempt's owed Parses never run; the fresh one is owed next.
@@ -145,7 +189,7 @@ impl Prepared {
         self.expected.push_back(Expected {
             batch,
             hidden: true,
-            name: Some(fresh.server_name),
+            name: Some(fresh.server_name.clone()),
         });
         tracing::info!(statement = %retry.stale, "cached plan went stale; preparing the statement again and retrying the request");
         self.retrying = Some(batch);

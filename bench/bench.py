@@ -23,6 +23,8 @@ This script owns everything under `bench/` (and the numbers in docs/BENCHMARKS.m
 * Cost of statistics (`--stats-overhead ROUNDS`). `-S -M simple -c 64` through pgsidecar
   with `stats = true` and `stats = false`, the order alternating between rounds; TPS,
   CPU per transaction and the throughput lost over all rounds against the 5% budget.
+* Instructions (`--instructions`, bench/instructions.py). User-space instructions per
+  transaction under callgrind, pgsidecar (statistics on and off) against PgBouncer.
 * Report. A Markdown report (printed, and written to bench/results/<timestamp>.md) with
   the target verdicts, plus CSV files next to it.
 
@@ -1315,6 +1317,8 @@ def prepare(s) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if "--instructions" in argv:
+        return __import__("instructions").main(argv)  # bench/instructions.py
     s = parse_args(argv)
     s.command = shlex.join(["bench/run", *argv])
     signal.signal(signal.SIGTERM, on_stop_signal)

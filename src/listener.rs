@@ -22,7 +22,8 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracke
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
                 }
-                tracker.spawn(crate::session::run(shared.clone(), stream, peer));
+                let console = crate::console::ENTRY;
+                tracker.spawn(crate::session::run(shared.clone(), stream, peer, console));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed; retrying");
@@ -48,7 +49,8 @@ pub async fn run_unix(
         };
         match accepted {
             Ok((stream, _)) => {
-                tracker.spawn(crate::session::run_unix(shared.clone(), stream));
+                let console = crate::console::ENTRY;
+                tracker.spawn(crate::session::run_unix(shared.clone(), stream, console));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept on the Unix socket failed; retrying");

@@ -66,6 +66,12 @@ fn database_of(startup: &StartupMessage) -> Option<&str> {
     database.or(startup.get("user"))
 }
 
+/// How sessions reach the console: chosen from the startup packet, before any login.
+pub const ENTRY: crate::session::ConsoleEntry = crate::session::ConsoleEntry {
+    wants: wants_console,
+    serve: |shared, stream, peer, startup| Box::pin(login_and_serve(shared, stream, peer, startup)),
+};
+
 /// Logs a console client in (within `client_login_timeout`) and serves it until it leaves.
 pub async fn login_and_serve(
     shared: Arc<Shared>,
@@ -112,12 +118,8 @@ async fn login(
     let user = Some(client_user(startup))
         .filter(|u| !u.is_empty())
         .ok_or(SessionError::NoUser)?;
-    let unsupported: Vec<String> = startup
-        .params
-        .iter()
-        .filter(|(k, _)| k.starts_with("_pq_."))
-        .map(|(k, _)| k.clone())
-        .collect();
+    // Startup options are the session's business; only the unsupported ones matter here.
+    let (_, unsupported) = crate::session::ClientParams::from_startup(&startup.params);
     if startup.minor > 0 || !unsupported.is_empty() {
         let mut out = BytesMut::new();
         messages::negotiate_protocol_version(&mut out, unsupported);

@@ -8,7 +8,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
 use super::params::{param_types, raw_params, ExplainJson};
-use super::{classify, plan_hash, volatility};
+use super::{classify, plan_hash};
+use crate::query::volatility;
 use super::{CapturedPlan, ExplainError, ExplainLimits, ExplainRequest, Safety};
 
 /// How long past its own limits a capture may take before it is abandoned. The limits are
@@ -126,7 +127,7 @@ async fn prove(
     let begin = begin(limits, req.role.as_deref()).replacen("BEGIN READ ONLY", "BEGIN", 1);
     let outcome = async {
         client.batch_execute(&begin).await?;
-        let tree = volatility::probe_tree(client, req).await?;
+        let tree = volatility::probe_tree(client, &req.sql, &param_types(req)).await?;
         volatility::unsafe_tree(client, &tree).await
     }
     .await;

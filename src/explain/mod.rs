@@ -6,7 +6,7 @@
 //!   SELECT/VALUES/TABLE without locking clauses, data-modifying CTEs or INTO, and lists
 //!   the functions it calls;
 //! - [`capture`] then proves, from the server's own resolution of the statement (compiled
-//!   into a temporary SQL function and rolled back, [`volatility`]), that every function
+//!   into a temporary SQL function and rolled back, `query::volatility`), that every function
 //!   it can execute is IMMUTABLE or STABLE: direct calls, operators, attribute notation,
 //!   casts, aggregates' support functions, type input/output, domain checks, and what
 //!   views and row-security policies run. Anything unresolved (a foreign table, a node
@@ -18,18 +18,17 @@
 //! holds several statements is refused by the server rather than run.
 
 mod capture;
-mod classify;
 mod params;
 mod plan_hash;
 mod redact;
-mod volatility;
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
 pub use capture::capture;
-pub use classify::{classify, FunctionName, Safety};
+// Classification and the volatility proof live in `query` (the cache shares them).
+pub use crate::query::{classify, FunctionName, Safety};
 pub use plan_hash::plan_hash;
 pub use redact::redact_plan;
 

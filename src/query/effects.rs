@@ -20,6 +20,18 @@ pub enum PinReason {
     SqlPrepare,
 }
 
+/// Reasons a client can be pinned to its server, in the order of
+/// `Shared::pinned_clients` (the `reason` label of `pgsidecar_pinned_clients_total`).
+/// `copy` stays 0: a COPY cannot outlive its transaction in the protocol, so it never pins.
+pub const PIN_REASONS: [&str; 6] = [
+    "listen",
+    "advisory_lock",
+    "temp_table",
+    "cursor_with_hold",
+    "sql_prepare",
+    "copy",
+];
+
 impl PinReason {
     /// The `reason` label in `pgsidecar_pinned_clients_total`.
     pub fn as_str(self) -> &'static str {

@@ -12,6 +12,7 @@
 //! (`parsed == false`). Literal values are never stored: normalized texts carry `$n`.
 
 mod analyzer;
+pub mod classify;
 mod effects;
 mod fallback;
 mod hash;
@@ -23,12 +24,16 @@ mod redact;
 mod split;
 #[cfg(test)]
 mod tests;
+pub mod volatility;
 pub(crate) mod worker;
 
 use std::fmt::Write as _;
 
 pub use analyzer::{Analyzer, MAX_PARSE_DEPTH};
-pub use effects::{session_effects, text_effects, PinReason, SessionEffects, TextEffects};
+pub use classify::{classify, FunctionName, Safety};
+pub use effects::{
+    session_effects, text_effects, PinReason, SessionEffects, TextEffects, PIN_REASONS,
+};
 pub use hash::{FastHasher, FastMap};
 pub use node_tree::NodeRefs;
 pub use opaque::{changes_functions, note_call, opacity, quiet_body, KnownFunctions, Opacity};

@@ -36,11 +36,6 @@ pub async fn login_and_serve(
     startup: StartupMessage,
     place: OpeningPlace,
 ) {
-    // The admin console (database `pgsidecar` or `pgbouncer`) logs in and serves itself.
-    if crate::console::wants_console(&startup) {
-        drop(place);
-        return crate::console::login_and_serve(shared.clone(), stream, peer, startup).await;
-    }
     let limit = shared.config().client_login_timeout;
     let logging_in = tokio::time::timeout(limit, login(shared, &mut stream, peer, &startup));
     let outcome = tokio::select! {

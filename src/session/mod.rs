@@ -41,20 +41,36 @@ use crate::protocol::startup::{read_packet, StartupMessage, StartupPacket, Start
 use crate::protocol::ProtocolError;
 use crate::tls::{ClientStream, Tls};
 
+/// Where a client asking for the admin console goes instead of a pool, chosen from its
+/// startup packet before any login. The listener hands it in: sessions know nothing of
+/// the console.
+#[derive(Clone, Copy)]
+pub struct ConsoleEntry {
+    pub wants: fn(&StartupMessage) -> bool,
+    pub serve: fn(Arc<Shared>, ClientStream, SocketAddr, StartupMessage) -> ConsoleFuture,
+}
+
+pub type ConsoleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// Serves one client connection to its end. Never panics on client input; every failure
 /// is logged and, where the client can still hear it, reported with an ErrorResponse.
-pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    serve_client(shared, ClientStream::Plain(stream), peer).await
+pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, console: ConsoleEntry) {
+    serve_client(shared, ClientStream::Plain(stream), peer, console).await
 }
 
 /// Serves a client on a Unix socket. It shows as `127.0.0.1:0` wherever a peer address
 /// is logged or listed, and counts as local (like loopback) for pass-through logins.
-pub async fn run_unix(shared: Arc<Shared>, stream: tokio::net::UnixStream) {
+pub async fn run_unix(shared: Arc<Shared>, stream: tokio::net::UnixStream, console: ConsoleEntry) {
     let peer = SocketAddr::from(([127, 0, 0, 1], 0));
-    serve_client(shared, ClientStream::Unix(stream), peer).await
+    serve_client(shared, ClientStream::Unix(stream), peer, console).await
 }
 
-async fn serve_client(shared: Arc<Shared>, stream: ClientStream, peer: SocketAddr) {
+async fn serve_client(
+    shared: Arc<Shared>,
+    stream: ClientStream,
+    peer: SocketAddr,
+    console: ConsoleEntry,
+) {
     let _slot = ClientSlot::take(&shared);
     let config = shared.config();
     let place = shared.openings.enter(config.max_client_conn);
@@ -81,6 +97,11 @@ async fn serve_client(shared: Arc<Shared>, stream: ClientStream, peer: SocketAdd
             return;
         }
     };
+    // The admin console (database `pgsidecar` or `pgbouncer`) logs in and serves itself.
+    if (console.wants)(&startup) {
+        drop(place);
+        return (console.serve)(shared, stream, peer, startup).await;
+    }
     login::login_and_serve(&shared, stream, peer, startup, place).await;
 }
 

@@ -19,12 +19,11 @@ use super::pipeline::{PinReport, Pooling};
 use super::relay::{Event, Record, Relay, RelayError, Setup};
 use super::track::{SlowHook, Tracker};
 use super::{report, SessionError};
-use crate::admin::PIN_REASONS;
 use crate::app::Shared;
 use crate::config::PoolMode;
 use crate::pool::owners::StatementOwner;
 use crate::pool::{Pool, PoolError, PooledServer, ServerError};
-use crate::query::PinReason;
+use crate::query::{PinReason, PIN_REASONS};
 
 /// How long a client that left (Terminate, or EOF in COPY) may keep its server busy
 /// with answers nobody reads; past it the server is cancelled and closed.

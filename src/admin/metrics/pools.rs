@@ -23,17 +23,7 @@ use crate::admin::pools::client_counts;
 use crate::app::Shared;
 use crate::pool::WAIT_BUCKETS;
 
-/// Reasons a client can be pinned to its server, in the order of
-/// `Shared::pinned_clients`. `copy` stays 0: a COPY cannot outlive its transaction in
-/// the protocol, so it never pins.
-pub const PIN_REASONS: [&str; 6] = [
-    "listen",
-    "advisory_lock",
-    "temp_table",
-    "cursor_with_hold",
-    "sql_prepare",
-    "copy",
-];
+pub use crate::query::PIN_REASONS;
 
 const POOL: &[&str] = &["database", "user"];
 const POOL_STATE: &[&str] = &["database", "user", "state"];

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 
 use tokio_postgres::Client;
 
-use super::params::param_types;
-use super::ExplainRequest;
-use crate::query::NodeRefs;
+use tokio_postgres::types::Type;
+
+use super::NodeRefs;
 
 /// Views nested deeper than this (or domains over domains) are not followed.
 const MAX_ROUNDS: usize = 8;
@@ -62,14 +62,15 @@ UNION ALL SELECT 'unknown operator ' || o::text FROM unnest($2::oid[]) o \
  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_operator x WHERE x.oid = o) \
 LIMIT 1";
 
-/// Compiles `req`'s statement into a temporary SQL function inside the transaction the
+/// Compiles `sql` into a temporary SQL function inside the transaction the
 /// caller opened (read-write, rolled back by the caller) and returns its stored tree.
 /// Runs nothing of the statement: a function body is only parsed and analyzed.
-pub(crate) async fn probe_tree(
+pub async fn probe_tree(
     client: &Client,
-    req: &ExplainRequest,
+    sql: &str,
+    types: &[Type],
 ) -> Result<String, tokio_postgres::Error> {
-    let statement = client.prepare_typed(&req.sql, &param_types(req)).await?;
+    let statement = client.prepare_typed(sql, types).await?;
     let oids: Vec<u32> = statement.params().iter().map(|t| t.oid()).collect();
     let names: Vec<String> = if oids.is_empty() {
         Vec::new()
@@ -81,7 +82,7 @@ pub(crate) async fn probe_tree(
     };
     // The text is one SELECT (classify checked that with PostgreSQL's own grammar); the
     // newline ends a trailing `--` comment. The extended protocol runs one statement only.
-    let body = req.sql.trim_end().trim_end_matches(';');
+    let body = sql.trim_end().trim_end_matches(';');
     let create = format!(
         "CREATE FUNCTION pg_temp.pgsidecar_probe({}) RETURNS void LANGUAGE sql \
          BEGIN ATOMIC\n{body}\n; END",
@@ -94,7 +95,7 @@ pub(crate) async fn probe_tree(
 
 /// Why executing `tree` might run something volatile, or `None` when every function
 /// it can reach is proven IMMUTABLE or STABLE.
-pub(crate) async fn unsafe_tree(
+pub async fn unsafe_tree(
     client: &Client,
     tree: &str,
 ) -> Result<Option<String>, tokio_postgres::Error> {

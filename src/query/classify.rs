@@ -1,4 +1,6 @@
-//! Which statements may run under EXPLAIN ANALYZE: a walk over pg_query's parse tree.
+//! Safe-SELECT classification: which statements change nothing when executed (so EXPLAIN
+//! ANALYZE may run them, and the cache may keep their results), by a walk over
+//! pg_query's parse tree.
 //!
 //! The walk goes over the tree's serde form (pg_query's protobuf structs derive
 //! `Serialize`) rather than matching node types by hand: a hand-written walk has to know
@@ -10,8 +12,8 @@ use std::fmt;
 use pg_query::NodeEnum;
 use serde_json::{Map, Value};
 
-use crate::query::worker;
-use crate::query::{split_statements, MAX_PARSE_DEPTH};
+use super::worker;
+use super::{split_statements, MAX_PARSE_DEPTH};
 
 /// What a capture may do with a statement.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
+use crate::protocol::tags::Backend;
 use crate::query::lexer::{Lexer, TokenKind};
 use crate::query::Analyzer;
-use crate::protocol::tags::Backend;
 use crate::session::statements::Statements;
 use crate::session::track::{self, Measure, Tracker};
 use crate::stats::{Registry, Window};

@@ -45,6 +45,9 @@ pub struct Analysis {
     pub tables: std::sync::Arc<[u32]>,
     /// `schema.name` of the tables read, for `table` rules.
     pub names: Vec<String>,
+    /// (bare name, OID) of every table it depends on: how a write through this sidecar,
+    /// which names its tables as written, finds their OIDs.
+    pub named: Vec<(String, u32)>,
 }
 
 pub type Verdict = Result<Analysis, Refusal>;
@@ -52,6 +55,24 @@ pub type Verdict = Result<Analysis, Refusal>;
 const BODY: &str = "SELECT p.prosqlbody::text FROM pg_catalog.pg_proc p \
      WHERE p.proname = 'pgsidecar_cache_probe' \
      AND p.pronamespace = pg_catalog.pg_my_temp_schema()";
+
+/// Takes the session's role ($1) and search_path ($2). An empty search_path is the login
+/// default: the role's (in this database, then anywhere), the database's, the server's.
+const SESSION: &str = "\
+SELECT pg_catalog.set_config('role', $1, true), \
+ pg_catalog.set_config('search_path', CASE WHEN $2 <> '' THEN $2 ELSE coalesce( \
+ (SELECT o.option_value FROM pg_catalog.pg_db_role_setting s, \
+   pg_catalog.pg_options_to_table(s.setconfig) o \
+   WHERE s.setrole = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = $1) \
+   AND s.setdatabase IN (0, (SELECT d.oid FROM pg_catalog.pg_database d \
+     WHERE d.datname = pg_catalog.current_database())) \
+   AND o.option_name = 'search_path' ORDER BY s.setdatabase DESC LIMIT 1), \
+ (SELECT o.option_value FROM pg_catalog.pg_db_role_setting s, \
+   pg_catalog.pg_options_to_table(s.setconfig) o WHERE s.setrole = 0 \
+   AND s.setdatabase = (SELECT d.oid FROM pg_catalog.pg_database d \
+     WHERE d.datname = pg_catalog.current_database()) \
+   AND o.option_name = 'search_path'), \
+ (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path')) END, true)";
 
 /// One row per relation in $1.
 const RELATIONS: &str = "\
@@ -94,12 +115,8 @@ pub async fn analyze(
     let tx = client.transaction().await?;
     tx.batch_execute("SET LOCAL statement_timeout = '5s'; SET LOCAL lock_timeout = '1s'")
         .await?;
-    tx.query(
-        "SELECT pg_catalog.set_config('role', $1, true), \
-              pg_catalog.set_config('search_path', $2, true)",
-        &[&subject.role, &subject.search_path],
-    )
-    .await?;
+    tx.query(SESSION, &[&subject.role, &subject.search_path])
+        .await?;
     let tree = match probe_tree(&tx, subject).await {
         Ok(tree) => tree,
         // The session would get an error too (no such table, permission): not cached.
@@ -151,6 +168,7 @@ struct Walk {
     seen: BTreeSet<u32>,
     tables: BTreeSet<u32>,
     names: Vec<String>,
+    named: Vec<(String, u32)>,
 }
 
 async fn prove(
@@ -226,6 +244,7 @@ impl Walk {
         }
         self.tables.insert(oid);
         self.names.push(format!("{schema}.{name}"));
+        self.named.push((name, oid));
         // Children are read with their parent; parents are only dependencies, but
         // going through the same walk checks them the same way (a parent of a
         // covered table is a covered table).
@@ -255,5 +274,6 @@ async fn verdict(
     Ok(Ok(Analysis {
         tables: walk.tables.into_iter().collect::<Vec<u32>>().into(),
         names,
+        named: walk.named,
     }))
 }

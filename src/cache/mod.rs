@@ -28,6 +28,7 @@ pub mod listen;
 pub mod metrics;
 pub mod policy;
 pub mod reason;
+pub mod session;
 pub mod stats;
 pub mod store;
 pub mod syntax;
@@ -130,6 +131,9 @@ pub struct Cache {
     flights: Arc<Flights>,
     pub verdicts: Verdicts,
     pub listeners: Listeners,
+    /// (database, bare table name) → OIDs of tables by that name some analysis depends
+    /// on; a write names its tables as written, this finds what to invalidate.
+    names: dashmap::DashMap<(String, String), Vec<u32>>,
 }
 
 impl Cache {
@@ -143,6 +147,7 @@ impl Cache {
             flights: Arc::default(),
             verdicts: Verdicts::default(),
             listeners: Listeners::default(),
+            names: Default::default(),
         }
     }
 
@@ -292,6 +297,34 @@ impl Cache {
     pub fn invalidate_tables(&self, database: &str, tables: &[u32], source: Source) {
         self.gens.bump_tables(database, tables);
         self.stats.invalidated(source);
+    }
+
+    /// Remembers which OIDs an analysis's table names stand for.
+    pub fn register_names(&self, database: &str, analysis: &analyze::Analysis) {
+        for (name, oid) in &analysis.named {
+            let mut oids = self
+                .names
+                .entry((database.to_owned(), name.clone()))
+                .or_default();
+            if !oids.contains(oid) {
+                oids.push(*oid);
+            }
+        }
+    }
+
+    /// A write through this sidecar to tables named as written (`t`, `s.t`, `"T"`):
+    /// every table of that bare name any entry depends on, in any schema (a superset).
+    /// A name no analysis knows is read by no entry.
+    pub fn invalidate_names(&self, database: &str, names: &[String]) {
+        let mut oids = Vec::new();
+        for name in names {
+            let bare = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+            let key = (database.to_owned(), bare.to_owned());
+            if let Some(found) = self.names.get(&key) {
+                oids.extend(found.iter().copied());
+            }
+        }
+        self.invalidate_tables(database, &oids, Source::Proxy);
     }
 
     /// Anything in `database` may have changed: every entry of it goes, and DDL also

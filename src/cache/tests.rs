@@ -40,8 +40,14 @@ fn eligible(cache: &Cache, r: &Request<'_>, tables: &[u32]) {
     let analysis = Analysis {
         tables: tables.to_vec().into(),
         names: vec!["public.t".into()],
+        named: vec![("t".into(), tables[0])],
     };
+    c_register(cache, r.database, &analysis);
     cache.verdicts.put_for(r, Ok(Arc::new(analysis)));
+}
+
+fn c_register(cache: &Cache, database: &str, analysis: &Analysis) {
+    cache.register_names(database, analysis);
 }
 
 fn miss(outcome: Outcome) -> Ticket {

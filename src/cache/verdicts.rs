@@ -165,6 +165,9 @@ async fn run(
         let (shared, cache, pools) = (shared.clone(), cache.clone(), pools.clone());
         tracker.spawn(async move {
             let ready = verdict(&shared, &pools, &job.subject).await;
+            if let Some(Ok(analysis)) = &ready {
+                cache.register_names(&job.subject.database, analysis);
+            }
             cache.verdicts.finish(&job, ready);
             drop(permit);
         });

@@ -9,8 +9,8 @@ use tokio_postgres::Client;
 
 use super::params::{param_types, raw_params, ExplainJson};
 use super::{classify, plan_hash};
-use crate::query::volatility;
 use super::{CapturedPlan, ExplainError, ExplainLimits, ExplainRequest, Safety};
+use crate::query::volatility;
 
 /// How long past its own limits a capture may take before it is abandoned. The limits are
 /// enforced by the server; this only catches a server or network that stopped answering.

@@ -145,6 +145,13 @@ impl Serve {
             let hook = SlowHook::new(shared.slow.clone(), &key.database, app);
             Tracker::new(measure.clone(), &key.database, &key.user, Some(hook))
         });
+        let settings: Vec<(&str, &str)> = greeted.params.iter().collect();
+        let cache = crate::cache::session::SessionCache::new(
+            &shared.cache,
+            &key.database,
+            &key.user,
+            &settings,
+        );
         let setup = Setup {
             max_message_size: config.max_message_size,
             pooling: match transaction {
@@ -165,6 +172,7 @@ impl Serve {
                 params: greeted.params,
             },
             server: greeted.server,
+            cache,
         };
         Serve {
             relay: Relay::new(stream, setup),

@@ -84,10 +84,8 @@ fn deallocate(p: &mut Pipeline, w: &mut Wire, msg: &Msg) -> Action {
         }
         Deallocate::Name(name) => name,
     };
-    let quiet = p.state.pending == 0
-        && p.state.tx != Tx::Failed
-        && w.c_fwd == 0
-        && w.s_fwd == w.sbuf.len();
+    let quiet =
+        p.state.pending == 0 && p.state.tx != Tx::Failed && w.c_fwd == 0 && w.s_fwd == w.sbuf.len();
     if !quiet || !p.statements.forget_name(name) {
         return Action::Forward;
     }

@@ -2,9 +2,9 @@
 //! registry; named statements are renamed for the server in transaction mode.
 
 use super::{Action, Msg, Pipeline};
-use crate::session::statements::{Analysis, Statements};
 use crate::protocol::tags::Frontend;
 use crate::session::relay::Wire;
+use crate::session::statements::{Analysis, Statements};
 
 pub fn client(p: &mut Pipeline, w: &mut Wire, msg: &mut Msg) -> Action {
     let keep_values = p.tracker.as_ref().is_some_and(|t| t.keeps_values());

@@ -209,7 +209,10 @@ mod tests {
         assert_eq!(s.batch, Batch::Synced);
         s.sent(Frontend::Query);
         assert_eq!(s.failed_locally(), (1, false));
-        assert_eq!((s.batch, s.pending, s.answered), (Batch::Synced, 0, s.framed));
+        assert_eq!(
+            (s.batch, s.pending, s.answered),
+            (Batch::Synced, 0, s.framed)
+        );
     }
 
     #[test]

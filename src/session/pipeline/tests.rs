@@ -47,7 +47,10 @@ async fn a_request_without_a_server_needs_one_at_its_end() {
     assert_eq!(r.pipe.state.batch, Batch::Open);
     let (action, _) = send(&mut r, &frame(b'S', b""));
     assert_eq!(action, Action::NeedsServer);
-    assert_eq!((r.pipe.state.pending, r.pipe.state.batch), (1, Batch::Synced));
+    assert_eq!(
+        (r.pipe.state.pending, r.pipe.state.batch),
+        (1, Batch::Synced)
+    );
     let (action, msg) = send(&mut r, &frame(b'Q', b"SELECT 1\0"));
     assert_eq!(action, Action::NeedsServer);
     assert_eq!(msg.query.unwrap().parts().count(), 1);
@@ -67,7 +70,10 @@ async fn a_discarded_batch_is_hidden_up_to_its_sync_which_is_answered() {
     send(&mut r, &frame(b'P', b"\0SELECT 1\0\0\0"));
     r.fail_waiting_requests(&frame(b'E', b"SERROR\0C08006\0Mno server\0\0"));
     assert_eq!(r.pipe.state.batch, Batch::Discarding);
-    assert_eq!(send(&mut r, &frame(b'B', b"\0\0\0\0\0\0\0\0")).0, Action::Hide);
+    assert_eq!(
+        send(&mut r, &frame(b'B', b"\0\0\0\0\0\0\0\0")).0,
+        Action::Hide
+    );
     let (action, _) = send(&mut r, &frame(b'S', b""));
     assert_eq!(action, Action::Answer(Bytes::from_static(b"Z\0\0\0\x05I")));
     assert_eq!(r.pipe.state.batch, Batch::Synced);
@@ -80,8 +86,15 @@ async fn named_parses_alone_are_answered_without_a_server() {
     assert_eq!(action, Action::Forward);
     assert!(r.wire.cbuf.windows(6).any(|w| w == b"pgsc_7"), "renamed");
     let (action, msg) = send(&mut r, &frame(b'S', b""));
-    assert_eq!(action, Action::Answer(Bytes::from_static(b"1\0\0\0\x04Z\0\0\0\x05I")));
-    assert_eq!((msg.at, r.wire.c_fwd), (0, 0), "the Parses go with their Sync");
+    assert_eq!(
+        action,
+        Action::Answer(Bytes::from_static(b"1\0\0\0\x04Z\0\0\0\x05I"))
+    );
+    assert_eq!(
+        (msg.at, r.wire.c_fwd),
+        (0, 0),
+        "the Parses go with their Sync"
+    );
     assert_eq!(r.pipe.state.pending, 0);
 }
 
@@ -98,7 +111,11 @@ async fn deallocate_of_a_protocol_statement_is_answered_here() {
     assert!(bytes.starts_with(b"C\0\0\0\x0fDEALLOCATE\0"));
     assert!(r.pipe.statements.get("q1").is_none());
     let (action, _) = send(&mut r, &frame(b'Q', b"DEALLOCATE q1\0"));
-    assert_eq!(action, Action::NeedsServer, "unknown now: the server answers");
+    assert_eq!(
+        action,
+        Action::NeedsServer,
+        "unknown now: the server answers"
+    );
 }
 
 #[tokio::test]
@@ -127,5 +144,8 @@ async fn ready_for_query_is_where_the_transaction_changes() {
         len: rfq.len(),
     };
     assert_eq!(server(&mut r.pipe, &mut r.wire, &reply), Action::Forward);
-    assert_eq!((r.pipe.state.tx, r.pipe.state.pending), (Tx::InTransaction, 0));
+    assert_eq!(
+        (r.pipe.state.tx, r.pipe.state.pending),
+        (Tx::InTransaction, 0)
+    );
 }

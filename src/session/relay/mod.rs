@@ -195,8 +195,7 @@ impl Relay {
     ) -> Poll<Result<Event, RelayError>> {
         let retrying = (self.pipe.placement.as_ref()).is_some_and(|p| p.retrying.is_some());
         let w = &mut self.wire;
-        if self.pipe.state.client == Client::Leaving || w.c_fwd >= BUFFER_HIGH_WATER || retrying
-        {
+        if self.pipe.state.client == Client::Leaving || w.c_fwd >= BUFFER_HIGH_WATER || retrying {
             return Poll::Pending;
         }
         if w.cbuf.capacity() == 0 {

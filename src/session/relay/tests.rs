@@ -8,7 +8,10 @@ async fn relay() -> (Relay, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let peer = TcpStream::connect(listener.local_addr().unwrap());
     let (peer, accepted) = tokio::join!(peer, listener.accept());
-    let relay = Relay::new(ClientStream::Plain(accepted.unwrap().0), Setup::plain(1 << 20));
+    let relay = Relay::new(
+        ClientStream::Plain(accepted.unwrap().0),
+        Setup::plain(1 << 20),
+    );
     (relay, peer.unwrap())
 }
 

@@ -184,7 +184,8 @@ impl Statements {
         };
         let stmt = self.names.get(name).cloned();
         let values = &body[pos..];
-        self.portals.bind(portal, stmt.as_ref(), values, keep_values, true);
+        self.portals
+            .bind(portal, stmt.as_ref(), values, keep_values, true);
         let Some(stmt) = stmt else {
             return (None, false);
         };
@@ -262,7 +263,8 @@ impl Statements {
             stats: OnceLock::new(),
         });
         self.forget(&name);
-        self.by_server.insert(fresh.server_name.clone(), name.clone());
+        self.by_server
+            .insert(fresh.server_name.clone(), name.clone());
         self.names.insert(name, fresh.clone());
         Some(fresh)
     }

@@ -75,14 +75,18 @@ fn the_unnamed_statement_parsed_again_with_the_same_text_is_the_same_statement()
     let (named, renamed) = s.parse(b"q\0SET x = 1\0\0\0", &a).unwrap();
     assert!(!renamed);
     assert_eq!(&*named.server_name, "q");
-    assert!(named.effects.session.settings, "effects read once, at Parse");
+    assert!(
+        named.effects.session.settings,
+        "effects read once, at Parse"
+    );
 }
 
 #[test]
 fn portals_remember_their_statement_and_values_until_the_transaction_ends() {
     let analyzer = Analyzer::new(10);
     let mut s = Statements::new(None);
-    s.parse(b"q\0SELECT $1\0\0\0", &analysis(&analyzer)).unwrap();
+    s.parse(b"q\0SELECT $1\0\0\0", &analysis(&analyzer))
+        .unwrap();
     s.bind(b"p\0q\0\0\0\0\x01\0\0\0\x017\0\0", true);
     let portal = s.portals.get("p").expect("bound");
     assert_eq!(portal.stmt.sql(), "SELECT $1");
@@ -118,7 +122,10 @@ fn simple_texts_are_kept_when_repeated_and_shapes_shared() {
     let same_shape = s.texts.resolve(b"SELECT 3", &a).unwrap();
     let first = one.parts().next().unwrap();
     let other = same_shape.parts().next().unwrap();
-    assert!(Arc::ptr_eq(&first.shape, &other.shape), "literals aside, one shape");
+    assert!(
+        Arc::ptr_eq(&first.shape, &other.shape),
+        "literals aside, one shape"
+    );
     let again = s.texts.resolve(b"SELECT 1; SELECT 2", &a).unwrap();
     let kept = s.texts.resolve(b"SELECT 1; SELECT 2", &a).unwrap();
     assert!(Arc::ptr_eq(&again, &kept), "seen twice: kept by its text");

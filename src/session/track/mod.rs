@@ -224,13 +224,15 @@ impl Tracker {
         if self.slow.is_none() {
             return Source::None;
         }
-        self.inflight
-            .keep(text)
-            .map_or(Source::None, Source::Text)
+        self.inflight.keep(text).map_or(Source::None, Source::Text)
     }
 
     /// A statement's statistics entry: the one it found before unless evicted since.
-    fn stats(&mut self, cell: &OnceLock<Arc<QueryStats>>, info: &Arc<QueryInfo>) -> Arc<QueryStats> {
+    fn stats(
+        &mut self,
+        cell: &OnceLock<Arc<QueryStats>>,
+        info: &Arc<QueryInfo>,
+    ) -> Arc<QueryStats> {
         if let Some(entry) = cell.get() {
             if !entry.is_evicted() {
                 return entry.clone();

@@ -6,6 +6,7 @@ mod admin;
 mod eligibility;
 mod install;
 mod listen;
+mod wire;
 
 use std::time::Duration;
 

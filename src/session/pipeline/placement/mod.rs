@@ -47,7 +47,6 @@ pub struct Placement {
 }
 
 impl Placement {
-
     /// Readies the whole frames in `buf[start..end]` (not yet sent, starting at a frame
     /// boundary, the first in request `batch`) for `server`: notes every Parse, and puts
     /// the Parse of a statement the server lacks right before the Bind or Describe that

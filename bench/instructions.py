@@ -8,7 +8,8 @@ the two totals over the difference of the transactions cancels start-up, connect
 set-up and shutdown. The pgsidecar runs' profiles are compared the same way, function by
 function (inclusive), to show where a transaction's instructions go.
 
-Options (after `--instructions`): `--instr-n N1,N2` transactions per client [200,1000],
+Options (after `--instructions`): `--instr-n N1,N2` transactions per client [200,1000], `--instr-binary PATH`
+(another pgsidecar build, measured as is),
 `--modes simple,extended`, plus the harness's connection options. Writes
 bench/results/<timestamp>-instructions.md and keeps the callgrind files next to it.
 """
@@ -42,9 +43,12 @@ def main(argv: list[str]) -> int:
             n_values = [int(x) for x in next(it).split(",")]
         elif arg.startswith("--instr-n="):
             n_values = [int(x) for x in arg.split("=", 1)[1].split(",")]
+        elif arg == "--instr-binary":
+            b.BINARY = Path(next(it)).resolve()  # another build (say main's) for a before/after
         else:
             rest.append(arg)
     s = b.parse_args(rest)
+    s.no_build = s.no_build or b.BINARY != b.REPO / "target" / "release" / "pgsidecar"
     s.conns = False
     modes = [m for m in s.modes.split(",") if m in ("simple", "extended", "prepared")]
     if "--modes" not in " ".join(rest):

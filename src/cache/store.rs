@@ -61,6 +61,13 @@ impl Expiry<Box<[u8]>, Arc<Entry>> for PerEntry {
     }
 }
 
+/// An entry's weight in bytes. moka hands the key as `&K`, hence `&Box`.
+#[allow(clippy::borrowed_box)]
+fn weigh(key: &Box<[u8]>, entry: &Arc<Entry>) -> u32 {
+    let bytes = key.len() + entry.response.len() + ENTRY_OVERHEAD;
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
 /// The entries, bounded by `max_bytes`.
 pub struct Store {
     entries: moka::sync::Cache<Box<[u8]>, Arc<Entry>>,
@@ -70,10 +77,7 @@ impl Store {
     pub fn new(max_bytes: u64, stats: Arc<CacheStats>) -> Store {
         let entries = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|key: &Box<[u8]>, entry: &Arc<Entry>| {
-                let bytes = key.len() + entry.response.len() + ENTRY_OVERHEAD;
-                u32::try_from(bytes).unwrap_or(u32::MAX)
-            })
+            .weigher(weigh)
             .expire_after(PerEntry)
             .eviction_listener(move |_key, _entry, cause| {
                 stats.evicted(match cause {

@@ -20,43 +20,20 @@ use bytes::{Bytes, BytesMut};
 use super::state::Tx;
 use super::{Action, Msg, Pipeline, Reply};
 use crate::cache::reason::Bypass;
-use crate::cache::session::{effect, Effect, Fill};
+use crate::cache::session::{effect, Effect, Fill, SessionCache};
 use crate::cache::{Outcome, Request};
 use crate::protocol::messages;
 use crate::protocol::tags::{Backend, Frontend};
 use crate::session::relay::Wire;
+use crate::session::statements::Statements;
 
 pub fn lookup(p: &mut Pipeline, w: &mut Wire, msg: &mut Msg) -> Action {
     let Some(sc) = p.cache.as_mut() else {
         return Action::Forward;
     };
-    match msg.tag {
-        Frontend::Query => {}
-        Frontend::Parse => {
-            if let Some(stmt) = &msg.stmt {
-                let e = effect(&stmt.info);
-                // Writes count when executed; settings changes from now on.
-                if e == Effect::Session {
-                    sc.note(&e);
-                }
-            }
-            return Action::Forward;
-        }
-        Frontend::Execute => {
-            let mut pos = 0;
-            let portal = crate::protocol::read_cstr(msg.body(w), &mut pos).unwrap_or("");
-            let e = match p.statements.portals.get(portal) {
-                Some(portal) => effect(&portal.stmt.info),
-                None => Effect::Database,
-            };
-            sc.note(&e);
-            return Action::Forward;
-        }
-        Frontend::FunctionCall => {
-            sc.note(&Effect::Database);
-            return Action::Forward;
-        }
-        _ => return Action::Forward,
+    if msg.tag != Frontend::Query {
+        note_extended(sc, &p.statements, w, msg);
+        return Action::Forward;
     }
     let Some(query) = msg.query.clone() else {
         sc.note(&Effect::Database);
@@ -74,35 +51,63 @@ pub fn lookup(p: &mut Pipeline, w: &mut Wire, msg: &mut Msg) -> Action {
         }
         return Action::Forward;
     }
-    let [Effect::Read] = effects.as_slice() else {
+    let ([Effect::Read], [part]) = (effects.as_slice(), parts.as_slice()) else {
         return Action::Forward;
     };
-    let info = parts[0].shape.info.clone();
+    let info = part.shape.info.clone();
     if info.command != crate::query::Command::Select {
         return Action::Forward;
     }
-    let bypass = if p.state.tx != Tx::Idle {
-        Some(Bypass::Transaction)
-    } else if p.state.pinned().is_some() {
-        Some(Bypass::SessionState)
-    } else {
-        sc.bypass
+    let bypass = match (p.state.tx, p.state.pinned()) {
+        (Tx::InTransaction | Tx::Failed, _) => Some(Bypass::Transaction),
+        (_, Some(_)) => Some(Bypass::SessionState),
+        _ => sc.bypass,
     };
     if let Some(reason) = bypass {
         sc.cache.stats.bypass(reason);
         return Action::Forward;
     }
     // Answering now must not overtake anything in flight.
-    let quiet =
-        p.state.pending == 0 && w.c_fwd == 0 && w.s_fwd == w.sbuf.len() && sc.fill.is_none();
-    if !quiet {
+    let quiet = p.state.pending == 0 && w.c_fwd == 0 && w.s_fwd == w.sbuf.len();
+    if !quiet || sc.fill.is_some() {
         return Action::Forward;
     }
     let body = msg.body(w);
     let text = body.split(|&b| b == 0).next().unwrap_or_default();
-    let Ok(text) = std::str::from_utf8(text) else {
-        return Action::Forward;
-    };
+    match std::str::from_utf8(text) {
+        Ok(text) => select(sc, text, info.fingerprint, p.state.tx),
+        Err(_) => Action::Forward,
+    }
+}
+
+/// Extended-protocol and function-call messages: not cached (yet), but their writes
+/// and settings changes count.
+fn note_extended(sc: &mut SessionCache, statements: &Statements, w: &Wire, msg: &Msg) {
+    match msg.tag {
+        // Writes count when executed; settings changes from now on.
+        Frontend::Parse => {
+            if let Some(stmt) = &msg.stmt {
+                if effect(&stmt.info) == Effect::Session {
+                    sc.note(&Effect::Session);
+                }
+            }
+        }
+        Frontend::Execute => {
+            let mut pos = 0;
+            let portal = crate::protocol::read_cstr(msg.body(w), &mut pos).unwrap_or("");
+            let e = match statements.portals.get(portal) {
+                Some(portal) => effect(&portal.stmt.info),
+                None => Effect::Database,
+            };
+            sc.note(&e);
+        }
+        Frontend::FunctionCall => sc.note(&Effect::Database),
+        _ => {}
+    }
+}
+
+/// Looks up one eligible simple-protocol SELECT.
+fn select(sc: &mut SessionCache, text: &str, fingerprint: u64, tx: Tx) -> Action {
     let req = Request {
         database: &sc.database,
         session_user: &sc.user,
@@ -110,7 +115,7 @@ pub fn lookup(p: &mut Pipeline, w: &mut Wire, msg: &mut Msg) -> Action {
         search_path: &sc.search_path,
         settings: sc.settings,
         text,
-        fingerprint: info.fingerprint,
+        fingerprint,
         param_types: &[],
         param_formats: &[],
         params: &[],
@@ -120,7 +125,7 @@ pub fn lookup(p: &mut Pipeline, w: &mut Wire, msg: &mut Msg) -> Action {
         Outcome::Hit(bytes) => {
             let mut out = BytesMut::with_capacity(bytes.len() + 6);
             out.extend_from_slice(&bytes);
-            messages::ready_for_query(&mut out, p.state.tx.status());
+            messages::ready_for_query(&mut out, tx.status());
             Action::Answer(out.freeze())
         }
         Outcome::Miss(ticket) => {

@@ -45,10 +45,7 @@ async fn verdict_as(
         text: text.into(),
         param_types: param_types.to_vec(),
     };
-    let syntax = pgsidecar::cache::syntax::check(text);
-    if let Err(refusal) = syntax {
-        return Err(refusal);
-    }
+    pgsidecar::cache::syntax::check(text)?;
     analyze(&mut client, &subject).await.expect("analysis runs")
 }
 

@@ -50,6 +50,7 @@ use store::{Entry, Found, Store};
 
 pub use config::CacheRule;
 pub use listen::Listeners;
+pub use session::session_opts_out;
 pub use verdicts::Verdicts;
 
 /// Errors of the cache's own connections (install, uninstall, listener, analysis).
@@ -391,14 +392,6 @@ pub fn start(shared: &Arc<crate::app::Shared>, tracker: &tokio_util::task::TaskT
     }
     Verdicts::start(shared.clone(), shared.cache.clone(), tracker);
     Listeners::start(shared.clone(), shared.cache.clone(), tracker);
-}
-
-/// True when a `pgsidecar.cache` setting value turns the cache off for the session.
-pub fn session_opts_out(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "off" | "false" | "0" | "no"
-    )
 }
 
 #[cfg(test)]

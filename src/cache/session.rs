@@ -191,6 +191,14 @@ impl SessionCache {
     }
 }
 
+/// True when a `pgsidecar.cache` setting value turns the cache off for the session.
+pub fn session_opts_out(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "off" | "false" | "0" | "no"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

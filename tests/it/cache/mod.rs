@@ -3,6 +3,7 @@
 //! operating it (HTTP, metrics, console). Each test gets its own database.
 
 mod admin;
+mod checker;
 mod eligibility;
 mod install;
 mod listen;

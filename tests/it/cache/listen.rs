@@ -145,7 +145,8 @@ async fn losing_the_listener_flushes_and_bypasses_until_it_is_back() {
         .await
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = 'pgsidecar cache' AND query LIKE '%pg_notify%'",
+             WHERE application_name = 'pgsidecar cache' AND query LIKE '%pg_notify%' \
+             AND datname = current_database()",
             &[],
         )
         .await

@@ -213,19 +213,19 @@ def overview():
 
 def cache_row(L):
     c = lambda m: f"pgsidecar_cache_{m}{{{I}}}"
-    ps = [L.row("Cache (pending: issue #11)")]
+    ps = [L.row("Cache")]
     ps.append(ts(L, "Cache hit ratio",
                  [(f"sum(rate({c('hits_total')}[{RI}])) / (sum(rate({c('hits_total')}[{RI}])) + sum(rate({c('misses_total')}[{RI}])))",
-                   "hit ratio")], "percentunit", desc=PENDING_CACHE))
+                   "hit ratio")], "percentunit", desc="Hits over lookups that were not refused (pgsidecar_cache_hits_total, _misses_total)."))
     ps.append(ts(L, "Cache misses and bypasses by reason",
                  [(f"sum by (reason) (rate({c('misses_total')}[{RI}]))", "miss: {{reason}}"),
-                  (f"sum by (reason) (rate({c('bypass_total')}[{RI}]))", "bypass: {{reason}}")], "ops", desc=PENDING_CACHE))
+                  (f"sum by (reason) (rate({c('bypass_total')}[{RI}]))", "bypass: {{reason}}")], "ops", desc="Why statements went to the server: refused or not cached yet (misses), or skipped (bypass)."))
     ps.append(ts(L, "Cache evictions and invalidations",
                  [(f"sum by (cause) (rate({c('evictions_total')}[{RI}]))", "evicted: {{cause}}"),
                   (f"sum by (source) (rate({c('invalidations_total')}[{RI}]))", "invalidated: {{source}}")], "ops",
-                 desc=PENDING_CACHE))
-    ps.append(ts(L, "Cache size", [(f"sum by (instance) ({c('bytes')})", "bytes {{instance}}")], "bytes", desc=PENDING_CACHE))
-    ps.append(ts(L, "Cache entries", [(f"sum by (instance) ({c('entries')})", "entries {{instance}}")], desc=PENDING_CACHE))
+                 desc="Entries leaving the cache by cause, and invalidations applied by source."))
+    ps.append(ts(L, "Cache size", [(f"sum by (instance) ({c('bytes')})", "bytes {{instance}}")], "bytes", desc="Bytes held by cache entries, per sidecar."))
+    ps.append(ts(L, "Cache entries", [(f"sum by (instance) ({c('entries')})", "entries {{instance}}")], desc="Entries in the cache, per sidecar."))
     return ps
 
 

@@ -127,6 +127,7 @@ impl Shared {
         }
         self.tls.store(Arc::new(tls));
         self.slow.reload(&config);
+        self.state.cache.reload(&config.cache);
         self.state.live.store(config, upstream);
         tracing::info!("configuration reloaded");
         Ok(())
@@ -268,6 +269,7 @@ impl Shared {
         });
         let (slow, slow_rx) = Slow::new(&config);
         let advisor = crate::advisor::Advisor::new(&config.advisor);
+        let cache = Arc::new(crate::cache::Cache::new(&config.cache));
         let live = Arc::new(Live::new(config)?);
         let (shutdown, force_close) = (CancellationToken::new(), CancellationToken::new());
         // The slow worker keeps recording while clients drain; it ends when they are closed.
@@ -281,7 +283,14 @@ impl Shared {
             slow_background,
         );
         let shared = Shared {
-            state: Arc::new(Running::new(live, measure, analyzer, advisor, Arc::new(slow_ctx))),
+            state: Arc::new(Running::new(
+                live,
+                measure,
+                analyzer,
+                advisor,
+                cache,
+                Arc::new(slow_ctx),
+            )),
             pool_background: Background::new(workers.clone(), shutdown.clone()),
             tls: ArcSwap::from_pointee(tls),
             shutdown,
@@ -312,6 +321,7 @@ impl App {
         spawn_tasks(&shared, &tracker, listeners);
         crate::slow::start(&shared.slow_ctx, slow_rx, shared.shutdown.clone());
         crate::advisor::start(shared.state(), &workers, shared.shutdown.clone());
+        crate::cache::start(shared.state(), &workers, shared.shutdown.clone());
         tracing::info!(listen = %local_addr, admin = ?admin_addr, upstream = %shared.upstream().address(), "pgsidecar listening");
         Ok(App {
             shared,

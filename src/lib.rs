@@ -46,6 +46,7 @@ pub mod advisor;
 pub mod app;
 pub mod auth;
 pub mod background;
+pub mod cache;
 pub mod clients;
 pub mod config;
 pub mod console;

@@ -75,6 +75,9 @@ enum Command {
         #[arg(long)]
         no_run: bool,
     },
+    /// The result cache's invalidation triggers: `cache install` or `cache uninstall`.
+    #[command(subcommand)]
+    Cache(pgsidecar::cache::cli::CacheCli),
 }
 
 impl Opts {
@@ -123,6 +126,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(Command::Advise { no_run }) = cli.command {
         return advise(&config, !no_run);
+    }
+    if let Some(Command::Cache(action)) = &cli.command {
+        return pgsidecar::cache::cli::run(&config, action);
     }
     init_tracing(config.log_format);
     if let Some(Command::Migrate) = cli.command {

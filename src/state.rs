@@ -12,8 +12,8 @@ use dashmap::DashMap;
 use crate::auth::Authenticator;
 use crate::clients::{BufferBudget, ClientRegistry, Openings, PIN_REASONS};
 use crate::config::{Config, Live, Upstream};
-use crate::query::Analyzer;
 use crate::pool::{ClientCounts, Pool, PoolKey, Status};
+use crate::query::Analyzer;
 use crate::slow::Slow;
 use crate::stats::{Measure, StatsClock};
 
@@ -40,6 +40,8 @@ pub struct Running {
     pub analyzer: Arc<Analyzer>,
     /// Index advice and workload insights (`None` when `[advisor] enabled = false`).
     pub advisor: Option<Arc<crate::advisor::Advisor>>,
+    /// The SELECT result cache (inert when `[cache] mode = "off"`).
+    pub cache: Arc<crate::cache::Cache>,
     /// When the proxy started (uptime).
     pub started: tokio::time::Instant,
     /// The statistics clock: the one "now" of every statistics reading (the registry's
@@ -57,6 +59,7 @@ impl Running {
         measure: Option<Measure>,
         analyzer: Arc<Analyzer>,
         advisor: Option<Arc<crate::advisor::Advisor>>,
+        cache: Arc<crate::cache::Cache>,
         slow_ctx: Arc<crate::slow::Ctx>,
     ) -> Running {
         Running {
@@ -73,6 +76,7 @@ impl Running {
             measure,
             analyzer,
             advisor,
+            cache,
             started: tokio::time::Instant::now(),
             slow: slow_ctx.slow.clone(),
             slow_ctx,

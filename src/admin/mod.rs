@@ -41,7 +41,7 @@ pub(crate) mod cursor;
 pub(crate) mod error;
 mod history;
 mod latency;
-mod metrics;
+pub(crate) mod metrics;
 mod pages;
 pub(crate) mod params;
 mod plans;
@@ -58,7 +58,7 @@ mod ui;
 use std::future::IntoFuture;
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
@@ -118,6 +118,14 @@ fn router_with(state: Arc<Running>, history: Arc<History>) -> prometheus::Result
             get(latency::histogram),
         )
         .route("/api/show/{list}", get(show::show))
+        .route(
+            "/api/cache",
+            get(|s: State<Arc<Ctx>>| crate::cache::api::show(s.state.clone())),
+        )
+        .route(
+            "/api/cache/invalidate",
+            post(|s: State<Arc<Ctx>>, body| crate::cache::api::invalidate(s.state.clone(), body)),
+        )
         .route("/ui", get(ui::to_index))
         .route("/ui/", get(ui::index))
         .route("/ui/{file}", get(ui::asset))

@@ -215,6 +215,7 @@ pub fn for_statement(
     out
 }
 
+#[allow(clippy::too_many_lines)] // to split: over 60 lines when the lint was turned on
 fn btree_candidates(
     table: &str,
     u: &TableUses,

@@ -198,7 +198,11 @@ pub fn start(
                 password: upstream.password.clone(),
             })
         }),
-        store: Box::new(move || for_store.upgrade().and_then(|s| s.slow_ctx.store.get().cloned())),
+        store: Box::new(move || {
+            for_store
+                .upgrade()
+                .and_then(|s| s.slow_ctx.store.get().cloned())
+        }),
         explain_store_params: shared.config().explain_store_params,
     };
     advisor.start(env, tracker, stop);

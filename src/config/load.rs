@@ -129,6 +129,7 @@ impl Config {
             ));
         }
         self.validate_slow()?;
+        (self.cache.validate()).map_err(|(key, reason)| invalid(&key, reason))?;
         self.validate_users()
     }
 

@@ -168,6 +168,8 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// Per-database overrides, keyed by the database name clients use.
     pub databases: BTreeMap<String, DatabaseConfig>,
+    /// The SELECT result cache (`[cache]`, off by default; see `crate::cache`).
+    pub cache: crate::cache::config::CacheConfig,
 }
 
 /// A user known to the proxy.
@@ -300,6 +302,7 @@ impl Default for Config {
             slow_fingerprints: BTreeMap::new(),
             users: Vec::new(),
             databases: BTreeMap::new(),
+            cache: Default::default(),
         }
     }
 }

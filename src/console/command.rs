@@ -20,6 +20,8 @@ pub enum Command {
         fingerprint: u64,
         database: Option<String>,
     },
+    /// SHOW CACHE, CACHE CLEAR [table [db]], CACHE INSTALL|UNINSTALL [db].
+    Cache(crate::cache::console::CacheCommand),
 }
 
 /// What `SHOW QUERIES` lists: `[window] [BY key] [LIMIT n]`.
@@ -125,6 +127,12 @@ pub fn parse(stmt: &str) -> Result<Command, String> {
     let word = |i: usize| words.get(i).map(|w| w.to_ascii_lowercase());
     let arg = words.get(1).cloned();
     let command = match (word(0).as_deref(), words.len()) {
+        (Some("show"), 2) if word(1).as_deref() == Some("cache") => {
+            Command::Cache(crate::cache::console::CacheCommand::Show)
+        }
+        (Some("cache"), 2..) => {
+            Command::Cache(crate::cache::console::parse(&words[1..]).ok_or_else(invalid)?)
+        }
         (Some("show"), 2..) => Command::Show(show(&words[1..]).ok_or_else(invalid)?),
         (Some("explain"), 3 | 4) if word(1).as_deref() == Some("fingerprint") => {
             Command::ExplainFingerprint {

@@ -198,6 +198,9 @@ impl Console {
             Command::Show(Show::Alerts) => slow::show_alerts(state).await?,
             Command::Show(Show::Jobs) => slow::show_jobs(state).await?,
             Command::Show(Show::Version) => info::show_version(),
+            Command::Cache(c) => crate::cache::console::run(state, c)
+                .await
+                .map_err(|(code, m)| Failure::new(code, m))?,
             Command::Show(Show::Help) => {
                 info::help(out);
                 return Ok(false);

@@ -147,6 +147,13 @@ impl Serve {
             tracker.advisor = shared.advisor.as_ref().map(|a| a.observer(&key.database));
             tracker
         });
+        let settings: Vec<(&str, &str)> = greeted.params.iter().collect();
+        let cache = crate::cache::session::SessionCache::new(
+            &shared.cache,
+            &key.database,
+            &key.user,
+            &settings,
+        );
         let setup = Setup {
             max_message_size: config.max_message_size,
             pooling: match transaction {
@@ -167,6 +174,7 @@ impl Serve {
                 params: greeted.params,
             },
             server: greeted.server,
+            cache,
         };
         Serve {
             relay: Relay::new(stream, setup),

@@ -9,6 +9,7 @@ mod admin_http;
 mod advisor;
 mod bad_input;
 mod bounds;
+mod cache;
 mod cache_checker;
 mod cancel;
 mod cleanup;

@@ -10,7 +10,7 @@
 //! counters end in `_total`, and distributions are histograms with fixed buckets so
 //! that a fleet of sidecars aggregates. Gathering runs on a blocking thread.
 
-mod family;
+pub(crate) mod family;
 mod pool_rows;
 mod pools;
 #[cfg(target_os = "linux")]
@@ -39,6 +39,9 @@ pub fn registry(state: &Arc<Running>) -> prometheus::Result<Registry> {
     registry.register(Box::new(pools::PoolCollector::new(state.clone())?))?;
     registry.register(Box::new(slow::SlowCollector::new(state.clone())?))?;
     crate::advisor::metrics::register(&registry, state.advisor.as_ref())?;
+    registry.register(Box::new(crate::cache::metrics::CacheCollector::new(
+        state.cache.clone(),
+    )?))?;
     #[cfg(target_os = "linux")]
     registry.register(Box::new(process::ProcessMetrics::new()))?;
     Ok(registry)

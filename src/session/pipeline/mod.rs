@@ -32,6 +32,7 @@
 //! one call per step, and a step that has nothing to do returns at its first `match`.
 
 pub mod answer;
+pub mod cache;
 pub mod effects;
 pub mod hide;
 pub mod place;
@@ -158,6 +159,8 @@ pub struct Pipeline {
     /// CloseCompletes owed for statements the proxy closed: hidden from the client.
     pub hidden_closes: u32,
     pub copy: status::Copy,
+    /// The result cache's session state (`None` when the cache is off).
+    pub cache: Option<Box<crate::cache::session::SessionCache>>,
 }
 
 impl Pipeline {
@@ -175,6 +178,7 @@ impl Pipeline {
 pub fn client(p: &mut Pipeline, w: &mut Wire, msg: &mut Msg) -> Action {
     next!(rename::client(p, w, msg));
     next!(answer::client(p, w, msg));
+    next!(cache::lookup(p, w, msg));
     next!(effects::client(p, w, msg));
     next!(track::client(p, w, msg));
     place::client(p, w, msg)
@@ -207,5 +211,6 @@ pub fn client_piece(
 pub fn server(p: &mut Pipeline, w: &mut Wire, reply: &Reply) -> Action {
     next!(hide::server(p, w, reply));
     next!(track::server(p, w, reply));
+    next!(cache::fill(p, w, reply));
     status::server(p, w, reply)
 }

@@ -30,6 +30,7 @@ pub struct Setup {
     pub record: Record,
     /// Session mode: the client's own server from the start.
     pub server: Option<PooledServer>,
+    pub cache: Option<Box<crate::cache::session::SessionCache>>,
 }
 
 /// The client's registration (for SHOW CLIENTS and cancel routing) and its settings,
@@ -54,6 +55,7 @@ impl Setup {
             charge: None,
             record: Record::default(),
             server: None,
+            cache: None,
         }
     }
 }
@@ -73,6 +75,7 @@ impl Relay {
             server_fatal: false,
             hidden_closes: 0,
             copy: Default::default(),
+            cache: setup.cache,
         };
         let mut relay = Relay {
             wire: Wire::new(client, setup.max_message_size, setup.charge),

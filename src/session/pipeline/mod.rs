@@ -12,20 +12,18 @@
 //!    [`Statements`] registry (once per message), renaming it for the server;
 //! 2. [`answer`]: answer locally what needs no server (Terminate, a batch being
 //!    discarded, Parse-only requests, DEALLOCATE);
-//!    *(cache lookup goes here: `next!(cache::lookup(p, w, msg));` answering a cached
-//!    SELECT with [`Action::Answer`])*
-//! 3. [`effects`]: note settings changes, opaque calls and pins (transaction mode);
-//! 4. [`track`]: queue the statement for measurement;
-//!    *(workload insights go here: `next!(insights::client(p, w, msg));`)*
-//! 5. [`place`]: count the request, prepare missing statements on the server, and ask
+//! 3. [`cache`] (`lookup`): answer a cached SELECT with [`Action::Answer`], no server;
+//! 4. [`effects`]: note settings changes, opaque calls and pins (transaction mode);
+//! 5. [`track`]: queue the statement for measurement (and the advisor's observer);
+//! 6. [`place`]: count the request, prepare missing statements on the server, and ask
 //!    for a server when none is attached.
 //!
 //! Server → client ([`server`]):
 //! 1. [`hide`]: answers to what the proxy added (ParseComplete, CloseComplete, a retry);
 //! 2. [`track`]: complete the statement it answers and record it;
-//!    *(cache fill goes here: `next!(cache::fill(p, w, reply));` keeping the rows of a
-//!    cacheable statement until its CommandComplete)*
-//! 3. [`status`]: ReadyForQuery (the one transition point of the transaction state),
+//! 3. [`cache`] (`fill`): keep the rows of a cacheable statement, store them at its
+//!    ReadyForQuery, and apply this session's writes' invalidations before it;
+//! 4. [`status`]: ReadyForQuery (the one transition point of the transaction state),
 //!    ParameterStatus, COPY and FATAL errors.
 //!
 //! Steps are plain functions called in this order (no trait objects): a message costs
@@ -174,7 +172,7 @@ impl Pipeline {
     }
 }
 
-/// A whole client frame: rename → answer → effects → track → place.
+/// A whole client frame: rename → answer → cache lookup → effects → track → place.
 pub fn client(p: &mut Pipeline, w: &mut Wire, msg: &mut Msg) -> Action {
     next!(rename::client(p, w, msg));
     next!(answer::client(p, w, msg));
@@ -207,7 +205,7 @@ pub fn client_piece(
     Some(len + place::streamed_bind(p, w, len))
 }
 
-/// A whole server frame: hide → track → status.
+/// A whole server frame: hide → track → cache fill → status.
 pub fn server(p: &mut Pipeline, w: &mut Wire, reply: &Reply) -> Action {
     next!(hide::server(p, w, reply));
     next!(track::server(p, w, reply));

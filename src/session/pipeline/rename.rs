@@ -32,8 +32,12 @@ pub fn resolve(
 ) -> bool {
     match msg.tag {
         Frontend::Query => {
-            let text = body.split(|&b| b == 0).next().unwrap_or_default();
-            msg.query = statements.texts.resolve(text, analysis);
+            // A Query without its terminating NUL is malformed: the server refuses it,
+            // so it names no statement (the tracker must not count one).
+            msg.query = match body.iter().position(|&b| b == 0) {
+                Some(end) => statements.texts.resolve(&body[..end], analysis),
+                None => None,
+            };
             false
         }
         Frontend::Parse => match statements.parse(body, analysis) {

@@ -15,7 +15,6 @@ use std::pin::Pin;
 use std::task::Context;
 
 use arc_swap::ArcSwap;
-use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
@@ -186,18 +185,6 @@ impl ShutdownWatch {
     }
 }
 
-/// Binds the admin HTTP listener. A failure is logged and the proxy runs without it:
-/// the admin server is auxiliary and must not keep clients from being served.
-async fn bind_admin(address: &str) -> Option<TcpListener> {
-    match TcpListener::bind(address).await {
-        Ok(listener) => Some(listener),
-        Err(e) => {
-            tracing::warn!(address, error = %e, "cannot listen for the admin HTTP server; running without it");
-            None
-        }
-    }
-}
-
 /// A running proxy.
 pub struct App {
     shared: Arc<Shared>,
@@ -207,47 +194,6 @@ pub struct App {
     workers: TaskTracker,
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
-}
-
-/// The sockets the proxy listens on.
-struct Listeners {
-    tcp: TcpListener,
-    local_addr: SocketAddr,
-    unix: Option<(tokio::net::UnixListener, PathBuf)>,
-    admin: Option<TcpListener>,
-}
-
-impl Listeners {
-    async fn bind(config: &Config) -> Result<Listeners, AppError> {
-        let bind_error = |source| AppError::Bind {
-            address: config.listen.clone(),
-            source,
-        };
-        let tcp = TcpListener::bind(&config.listen)
-            .await
-            .map_err(bind_error)?;
-        let local_addr = tcp.local_addr().map_err(bind_error)?;
-        let unix = match &config.listen_unix_dir {
-            Some(dir) => Some(crate::listener::bind_unix(dir, local_addr.port()).map_err(
-                |source| {
-                    AppError::Bind {
-                        address: crate::tls::unix_socket_path(dir, local_addr.port())
-                            .display()
-                            .to_string(),
-                        source,
-                    }
-                },
-            )?),
-            None => None,
-        };
-        let admin = bind_admin(&config.admin_listen).await;
-        Ok(Listeners {
-            tcp,
-            local_addr,
-            unix,
-            admin,
-        })
-    }
 }
 
 impl Shared {
@@ -309,7 +255,7 @@ impl App {
         config.validate()?;
         crate::config::parse_upstream(&config)?;
         let tls = Tls::from_config(&config).map_err(ConfigError::from)?;
-        let listeners = Listeners::bind(&config).await?;
+        let listeners = crate::listener::Listeners::bind(&config).await?;
         let (local_addr, admin_addr) = (
             listeners.local_addr,
             (listeners.admin.as_ref()).and_then(|l| l.local_addr().ok()),
@@ -386,7 +332,7 @@ impl App {
 }
 
 /// The accept loops, the admin server and the pool reaper, on the clients' tracker.
-fn spawn_tasks(shared: &Arc<Shared>, tracker: &TaskTracker, listeners: Listeners) {
+fn spawn_tasks(shared: &Arc<Shared>, tracker: &TaskTracker, listeners: crate::listener::Listeners) {
     let run = crate::listener::run(listeners.tcp, shared.clone(), tracker.clone());
     tracker.spawn(run);
     if let Some((listener, path)) = listeners.unix {

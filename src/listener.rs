@@ -84,3 +84,58 @@ pub fn bind_unix(
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?;
     Ok((listener, path))
 }
+
+/// The sockets the proxy listens on.
+pub(crate) struct Listeners {
+    pub(crate) tcp: TcpListener,
+    pub(crate) local_addr: std::net::SocketAddr,
+    pub(crate) unix: Option<(tokio::net::UnixListener, std::path::PathBuf)>,
+    pub(crate) admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub(crate) async fn bind(
+        config: &crate::config::Config,
+    ) -> Result<Listeners, crate::app::AppError> {
+        let bind_error = |source| crate::app::AppError::Bind {
+            address: config.listen.clone(),
+            source,
+        };
+        let tcp = TcpListener::bind(&config.listen)
+            .await
+            .map_err(bind_error)?;
+        let local_addr = tcp.local_addr().map_err(bind_error)?;
+        let unix = match &config.listen_unix_dir {
+            Some(dir) => Some(crate::listener::bind_unix(dir, local_addr.port()).map_err(
+                |source| {
+                    crate::app::AppError::Bind {
+                        address: crate::tls::unix_socket_path(dir, local_addr.port())
+                            .display()
+                            .to_string(),
+                        source,
+                    }
+                },
+            )?),
+            None => None,
+        };
+        let admin = bind_admin(&config.admin_listen).await;
+        Ok(Listeners {
+            tcp,
+            local_addr,
+            unix,
+            admin,
+        })
+    }
+}
+
+/// Binds the admin HTTP listener. A failure is logged and the proxy runs without it:
+/// the admin server is auxiliary and must not keep clients from being served.
+async fn bind_admin(address: &str) -> Option<TcpListener> {
+    match TcpListener::bind(address).await {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::warn!(address, error = %e, "cannot listen for the admin HTTP server; running without it");
+            None
+        }
+    }
+}

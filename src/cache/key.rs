@@ -107,6 +107,23 @@ fn put_list<const N: usize>(out: &mut Vec<u8>, items: impl ExactSizeIterator<Ite
     }
 }
 
+/// The key's parts for a request and the relations its analysis resolved.
+pub(super) fn parts<'a>(req: &super::Request<'a>, relations: &'a [u32]) -> KeyParts<'a> {
+    KeyParts {
+        database: req.database,
+        session_user: req.session_user,
+        current_role: req.current_role,
+        search_path: req.search_path,
+        settings: req.settings,
+        relations,
+        text: req.text,
+        param_types: req.param_types,
+        param_formats: req.param_formats,
+        params: req.params,
+        result_formats: req.result_formats,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

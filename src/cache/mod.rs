@@ -43,7 +43,6 @@ use bytes::Bytes;
 use coalesce::{Flight, Flights, Role};
 use config::{CacheConfig, CacheMode};
 use gens::Generations;
-use key::KeyParts;
 use reason::{Bypass, Refusal, Source};
 use stats::CacheStats;
 use store::{Entry, Found, Store};
@@ -196,7 +195,7 @@ impl Cache {
         let Some(life) = policy::lifetime(&config, &stmt) else {
             return self.refuse(Refusal::NoRule, req.fingerprint);
         };
-        let key = key::encode(&key_parts(req, &analysis.tables));
+        let key = key::encode(&key::parts(req, &analysis.tables));
         self.find(key, req, &analysis.tables, life)
     }
 
@@ -365,22 +364,6 @@ impl Cache {
     fn refuse(&self, reason: Refusal, fingerprint: u64) -> Outcome {
         self.stats.miss(reason, fingerprint);
         Outcome::Skip
-    }
-}
-
-fn key_parts<'a>(req: &Request<'a>, relations: &'a [u32]) -> KeyParts<'a> {
-    KeyParts {
-        database: req.database,
-        session_user: req.session_user,
-        current_role: req.current_role,
-        search_path: req.search_path,
-        settings: req.settings,
-        relations,
-        text: req.text,
-        param_types: req.param_types,
-        param_formats: req.param_formats,
-        params: req.params,
-        result_formats: req.result_formats,
     }
 }
 
